@@ -1,0 +1,1 @@
+"""Ray Data ingestion pipeline: object storage -> render -> OCR -> Parquet with per-page cost."""

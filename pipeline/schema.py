@@ -1,0 +1,44 @@
+"""The pages dataset: one row per page, one explicit schema. Every writer and reader uses PAGES_SCHEMA."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# (name, type, meaning). Strings are never null: "" means "not applicable" (nullable strings turn into
+# NaN inside pandas batches and break the Parquet schema).
+_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("run_id", pa.string(), "run that produced the row"),
+    ("doc_id", pa.string(), "stable id of the source document (hash of its URI)"),
+    ("source_uri", pa.string(), "where the document was read from, credentials and query strings removed"),
+    ("content_hash", pa.string(), "etag or content hash of the document when listed"),
+    ("page_index", pa.int32(), "0-based page number; -1 for a document-level error row"),
+    ("page_count", pa.int32(), "pages in the document; -1 when it could not be opened"),
+    ("status", pa.string(), "ok | error"),
+    ("error_stage", pa.string(), "list | read | render | ocr; '' when ok"),
+    ("error", pa.string(), "why the page failed; '' when ok"),
+    ("text", pa.string(), "OCR output (markdown); '' on error"),
+    ("finish_reason", pa.string(), "eos | length | repetition; '' on error"),
+    ("model_id", pa.string(), "checkpoint used"),
+    ("model_mode", pa.string(), "resolution mode (v1) or 'dynamic' (v2)"),
+    ("prune_method", pa.string(), "pruning method"),
+    ("prune_config_hash", pa.string(), "hash of the full pruning config"),
+    ("visual_tokens", pa.int32(), "visual tokens before pruning"),
+    ("visual_tokens_kept", pa.int32(), "visual tokens the language model saw"),
+    ("prompt_tokens", pa.int32(), "prompt length after pruning"),
+    ("output_tokens", pa.int32(), "generated tokens"),
+    ("render_s", pa.float64(), "CPU seconds rasterizing this page (document time shared by pages)"),
+    ("encode_s", pa.float64(), "GPU seconds in the vision encoder (batch share)"),
+    ("prune_s", pa.float64(), "GPU seconds pruning (batch share)"),
+    ("prefill_s", pa.float64(), "GPU seconds of LM prefill (batch share)"),
+    ("decode_s", pa.float64(), "GPU seconds of decoding (batch share)"),
+    ("gpu_s", pa.float64(), "encode + prune + prefill + decode"),
+    ("cpu_s", pa.float64(), "CPU busy seconds charged to the page (render)"),
+    ("cost_direct_usd", pa.float64(), "gpu_s x gpu_usd_per_s + cpu_s x cpu_usd_per_s"),
+    ("pricing_name", pa.string(), "pricing table the cost was computed with"),
+    ("gpu_node_type", pa.string(), "node type whose GPU rate was used"),
+    ("gpu_usd_per_s", pa.float64(), "GPU-second rate used"),
+    ("cpu_usd_per_s", pa.float64(), "CPU-second rate used"),
+]
+
+PAGES_SCHEMA = pa.schema([pa.field(n, t, nullable=False, metadata={"doc": d}) for n, t, d in _COLUMNS])
+COLUMN_NAMES = [n for n, _, _ in _COLUMNS]

@@ -1,0 +1,9 @@
+"""RTPrune: visual-token pruning for DeepSeek-OCR at prefill.
+
+The core imports torch only. Model adapters (``rtprune.models``) and the engine (``rtprune.engine``)
+import transformers lazily and are not loaded by ``import rtprune``.
+"""
+
+from rtprune.api import PruneConfig, PruneResult, prune, prune_batch
+
+__all__ = ["PruneConfig", "PruneResult", "prune", "prune_batch"]

@@ -1,0 +1,66 @@
+"""Types shared by the engine and its callers (the pipeline, jobs). No transformers import here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rtprune.api import PruneConfig
+
+FinishReason = Literal["eos", "length", "repetition"]
+
+
+class EngineConfig(BaseModel):
+    """How pages are turned into text. Every field trades something off; the comments say what."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Hub id, local checkpoint directory, or "tiny-random-v1" / "tiny-random-v2": random weights built in
+    # code for offline smoke runs and tests; their text is meaningless.
+    model: str = "tiny-random-v1"
+    # "auto" reads it from the checkpoint's config.json (deepseek_vl_v2 -> v1, deepseek_ocr2 -> v2).
+    backend: Literal["auto", "v1", "v2"] = "auto"
+    # v1 resolution mode: more tokens read small print better and cost more (tiny 64, small 100,
+    # base 256, large 400 visual tokens; gundam adds 640px tiles). Ignored by v2, which tiles itself.
+    mode: Literal["tiny", "small", "base", "large", "gundam"] = "large"
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    # "compact" renumbers positions after pruning; "original" keeps the unpruned positions (gaps).
+    position_mode: Literal["compact", "original"] = "compact"
+    prompt: str = "<image>\n<|grounding|>Convert the document to markdown."
+    # Cap on generated tokens per page: bounds the cost of a page that never emits EOS.
+    max_new_tokens: int = Field(default=8192, ge=1)
+    # Repetition guard: stop a page whose last `ngram` tokens already occur in the last `window` tokens.
+    repetition_ngram: int = Field(default=30, ge=2)
+    repetition_window: int = Field(default=90, ge=4)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    device: str = "auto"  # auto: cuda if available
+    seed: int = 0  # only for tiny-random weights
+
+
+@dataclass(frozen=True)
+class PageUsage:
+    """What one page used. Batch-level phase times are shared among the batch's pages in proportion to
+    their work (prompt tokens for encode/prune/prefill, output tokens for decode), so the per-page
+    seconds of a batch add up to the batch's measured seconds."""
+
+    visual_tokens: int
+    visual_tokens_kept: int
+    prompt_tokens: int
+    output_tokens: int
+    encode_s: float
+    prune_s: float
+    prefill_s: float
+    decode_s: float
+    finish_reason: FinishReason
+
+    @property
+    def gpu_s(self) -> float:
+        return self.encode_s + self.prune_s + self.prefill_s + self.decode_s
+
+
+@dataclass(frozen=True)
+class PageResult:
+    text: str
+    usage: PageUsage
