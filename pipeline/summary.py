@@ -1,0 +1,33 @@
+"""Run summary: what one run did and cost. Written as JSON beside the run's committed pages."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    wall_s: float
+    documents: int
+    pages_ok: int
+    pages_failed: int
+    visual_tokens: int
+    visual_tokens_kept: int
+    gpu_s: float
+    cpu_s: float
+    model_id: str
+    model_mode: str
+    prune_method: str
+    prune_config_hash: str
+    pricing_name: str
+    cost_direct_usd: float  # sum of the rows' cost_direct_usd
+    # Seconds each node type was up during the run (head included): prices the fully loaded cost.
+    node_seconds: dict[str, float] = Field(default_factory=dict)
+    cost_fully_loaded_usd: float
+    usd_per_1k_pages_direct: float
+    usd_per_1k_pages_fully_loaded: float
+    utilisation: float  # direct / fully loaded
