@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     # The readers pull in fsspec/s3fs: import them only when a report is actually run.
     from pipeline.output import read_committed, read_summaries
 
-    pages = read_committed(config.output, storage_options=config.storage_options or None)
+    # Every committed row, superseded versions included: a document re-done after it changed was paid
+    # for twice, and the runs that did it really cost that.
+    pages = read_committed(config.output, storage_options=config.storage_options or None, latest_only=False)
     summaries = read_summaries(config.output, storage_options=config.storage_options or None)
     try:
         report(config, pages, summaries)

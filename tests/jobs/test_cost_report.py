@@ -218,3 +218,53 @@ def test_cli_pricing_file_reprices(corpus, tmp_path):
     gpu_part = sum(pages.column("gpu_s").to_pylist()) * PRICING.gpu_usd_per_s
     assert new.cost_direct_usd == pytest.approx(base.cost_direct_usd + 2 * gpu_part, rel=1e-12)
     assert "gpu-x3" in (tmp_path / "out" / MARKDOWN_NAME).read_text()
+
+
+def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
+    """Two runs written through the pipeline's own commit protocol and run summaries; the second re-does
+    a changed document. The report reads them back with the pipeline's readers."""
+    output = pytest.importorskip("pipeline.output", reason="pipeline/output.py not merged yet")
+    accounting = pytest.importorskip("pipeline.accounting")
+    from jobs.cost_report import main
+
+    out = output.Output.open(str(tmp_path / "out"))
+    runs = [("r1", "2025-11-03T02:00:00+00:00", ["d0", "d1"]), ("r2", "2025-11-04T02:00:00+00:00", ["d0"])]
+    expected_direct = 0.0
+    for run_id, started_at, docs in runs:
+        rows = [{**_page(run_id, i, i != 3, "deepseek-ai/DeepSeek-OCR", "rtprune", PRICING), "doc_id": d,
+                 "content_hash": f"{d}-{run_id}"} for d in docs for i in range(4)]
+        table = pa.Table.from_pylist(rows, schema=PAGES_SCHEMA)
+        documents = [{"doc_id": d, "content_hash": f"{d}-{run_id}", "source_uri": f"file:///in/{d}.pdf",
+                      "ok": False} for d in docs]
+        output.commit_part(out, run_id, 0, table, documents, engine_config_hash="e1")
+        info = accounting.RunInfo(run_id=run_id, started_at=started_at, finished_at=started_at, wall_s=900.0,
+                                  model_id="deepseek-ai/DeepSeek-OCR", model_mode="large", prune_method="rtprune",
+                                  prune_config_hash="rtprune-hash")
+        seconds = {"m7i.xlarge": 900.0, "m7i.2xlarge": 900.0, "g6.xlarge": 700.0}
+        output.write_summary(out, accounting.summarize(table, info, seconds, PRICING))
+        expected_direct += sum(r["cost_direct_usd"] for r in rows)
+
+    rc = main(["--output", str(tmp_path / "out"), "--by", "run,day", "--out-dir", str(tmp_path / "report")])
+    assert rc == 0
+    md = (tmp_path / "report" / MARKDOWN_NAME).read_text()
+    assert "| r1 | 1 | 6 | 2 |" in md and "| r2 | 1 | 3 | 1 |" in md  # r1's d0 was superseded, still paid
+    assert "| 2025-11-03 |" in md and "| 2025-11-04 |" in md
+    loaded = 2 * sum(s * PRICING.node_usd_per_s(t) for t, s in seconds.items())
+    assert f"**{expected_direct:,.4f}**" in md and f"**{loaded:,.4f}**" in md
+    assert (tmp_path / "report" / CHART_NAME).stat().st_size > 10_000
+    assert "by day" in capsys.readouterr().out
+
+
+def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
+    output = pytest.importorskip("pipeline.output", reason="pipeline/output.py not merged yet")
+    from jobs.cost_report import main
+
+    _, summary = _run("r1", "2025-11-03T01:00:00Z", 2, 0)
+    output.write_summary(output.Output.open(str(tmp_path / "out")), summary)
+    raw = yaml.safe_load(DEFAULT_PRICING_PATH.read_text())
+    del raw["node_types"]["m7i.xlarge"]
+    raw["head_node_type"] = "c7i.4xlarge"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["--output", str(tmp_path / "out"), "--pricing", str(tmp_path / "p.yaml"),
+                 "--out-dir", str(tmp_path / "report")]) == 2
+    assert "m7i.xlarge" in capsys.readouterr().err
