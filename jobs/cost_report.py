@@ -25,6 +25,7 @@ from pipeline.report import (
     format_markdown,
     format_text,
     parse_dimensions,
+    runs_without_summary,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +136,10 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
     pricing = load_pricing(config.pricing) if config.pricing else None
     tables = build_tables(pages, summaries, parse_dimensions(config.by), pricing)
     note = pricing_note(pages, summaries, pricing)
+    unsummarised = runs_without_summary(pages, summaries)
+    if unsummarised:
+        note += (f" Runs without a summary (stopped before finishing): {', '.join(unsummarised)}; their pages and"
+                 " direct cost count, their cluster time is unknown and left out of the fully loaded figures.")
     print(note)
     for t in tables:
         print(f"\nby {t.dimension}\n{format_text(t)}")

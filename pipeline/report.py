@@ -55,7 +55,13 @@ class CostRow:
     visual_tokens: int
     visual_tokens_kept: int
     cost_direct_usd: float
-    cost_fully_loaded_usd: float  # nan when a run of the group has no summary
+    # Runs without a summary (crashed before finishing; the next run completed their work) have no
+    # node-seconds: their pages and direct cost count, their cluster time is unknown and left out of the
+    # fully loaded figures, which therefore cover only the runs below. nan when no run has a summary.
+    cost_fully_loaded_usd: float
+    runs_without_summary: int
+    pages_ok_with_summary: int
+    cost_direct_with_summary_usd: float
 
     @property
     def gpu_hours(self) -> float:
@@ -67,7 +73,7 @@ class CostRow:
 
     @property
     def usd_per_1k_pages_fully_loaded(self) -> float:
-        return _per_1k(self.cost_fully_loaded_usd, self.pages_ok)
+        return _per_1k(self.cost_fully_loaded_usd, self.pages_ok_with_summary)
 
     @property
     def kept_share(self) -> float:
@@ -75,7 +81,8 @@ class CostRow:
 
     @property
     def utilisation(self) -> float:
-        return self.cost_direct_usd / self.cost_fully_loaded_usd if self.cost_fully_loaded_usd else math.nan
+        loaded = self.cost_fully_loaded_usd
+        return self.cost_direct_with_summary_usd / loaded if loaded and not math.isnan(loaded) else math.nan
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,11 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
 
     ok = pc.cast(pc.equal(pages["status"], "ok"), pa.int64())
     return pages.select([c for c in _SLICE_KEYS + _SUMMED if c in pages.column_names]).append_column("ok", ok)
+
+
+def runs_without_summary(pages: pa.Table, summaries: list[RunSummary]) -> list[str]:
+    """Runs with committed pages but no summary: they stopped before finishing (the next run did the rest)."""
+    return sorted(set(pages.column("run_id").unique().to_pylist()) - {s.run_id for s in summaries})
 
 
 def direct_cost(s: RunSlice, pricing: Pricing | None) -> float:
@@ -206,6 +218,7 @@ def build_tables(pages: pa.Table, summaries: list[RunSummary], dimensions: list[
 
 def _row(group: str, slices: list[RunSlice], pricing: Pricing | None, loaded: dict[str, float],
          share: Callable[[RunSlice], float]) -> CostRow:
+    priced = [s for s in slices if s.run_id in loaded]
     return CostRow(
         group=group,
         runs=len({s.run_id for s in slices}),
@@ -215,8 +228,10 @@ def _row(group: str, slices: list[RunSlice], pricing: Pricing | None, loaded: di
         visual_tokens=sum(s.visual_tokens for s in slices),
         visual_tokens_kept=sum(s.visual_tokens_kept for s in slices),
         cost_direct_usd=sum(direct_cost(s, pricing) for s in slices),
-        # A run without a summary has no node-seconds: unknown, not zero.
-        cost_fully_loaded_usd=sum(loaded.get(s.run_id, math.nan) * share(s) for s in slices),
+        cost_fully_loaded_usd=sum(loaded[s.run_id] * share(s) for s in priced) if priced else math.nan,
+        runs_without_summary=len({s.run_id for s in slices} - set(loaded)),
+        pages_ok_with_summary=sum(s.pages_ok for s in priced),
+        cost_direct_with_summary_usd=sum(direct_cost(s, pricing) for s in priced),
     )
 
 

@@ -171,12 +171,19 @@ def test_a_run_with_nothing_new_still_costs_its_cluster_time(corpus):
     assert math.isnan(rows["r5"].usd_per_1k_pages_fully_loaded)
 
 
-def test_a_run_without_summary_has_unknown_loaded_cost_and_day(corpus):
-    pages, summaries = corpus
+def test_a_run_without_summary_counts_its_pages_but_not_in_the_loaded_figures(corpus, tmp_path, capsys):
+    pages, summaries = corpus  # r1 "crashed": its committed pages stay, its summary was never written
     tables = build_tables(pages, summaries[1:], parse_dimensions("run,day"))
     r1 = {r.group: r for r in _by(tables, "run").rows}["r1"]
-    assert r1.pages_ok == 40 and math.isnan(r1.cost_fully_loaded_usd)
+    assert r1.pages_ok == 40 and math.isnan(r1.cost_fully_loaded_usd) and math.isnan(r1.utilisation)
     assert "unknown" in {r.group for r in _by(tables, "day").rows}
+    total = _by(tables, "run").total
+    assert total.pages_ok == 110 and total.runs_without_summary == 1
+    assert total.cost_fully_loaded_usd == pytest.approx(sum(s.cost_fully_loaded_usd for s in summaries[1:]))
+    # Per 1,000 pages of the runs whose cluster time is known, not diluted by r1's pages.
+    assert total.usd_per_1k_pages_fully_loaded == pytest.approx(total.cost_fully_loaded_usd / 70 * 1000)
+    report(CostReportConfig(output="unused://", out_dir=tmp_path), pages, summaries[1:])
+    assert "without a summary (stopped before finishing): r1;" in capsys.readouterr().out
 
 
 def test_unknown_grouping_is_rejected():
