@@ -1,6 +1,7 @@
 """Ray's real autoscaler with fake nodes (ray.cluster_utils.AutoscalingCluster) on one machine: GPU workers
-start at zero, the autoscaler adds one when an OCR-like GPU actor stage asks for it, the run completes, and
-the GPU node goes away after its idle timeout.
+start at zero, the autoscaler adds one when a GPU actor stage asks for it (a synthetic stage doing real CPU
+work, and the digitize pipeline itself with the tiny random model), the run completes, and the GPU node goes
+away after its idle timeout.
 
 The scenario runs in its own Python process (this file run as a script) because it starts and stops a whole
 Ray cluster; pytest only reads the JSON it reports. AutoscalingCluster.start()/shutdown() run
@@ -28,6 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.pricing import load_pricing
+from pipeline.report import build_tables
+
 ROOT = Path(__file__).resolve().parents[2]
 GPU_NODE_TYPE, CPU_NODE_TYPE = "ray.worker.gpu", "ray.worker.cpu"
 IDLE_TIMEOUT_S = 15
@@ -36,28 +40,47 @@ ROWS, HASH_ROUNDS = 48, 20_000  # a few seconds of real CPU work in the "GPU" ac
 
 # ---------------------------------------------------------------- the test (runs the scenario, reads JSON)
 
-@pytest.mark.slow
-@pytest.mark.ray
-def test_gpu_workers_scale_from_zero_for_the_ocr_stage_and_back(tmp_path):
+def _run_scenario(tmp_path: Path, workload: str) -> dict:
     out = tmp_path / "scenario.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            # The autoscaler and AutoscalingCluster shell out to the `ray` CLI of this interpreter.
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, __file__, "--out", str(out)], env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run([sys.executable, __file__, "--out", str(out), "--workload", workload], env=env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     r = json.loads(out.read_text())
     print(json.dumps(r["timings_s"], indent=1))
     assert r["gpus_before_run"] == 0 and r["gpu_nodes_before_run"] == 0
-    assert r["gpu_nodes_peak"] >= 1
-    assert r["rows_out"] == ROWS and r["rows_correct"] == ROWS
-    # Every OCR batch ran on a node the autoscaler added for the GPU stage, holding a GPU.
-    assert set(r["ocr_node_ids"]) <= set(r["gpu_node_ids"]) and r["ocr_gpu_ids_seen"]
+    assert r["gpu_nodes_peak"] >= 1 and r["timings_s"]["gpu_node_up_after_submit"] > 0
     assert r["gpu_nodes_after_idle"] == 0 and r["cpu_nodes_after_idle"] >= 1  # CPU min_workers stays
     assert r["timings_s"]["gpu_node_released_after_run"] >= IDLE_TIMEOUT_S * 0.8
     # Isolation: our cluster is gone, and a process `ray stop --force` would have killed is not.
     assert r["our_processes_running"] >= 4 and r["leftover_processes"] == []  # head + CPU worker, then none
     assert r["decoy_seen_as_foreign"] and r["decoy_alive_after"] and r["foreign_processes_signalled"] == []
+    return r
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_workers_scale_from_zero_for_a_gpu_actor_stage_and_back(tmp_path):
+    r = _run_scenario(tmp_path, "synthetic")
+    assert r["rows_out"] == ROWS and r["rows_correct"] == ROWS
+    # Every batch of the GPU stage ran on a node the autoscaler added for it, holding a GPU.
+    assert set(r["ocr_node_ids"]) <= set(r["gpu_node_ids"]) and r["ocr_gpu_ids_seen"]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_digitize_pipeline_scales_gpu_workers_from_zero_and_back(tmp_path):
+    for module in ("pipeline.run", "rtprune.engine"):
+        pytest.importorskip(module, reason="the pipeline and engine are not merged yet")
+    r = _run_scenario(tmp_path, "pipeline")
+    # Every page of the generated PDFs committed as text, by OCR actors that only a GPU node could host.
+    assert r["pages_ok"] == r["pages_expected"] > 0 and r["pages_failed"] == 0
+    assert r["rows_committed"] == r["pages_expected"]
+    # The run's summary priced the GPU node the autoscaler added, and the cost report agrees with it.
+    assert r["gpu_node_seconds"] > 0
+    assert r["report_loaded_usd"] == pytest.approx(r["summary_loaded_usd"])
 
 
 # ---------------------------------------------------------------- the scenario (its own process)
@@ -79,16 +102,12 @@ def cluster_config(gcs_address: str) -> dict:
                         "node_config": {}, "min_workers": 0, "max_workers": 2},
     }
     return {
-        "cluster_name": "rtprune-autoscaling-test",
-        "max_workers": 3,
-        "upscaling_speed": 1.0,
+        "cluster_name": "rtprune-autoscaling-test", "max_workers": 3, "upscaling_speed": 1.0,
         "idle_timeout_minutes": IDLE_TIMEOUT_S / 60,
         "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
                      "disable_launch_config_check": True, "gcs_address": gcs_address},
-        "auth": {"ssh_user": "ubuntu"},
-        "docker": {},
-        "head_node_type": "ray.head.default",
-        "available_node_types": worker_types,
+        "auth": {"ssh_user": "ubuntu"}, "docker": {},
+        "head_node_type": "ray.head.default", "available_node_types": worker_types,
         "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False,
         "rsync_exclude": [], "rsync_filter": [],
         "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
@@ -103,8 +122,10 @@ def _make_cluster_class():
         """AutoscalingCluster that leaves other Ray instances on the machine alone."""
 
         def __init__(self, temp_dir: str, port: int, **kw) -> None:
-            self.temp_dir, self.port = temp_dir, port
-            self.gcs_address = f"{_node_ip()}:{port}"
+            import ray._private.services
+
+            self.temp_dir, self.port, self.signalled = temp_dir, port, []
+            self.gcs_address = f"{ray._private.services.get_node_ip_address()}:{port}"
             super().__init__(**kw)
 
         def _generate_config(self, head_resources, worker_node_types, autoscaler_v2=False, **kw):
@@ -133,12 +154,6 @@ def _make_cluster_class():
             stop_processes(self.signalled)
 
     return IsolatedAutoscalingCluster
-
-
-def _node_ip() -> str:
-    import ray._private.services
-
-    return ray._private.services.get_node_ip_address()
 
 
 def _hit_by_ray_stop(proc) -> bool:
@@ -245,15 +260,49 @@ def render_like(batch: dict) -> dict:
     return {"id": batch["id"]}
 
 
-def run_workload() -> list[dict]:
+def run_synthetic() -> dict:
+    """A CPU stage, then a GPU actor stage doing real CPU work; every row is checked."""
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
+    ray.data.DataContext.get_current().enable_progress_bars = False
     ds = ray.data.range(ROWS, override_num_blocks=6).map_batches(render_like, batch_size=8, num_cpus=0.5)
     ds = ds.map_batches(OcrLikeStage, batch_size=8, num_gpus=1, num_cpus=0.5,
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=1))
-    return ds.take_all()
+    rows = ds.take_all()
+    return {
+        "rows_out": len(rows),
+        "rows_correct": sum(r["digest"] == digest(int(r["id"])) for r in rows),
+        "ocr_node_ids": sorted({r["node_id"] for r in rows}),
+        "ocr_gpu_ids_seen": sorted({r["gpu_ids"] for r in rows if r["gpu_ids"]}),
+    }
+
+
+def run_digitize(work_dir: Path) -> dict:
+    """The real pipeline (render actors, OCR actors with the tiny random model on a logical GPU, commit,
+    run summary) on generated PDFs, then the cost report's numbers for that output."""
+    from pipeline.config import PipelineConfig
+    from pipeline.output import read_committed, read_summaries
+    from pipeline.run import run_pipeline
+    from pipeline.samples import write_samples
+
+    counts = write_samples(work_dir / "in", documents=4)
+    cfg = PipelineConfig.model_validate({
+        "input": str(work_dir / "in"), "output": str(work_dir / "out"),
+        "engine": {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 16},
+        "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1.0, "ocr_num_cpus": 0.5,
+                  "ocr_batch_size": 8},
+        "commit_documents": 2,
+    })
+    summary = run_pipeline(cfg)
+    pages = read_committed(cfg.output, latest_only=False)
+    total = build_tables(pages, read_summaries(cfg.output), [["run"]])[0].total
+    return {
+        "pages_expected": sum(counts.values()), "pages_ok": summary.pages_ok,
+        "pages_failed": summary.pages_failed, "rows_committed": pages.num_rows,
+        "node_seconds": summary.node_seconds,
+        "gpu_node_seconds": summary.node_seconds.get(load_pricing().gpu_node_type, 0.0),
+        "summary_loaded_usd": summary.cost_fully_loaded_usd, "report_loaded_usd": total.cost_fully_loaded_usd,
+    }
 
 
 def _start_decoy() -> subprocess.Popen:
@@ -279,7 +328,7 @@ def _use_own_auth_token(temp_dir: str) -> None:
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})
 
 
-def run_scenario(out: Path) -> None:
+def run_scenario(out: Path, workload: str) -> None:
     temp_dir = tempfile.mkdtemp(prefix="rtpas", dir="/tmp")  # short: Unix socket paths are capped
     _use_own_auth_token(temp_dir)
     import ray
@@ -301,12 +350,12 @@ def run_scenario(out: Path) -> None:
         result["gpus_before_run"] = ray.cluster_resources().get("GPU", 0)
         result["gpu_nodes_before_run"] = len(watcher.latest()[1])
         t_run = time.monotonic()
-        rows = run_workload()
+        result.update(run_synthetic() if workload == "synthetic" else run_digitize(Path(temp_dir) / "work"))
         t_done = time.monotonic()
         t_released = watcher.wait_for(lambda gpu, cpu: not gpu, timeout_s=IDLE_TIMEOUT_S + 120)
         watcher.stop_event.set()
         watcher.join()
-        summary = _summarise(watcher.samples, rows, t_run, t_done, t_released)
+        summary = _summarise(watcher.samples, t_run, t_done, t_released)
         result["timings_s"].update(summary.pop("timings_s"))
         result.update(summary)
     finally:
@@ -320,17 +369,13 @@ def run_scenario(out: Path) -> None:
     out.write_text(json.dumps(result, indent=1))
 
 
-def _summarise(samples, rows, t_run, t_done, t_released) -> dict:
+def _summarise(samples, t_run, t_done, t_released) -> dict:
     first_gpu = next(t for t, gpu, _ in samples if gpu and t >= t_run)
     return {
         "gpu_nodes_peak": max(len(gpu) for _, gpu, _ in samples),
         "gpu_node_ids": sorted({n for _, gpu, _ in samples for n in gpu}),
         "gpu_nodes_after_idle": len(samples[-1][1]),
         "cpu_nodes_after_idle": len(samples[-1][2]),
-        "rows_out": len(rows),
-        "rows_correct": sum(r["digest"] == digest(int(r["id"])) for r in rows),
-        "ocr_node_ids": sorted({r["node_id"] for r in rows}),
-        "ocr_gpu_ids_seen": sorted({r["gpu_ids"] for r in rows if r["gpu_ids"]}),
         "timings_s": {
             "gpu_node_up_after_submit": first_gpu - t_run,
             "run": t_done - t_run,
@@ -351,4 +396,6 @@ def _alive(pid: int) -> bool:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    run_scenario(parser.parse_args().out)
+    parser.add_argument("--workload", choices=["synthetic", "pipeline"], default="synthetic")
+    args = parser.parse_args()
+    run_scenario(args.out, args.workload)
