@@ -165,3 +165,30 @@ def test_engine_reports_what_the_pipeline_records(tiny_v2):
     assert engine.prune_method == "rtprune"
     assert engine.prune_config_hash == PruneConfig(method="rtprune", retention=0.7).config_hash()
     assert engine.visual_tokens(1654, 2339) == 6 * 144 + 256 + 1
+
+
+def test_collapse_keeps_one_newline_per_run_of_fully_pruned_rows():
+    from rtprune.engine_batch import collapse_newlines
+
+    # 3 rows of 2 tokens + newline: [a b \n][c d \n][e f \n]; row 2 fully pruned, row 3 keeps only f.
+    newline = torch.tensor([0, 0, 1, 0, 0, 1, 0, 0, 1], dtype=torch.bool)
+    kept = torch.tensor([0, 2, 5, 7, 8])
+    assert collapse_newlines(kept, newline).tolist() == [True, True, False, True, True]
+    all_pruned = torch.tensor([2, 5, 8])
+    assert collapse_newlines(all_pruned, newline).tolist() == [True, False, False]
+    assert collapse_newlines(kept, None).all()
+
+
+def test_prompt_positions_and_left_padding():
+    from rtprune.engine_batch import left_pad, prompt_with_positions, split_shares
+
+    full = [0, 9, 9, 9, 9, 5, 6]  # BOS, 4 image placeholders (id 9), 2 text tokens
+    ids, original = prompt_with_positions(full, 9, torch.tensor([1, 3]), "original")
+    assert ids.tolist() == [0, 9, 9, 5, 6] and original.tolist() == [0, 2, 4, 5, 6]
+    _, compact = prompt_with_positions(full, 9, torch.tensor([1, 3]), "compact")
+    assert compact.tolist() == [0, 1, 2, 3, 4]
+    batch = left_pad([ids, torch.tensor([0, 5])], [original, torch.tensor([0, 1])], pad_id=2)
+    assert batch.input_ids.tolist() == [[0, 9, 9, 5, 6], [2, 2, 2, 0, 5]]
+    assert batch.attention_mask.tolist() == [[1] * 5, [0, 0, 0, 1, 1]]
+    assert batch.position_ids.tolist() == [[0, 2, 4, 5, 6], [0, 0, 0, 0, 1]] and batch.lengths == [5, 2]
+    assert split_shares(3.0, [1, 2]) == [1.0, 2.0] and split_shares(1.0, [0, 0]) == [0.5, 0.5]
