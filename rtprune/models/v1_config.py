@@ -194,16 +194,19 @@ def check_checkpoint_keys(directory: str | Path, model: torch.nn.Module) -> None
 def load_v1_model(directory: str | Path, cfg: Any, dtype: torch.dtype, device: str):
     """UnlimitedOcrForConditionalGeneration with the checkpoint's weights, every one accounted for.
 
-    Weights are cast to `dtype` (the fp16 fixture is upcast to fp32), the model is put in eval mode.
+    The key check runs first, against a weightless (meta-device) model and the safetensors headers, so a
+    wrong checkpoint fails with the keys named before any weight is read. Weights are cast to `dtype`
+    (the fp16 fixture is upcast to fp32); the model is returned in eval mode on `device`.
     """
     from transformers import UnlimitedOcrForConditionalGeneration
 
     assert_unlimited(cfg)
+    with torch.device("meta"):
+        check_checkpoint_keys(directory, UnlimitedOcrForConditionalGeneration(cfg))
     model, info = UnlimitedOcrForConditionalGeneration.from_pretrained(
         str(directory), config=cfg, dtype=dtype, output_loading_info=True
     )
     check_loading_info(info, str(directory))
-    check_checkpoint_keys(directory, model)
     wrong = {str(p.dtype) for p in model.parameters() if p.dtype != dtype}
     if wrong:
         raise V1LoadError(f"weights of {directory} were not cast to {dtype}: found {sorted(wrong)}")
