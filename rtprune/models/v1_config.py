@@ -55,7 +55,15 @@ def text_config_dict(raw: dict[str, Any]) -> dict[str, Any]:
     lang = _language_section(raw)
     if lang.get("use_mla"):
         raise V1LoadError("v1 language config has use_mla=true; DeepSeek-OCR v1 uses plain MHA")
-    missing = [k for k in _TEXT_KEYS if k not in lang and k not in ("n_group", "topk_group", "topk_method")]
+    optional = (
+        "n_group",
+        "topk_group",
+        "topk_method",
+        "max_position_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+    )
+    missing = [k for k in _TEXT_KEYS if k not in lang and k not in optional]
     if missing:
         raise V1LoadError(f"v1 config lacks language settings {missing}")
     text = {k: lang[k] for k in _TEXT_KEYS if k in lang}

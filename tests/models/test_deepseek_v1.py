@@ -395,3 +395,34 @@ def test_gundam_crops_are_row_major_and_token_boxes_point_at_their_crop(tiny):
         box = lay.token_boxes[i]
         cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
         assert abs(float(gray[cy, cx]) * 255 - levels[row // 10][col // 10]) < 1.5
+
+
+def test_config_translation_reads_v1_sizes_and_forces_full_attention(tiny):
+    """A v1 config.json with the real model's sizes translates to the values the design notes list."""
+    from rtprune.models.v1_config import unlimited_config_from_v1, v1_config_json
+
+    raw = v1_config_json(tiny.model.config)
+    real_lm = {"hidden_size": 1280, "num_hidden_layers": 12, "num_attention_heads": 10, "num_key_value_heads": 10,
+               "intermediate_size": 6848, "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+               "moe_intermediate_size": 896, "vocab_size": 129280, "first_k_dense_replace": 1}  # fmt: skip
+    raw["language_config"] |= real_lm
+    raw |= real_lm
+    raw.pop("image_token_id")  # the real config has none: v1's id is 128815
+    raw["vision_config"]["width"] = {
+        "sam_vit_b": {"width": 768, "layers": 12, "heads": 12, "global_attn_indexes": [2, 5, 8, 11],
+                      "downsample_channels": [512, 1024]},
+        "clip-l-14-224": {"width": 1024, "layers": 24, "heads": 16, "image_size": 224, "patch_size": 14},
+    }  # fmt: skip
+    cfg = unlimited_config_from_v1(raw)
+    text, sam, clip = cfg.text_config, cfg.vision_config.sam_config, cfg.vision_config.encoder_config
+    assert cfg.model_type == "unlimited_ocr" and cfg.image_token_id == 128815
+    assert text.layer_types == ["full_attention"] * 12 and text.sliding_window is not None
+    assert text.mlp_layer_types == ["dense"] + ["sparse"] * 11
+    assert (text.hidden_size, text.intermediate_size, text.moe_intermediate_size) == (1280, 6848, 896)
+    assert (text.n_routed_experts, text.num_experts_per_tok, text.vocab_size) == (64, 6, 129280)
+    assert text.rope_parameters["rope_theta"] == 10000.0 and text.rms_norm_eps == 1e-6
+    assert not text.tie_word_embeddings and text.routed_scaling_factor == 1.0
+    assert (sam.hidden_size, sam.num_hidden_layers, sam.mlp_dim, sam.output_channels) == (768, 12, 3072, 256)
+    assert list(sam.global_attn_indexes) == [2, 5, 8, 11] and list(sam.downsample_channels) == [512, 1024]
+    assert (clip.hidden_size, clip.num_hidden_layers, clip.intermediate_size, clip.hidden_act) == (
+        1024, 24, 4096, "quick_gelu")  # fmt: skip
