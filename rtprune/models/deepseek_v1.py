@@ -111,9 +111,10 @@ class DeepseekOcrV1Backend:
         from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
 
         cfg = tiny_random_config()
-        torch.manual_seed(seed)
-        model = UnlimitedOcrForConditionalGeneration(cfg)
-        with torch.no_grad():  # transformers zero-inits these; random values make tokens position-aware
+        with torch.random.fork_rng(devices=[]), torch.no_grad():  # seeded without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = UnlimitedOcrForConditionalGeneration(cfg)
+            # transformers zero-inits these; random values make the tokens position-aware
             sam = model.model.vision_tower.sam_encoder
             sam.pos_embed.normal_(0.0, 0.5)
             for layer in sam.layers:

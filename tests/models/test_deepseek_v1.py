@@ -426,3 +426,11 @@ def test_config_translation_reads_v1_sizes_and_forces_full_attention(tiny):
     assert list(sam.global_attn_indexes) == [2, 5, 8, 11] and list(sam.downsample_channels) == [512, 1024]
     assert (clip.hidden_size, clip.num_hidden_layers, clip.intermediate_size, clip.hidden_act) == (
         1024, 24, 4096, "quick_gelu")  # fmt: skip
+
+
+def test_tiny_random_is_seeded_and_labelled(tiny):
+    again, other = DeepseekOcrV1Backend.tiny_random(seed=0), DeepseekOcrV1Backend.tiny_random(seed=1)
+    w = "model.language_model.layers.1.mlp.experts.gate_up_proj"
+    assert torch.equal(again.model.state_dict()[w], tiny.model.state_dict()[w])
+    assert not torch.equal(other.model.state_dict()[w], tiny.model.state_dict()[w])
+    assert tiny.model_id == "tiny-random-v1" and tiny.mode == "large" and not tiny.model.training
