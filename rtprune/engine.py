@@ -102,7 +102,8 @@ class OcrEngine:
 
         self.config = config
         self.backend = backend if backend is not None else load_backend(config)
-        self.backend.prompt = config.prompt
+        if self.backend.prompt != config.prompt:  # the backend tokenizes its prompt once, when built
+            raise ValueError(f"backend was built for prompt {self.backend.prompt!r}, config has {config.prompt!r}")
         self.device = next(self.backend.model.parameters()).device
         self._whitelist = whitelist_ids(self.backend.tokenizer)
 

@@ -25,3 +25,11 @@ def tiny_v2():
     from rtprune.models.deepseek_v2 import DeepseekOcr2Backend
 
     return DeepseekOcr2Backend.tiny_random(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_v1():
+    """A shared DeepseekOcrV1Backend (gundam mode: newlines, padding and crops) with tiny random weights."""
+    from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
+
+    return DeepseekOcrV1Backend.tiny_random(mode="gundam", seed=0)

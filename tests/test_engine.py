@@ -1,4 +1,4 @@
-"""The engine on a tiny random DeepSeek-OCR-2 (CPU): pruning bookkeeping, exactness, batching, usage."""
+"""The engine on tiny random DeepSeek-OCR v1 and v2 (CPU): pruning bookkeeping, exactness, batching, usage."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ from rtprune.api import PruneConfig
 from rtprune.engine import OcrEngine
 from rtprune.engine_types import EngineConfig
 
-SIZES = [(500, 400), (1000, 500)]  # 257 and 545 visual tokens (no tiles, 2 tiles)
+SIZES = [(500, 400), (1000, 500)]  # v2: 257 and 545 visual tokens; v1 gundam: 273 and 483 (crops)
 MAX_NEW = 12
 
 
 def engine_for(backend, **overrides) -> OcrEngine:
-    fields = {"model": "tiny-random-v2", "max_new_tokens": MAX_NEW} | overrides
+    fields = {"model": backend.model_id, "max_new_tokens": MAX_NEW} | overrides
     return OcrEngine(EngineConfig(**fields), backend=backend)
 
 
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def backend(request):
+    return request.getfixturevalue(f"tiny_{request.param}")
+
+
 @pytest.fixture(scope="module")
-def encoded(tiny_v2, noise_page):
+def encoded(backend, noise_page):
     """Pages encoded once; every test prunes and generates from the same features."""
-    engine = engine_for(tiny_v2)
+    engine = engine_for(backend)
     pages = engine.prepare([noise_page(w, h, seed) for seed, (w, h) in enumerate(SIZES)])
     features, _ = engine.encode(pages)
     return pages, features
@@ -37,78 +42,97 @@ def unpruned_reference(backend, page) -> list[int]:
     from transformers import GenerationConfig
 
     ids = torch.tensor([backend.prompt_ids(page.layout.n_tokens)])
-    inputs = page.model_inputs
-    n_tiles = inputs["num_local_patches"]
-    config = GenerationConfig(do_sample=False, max_new_tokens=MAX_NEW, eos_token_id=1, pad_token_id=2)
+    tok = backend.tokenizer
+    config = GenerationConfig(do_sample=False, max_new_tokens=MAX_NEW, eos_token_id=tok.eos_token_id,
+                              pad_token_id=tok.pad_token_id)
     with torch.inference_mode():
         out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                     pixel_values=inputs["pixel_values"],
-                                     pixel_values_local=inputs["pixel_values_local"] if n_tiles else None,
-                                     num_local_patches=[n_tiles], generation_config=config)
+                                     **backend.collate([page]), generation_config=config)
     return out[0, ids.shape[1]:].tolist()
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_v2, encoded) -> list[list[int]]:
-    return [unpruned_reference(tiny_v2, page) for page in encoded[0]]
+def reference(backend, encoded) -> list[list[int]]:
+    return [unpruned_reference(backend, page) for page in encoded[0]]
 
 
 @pytest.mark.parametrize("position_mode", ["compact", "original"])
 @pytest.mark.parametrize("prune", [PruneConfig(method="none"), PruneConfig(retention=1.0)])
-def test_keep_all_reproduces_the_unpruned_model(tiny_v2, encoded, reference, position_mode, prune):
+def test_keep_all_reproduces_the_unpruned_model(backend, encoded, reference, position_mode, prune):
     pages, features = encoded
-    assert run(engine_for(tiny_v2, prune=prune, position_mode=position_mode), pages, features) == reference
+    assert run(engine_for(backend, prune=prune, position_mode=position_mode), pages, features) == reference
 
 
-def test_pruning_changes_the_output_so_the_exactness_tests_can_fail(tiny_v2, encoded):
+def test_pruning_changes_the_output_so_the_exactness_tests_can_fail(backend, encoded):
     pages, features = encoded
-    keep_all = run(engine_for(tiny_v2, prune=PruneConfig(method="none")), pages, features)
-    pruned = run(engine_for(tiny_v2, prune=PruneConfig(retention=0.6)), pages, features)
+    keep_all = run(engine_for(backend, prune=PruneConfig(method="none")), pages, features)
+    pruned = run(engine_for(backend, prune=PruneConfig(retention=0.6)), pages, features)
     assert keep_all != pruned
     assert keep_all[0] != keep_all[1]  # the pages are told apart
 
 
-def test_kept_counts_match_the_budget_and_the_separator_survives(tiny_v2, encoded):
+def pre_collapse_kept(pages, features, config: PruneConfig) -> list[torch.Tensor]:
+    from rtprune.api import prune_batch
+
+    results = prune_batch(features, config, protected=[p.layout.protected for p in pages])
+    return [r.kept_index for r in results]
+
+
+@pytest.mark.parametrize("retention", [0.6, 0.1])
+def test_kept_counts_match_the_budget_and_protected_tokens_survive(backend, encoded, retention):
     pages, features = encoded
-    engine = engine_for(tiny_v2, prune=PruneConfig(retention=0.6))
-    pruned, _ = engine.prune(pages, features)
-    for page, feats, kept in zip(pages, features, pruned, strict=True):
-        n = page.layout.n_tokens
-        assert kept.n_visual == n
-        assert kept.n_kept == round(0.6 * (n - 1)) + 1  # budget over prunable tokens + the separator
-        assert int(kept.kept_index[-1]) == n - 1
-        assert torch.equal(kept.features[-1], feats[-1])
+    config = PruneConfig(retention=retention)
+    pruned, _ = engine_for(backend, prune=config).prune(pages, features)
+    for page, feats, kept, before in zip(pages, features, pruned, pre_collapse_kept(pages, features, config),
+                                         strict=True):
+        layout = page.layout
+        newline = layout.newline if layout.newline is not None else torch.zeros(layout.n_tokens, dtype=torch.bool)
+        n_protected = int(layout.protected.sum())
+        collapsed = int((newline[before][1:] & newline[before][:-1]).sum())
+        assert kept.n_visual == layout.n_tokens
+        assert kept.n_kept == round(retention * (layout.n_tokens - n_protected)) + n_protected - collapsed
         assert torch.all(kept.kept_index[1:] > kept.kept_index[:-1])
+        assert torch.equal(kept.features, feats[kept.kept_index])
+        separators = (layout.protected & ~newline).nonzero().squeeze(1)
+        assert set(separators.tolist()) <= set(kept.kept_index.tolist())
+        kept_nl = newline[kept.kept_index]
+        assert not (kept_nl[1:] & kept_nl[:-1]).any()  # one newline per run of fully pruned rows
+        row_of = newline.long().cumsum(0) - newline.long()  # row r ends with the r-th newline
+        rows_with_content = set(row_of[kept.kept_index[~kept_nl]].tolist())
+        newline_rows = set(row_of[kept.kept_index[kept_nl]].tolist())
+        assert rows_with_content & set(range(int(newline.sum()))) <= newline_rows
+    if retention == 0.1 and backend.model_id == "tiny-random-v1":
+        assert collapsed > 0  # the low retention really empties rows, so the collapse was exercised
 
 
 @pytest.mark.parametrize("position_mode", ["compact", "original"])
-def test_a_batch_generates_what_each_page_generates_alone(tiny_v2, encoded, position_mode):
+def test_a_batch_generates_what_each_page_generates_alone(backend, encoded, position_mode):
     pages, features = encoded
-    engine = engine_for(tiny_v2, prune=PruneConfig(retention=0.6), position_mode=position_mode)
+    engine = engine_for(backend, prune=PruneConfig(retention=0.6), position_mode=position_mode)
     together = run(engine, pages, features)
     alone = [run(engine, [page], [feats])[0] for page, feats in zip(pages, features, strict=True)]
     assert together == alone
 
 
-def test_original_positions_keep_the_gaps_of_pruned_tokens(tiny_v2, encoded):
+def test_original_positions_keep_the_gaps_of_pruned_tokens(backend, encoded):
     pages, features = encoded
-    engine = engine_for(tiny_v2, prune=PruneConfig(retention=0.6), position_mode="original")
+    engine = engine_for(backend, prune=PruneConfig(retention=0.6), position_mode="original")
     pruned, _ = engine.prune(pages[:1], features[:1])
     batch = engine.build_prompts(pruned)
-    n_text = len(tiny_v2.prompt_ids(0))
+    n_text = len(backend.prompt_ids(0))
     positions = batch.position_ids[0]
     assert positions.numel() == pruned[0].n_kept + n_text
     assert int(positions[-1]) == pruned[0].n_visual + n_text - 1  # text after the image keeps its place
-    image_pos = positions[batch.input_ids[0] == tiny_v2.image_token_id]
+    image_pos = positions[batch.input_ids[0] == backend.image_token_id]
     assert torch.equal(image_pos - 1, pruned[0].kept_index)  # BOS sits at 0, the image starts at 1
-    compact = engine_for(tiny_v2, prune=PruneConfig(retention=0.6)).build_prompts(pruned)
+    compact = engine_for(backend, prune=PruneConfig(retention=0.6)).build_prompts(pruned)
     assert torch.equal(compact.position_ids[0], torch.arange(positions.numel()))
 
 
-def test_usage_is_consistent_and_batch_seconds_are_shared_exactly(tiny_v2, noise_page):
-    engine = engine_for(tiny_v2, prune=PruneConfig(retention=0.84), max_new_tokens=4)
+def test_usage_is_consistent_and_batch_seconds_are_shared_exactly(backend, noise_page):
+    engine = engine_for(backend, prune=PruneConfig(retention=0.84), max_new_tokens=4)
     results, seconds = engine.ocr_timed([noise_page(w, h, 10 + i) for i, (w, h) in enumerate(SIZES)])
-    n_text = len(tiny_v2.prompt_ids(0))
+    n_text = len(backend.prompt_ids(0))
     for result, (w, h) in zip(results, SIZES, strict=True):
         usage = result.usage
         assert usage.visual_tokens == engine.visual_tokens(w, h)
@@ -124,9 +148,9 @@ def test_usage_is_consistent_and_batch_seconds_are_shared_exactly(tiny_v2, noise
     assert results[1].usage.prefill_s > results[0].usage.prefill_s
 
 
-def test_max_new_tokens_caps_a_page_with_finish_reason_length(tiny_v2, encoded):
+def test_max_new_tokens_caps_a_page_with_finish_reason_length(backend, encoded):
     pages, features = encoded
-    engine = engine_for(tiny_v2, max_new_tokens=3, repetition_ngram=30, repetition_window=90)
+    engine = engine_for(backend, max_new_tokens=3, repetition_ngram=30, repetition_window=90)
     pruned, _ = engine.prune(pages, features)
     gen = engine.generate(pruned)
     for row, reason in zip(gen.output_ids, gen.finish_reasons, strict=True):
@@ -158,13 +182,21 @@ def test_repetition_guard_ends_a_page_that_loops(noise_page):
     assert capped.ocr([noise_page(400, 300, 3)])[0].usage.output_tokens == 32
 
 
-def test_engine_reports_what_the_pipeline_records(tiny_v2):
+def test_engine_reports_what_the_pipeline_records(tiny_v1, tiny_v2):
     engine = engine_for(tiny_v2, prune=PruneConfig(method="rtprune", retention=0.7))
     assert engine.model_id == "tiny-random-v2"
     assert engine.model_mode == "dynamic"
     assert engine.prune_method == "rtprune"
     assert engine.prune_config_hash == PruneConfig(method="rtprune", retention=0.7).config_hash()
     assert engine.visual_tokens(1654, 2339) == 6 * 144 + 256 + 1
+    v1 = engine_for(tiny_v1)
+    assert (v1.model_id, v1.model_mode) == ("tiny-random-v1", "gundam")
+    assert v1.visual_tokens(1654, 2339) == tiny_v1.visual_tokens(1654, 2339)
+
+
+def test_a_backend_built_for_another_prompt_is_refused(tiny_v2):
+    with pytest.raises(ValueError, match="prompt"):
+        engine_for(tiny_v2, prompt="<image>\nFree OCR.")
 
 
 def test_collapse_keeps_one_newline_per_run_of_fully_pruned_rows():

@@ -78,19 +78,22 @@ class DeepseekOcr2Backend:
 
     @classmethod
     def tiny_random(cls, *, seed: int = 0, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                    mode: str | None = None) -> DeepseekOcr2Backend:
+                    mode: str | None = None, prompt: str = DEFAULT_PROMPT) -> DeepseekOcr2Backend:
         """Random weights on a tiny config and a byte-level tokenizer; the text it writes is meaningless."""
         from transformers import DeepseekOcr2ForConditionalGeneration
 
         from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
 
-        torch.manual_seed(seed)
-        model = DeepseekOcr2ForConditionalGeneration(tiny_config()).to(device=device, dtype=dtype)
-        return cls(model, build_tiny_tokenizer(TINY_VOCAB, TINY_IMAGE_TOKEN_ID), "tiny-random-v2")
+        with torch.random.fork_rng(devices=[]):  # seeded without reseeding the caller's RNG
+            torch.manual_seed(seed)
+            model = DeepseekOcr2ForConditionalGeneration(tiny_config())
+        tokenizer = build_tiny_tokenizer(TINY_VOCAB, TINY_IMAGE_TOKEN_ID)
+        return cls(model.to(device=device, dtype=dtype), tokenizer, "tiny-random-v2", prompt)
 
     @classmethod
     def from_pretrained(cls, path: str, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                        tokenizer: Any = None, mode: str | None = None) -> DeepseekOcr2Backend:
+                        tokenizer: Any = None, mode: str | None = None,
+                        prompt: str = DEFAULT_PROMPT) -> DeepseekOcr2Backend:
         """Load a local checkpoint directory (or a hub id already in the cache), strictly."""
         from transformers import AutoTokenizer, DeepseekOcr2ForConditionalGeneration
 
@@ -98,7 +101,7 @@ class DeepseekOcr2Backend:
             path, dtype=dtype, output_loading_info=True)
         check_strict_load(info, path)
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
-        return cls(model.to(device), tokenizer, path)
+        return cls(model.to(device), tokenizer, path, prompt)
 
     @property
     def device(self) -> torch.device:
@@ -128,18 +131,26 @@ class DeepseekOcr2Backend:
         std = torch.tensor(self.processor.image_std).view(3, 1, 1)
         return (pixel_values.float() * std + mean).mean(0).clamp(0, 1)
 
+    def collate(self, pages: Sequence[PreparedPage]) -> dict[str, Any]:
+        """The model's image inputs for a batch: global views stacked (B, 3, 1024, 1024), tiles of all pages
+        concatenated in page order (sum n_i, 3, 768, 768) with their per-page counts."""
+        dtype, device = self.model.dtype, self.device
+        batch: dict[str, Any] = {
+            "pixel_values": torch.cat([p.model_inputs["pixel_values"] for p in pages]).to(device, dtype)}
+        local = [p.model_inputs["pixel_values_local"] for p in pages if p.model_inputs["num_local_patches"]]
+        if local:
+            batch["pixel_values_local"] = torch.cat(local).to(device, dtype)
+            batch["num_local_patches"] = [p.model_inputs["num_local_patches"] for p in pages]
+        return batch
+
     def encode(self, pages: Sequence[PreparedPage]) -> list[torch.Tensor]:
         """One (N_i, D) tensor per page: tiles, global view, separator, after the projector."""
-        dtype, device = self.model.dtype, self.device
-        glob = torch.cat([p.model_inputs["pixel_values"] for p in pages]).to(device, dtype)
-        local = [p.model_inputs["pixel_values_local"] for p in pages if p.model_inputs["num_local_patches"]]
-        counts = [p.model_inputs["num_local_patches"] for p in pages]
-        local_pv = torch.cat(local).to(device, dtype) if local else None
         with torch.inference_mode():
-            out = self.model.model.get_image_features(glob, local_pv, counts if local else None, return_dict=True)
+            out = self.model.model.get_image_features(**self.collate(pages), return_dict=True)
         return list(out.pooler_output)
 
     def prompt_ids(self, n_image_tokens: int) -> list[int]:
+        """[BOS] + prompt text before <image> + n placeholders + the rest (plain template)."""
         before, after = self.prompt.split("<image>", 1)
         enc = self.tokenizer
         ids = [enc.bos_token_id] + enc.encode(before, add_special_tokens=False)

@@ -87,10 +87,10 @@ def load_backend(config: EngineConfig) -> Backend:
         logger.warning("%s has random weights: its text is meaningless (for tests and smoke runs only)",
                        config.model)
         return backend_class(generation).tiny_random(mode=config.mode, seed=config.seed, dtype=dtype,
-                                                     device=str(device))
+                                                     device=str(device), prompt=config.prompt)
     checkpoint = resolve_checkpoint(config.model)
     generation = config.backend if config.backend != "auto" else detect_generation(checkpoint)
     backend = backend_class(generation).from_pretrained(str(checkpoint), mode=config.mode, dtype=dtype,
-                                                        device=str(device))
+                                                        device=str(device), prompt=config.prompt)
     backend.model_id = config.model  # the name the user gave (hub id), not the cache path it resolved to
     return backend

@@ -61,3 +61,22 @@ def test_offline_hub_id_gives_an_error_naming_the_model_and_the_way_out(monkeypa
     message = str(err.value)
     assert "deepseek-community/DeepSeek-OCR-2" in message
     assert "local directory" in message and "tiny-random" in message
+
+
+def test_tiny_random_v1_is_built_in_code_in_the_configured_mode():
+    backend = load_backend(EngineConfig(model="tiny-random-v1", mode="small", device="cpu"))
+    assert type(backend).__name__ == "DeepseekOcrV1Backend"
+    assert (backend.model_id, backend.mode) == ("tiny-random-v1", "small")
+    assert backend.visual_tokens(640, 640) == 111  # small: 10 x 10 tokens, 10 newlines, 1 separator
+
+
+def test_a_v1_hub_format_directory_loads_through_the_loader_as_v1(tmp_path, tiny_v1):
+    from rtprune.models.deepseek_v1 import save_v1_checkpoint
+
+    save_v1_checkpoint(tiny_v1.model, tiny_v1.model.config, tmp_path)
+    tiny_v1.tokenizer.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "deepseek_vl_v2"
+    backend = load_backend(EngineConfig(model=str(tmp_path), mode="gundam", device="cpu"))
+    assert type(backend).__name__ == "DeepseekOcrV1Backend" and backend.mode == "gundam"
+    reference, got = tiny_v1.model.state_dict(), backend.model.state_dict()
+    assert all(torch.equal(reference[k], got[k]) for k in reference)
