@@ -7,7 +7,7 @@ through the same prefill (engine.prefill: one forward that builds the KV cache),
 medians reported. Printed beside each measured speedup: the ideal (V + T) / (K + T) for V visual tokens,
 K kept and T text tokens, i.e. prefill cost linear in prompt length.
 
-    python -m benchmarks.bench_prefill --device cpu --layers 2 --vision-layers 2 --repeats 5
+    python -m benchmarks.bench_prefill --device cpu --layers 2 --vision-layers 2 --repeats 9 --threads 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,43 @@ from rtprune.engine_batch import PrunedPage
 from rtprune.engine_types import EngineConfig
 from rtprune.models.loader import resolve_device, resolve_dtype
 
-A4_PX = (1654, 2339)  # A4 at 200 dpi: 6 tiles on v2
+A4_PX = (1654, 2339)  # A4 at 200 dpi: v1 Large 400 tokens (+20 newlines, 1 separator); v2 6 tiles
+
+
+def sam_global_layers(n_layers: int) -> list[int]:
+    """SAM-B's global-attention layers that exist at this depth (a cut encoder may keep none)."""
+    return [i for i in (2, 5, 8, 11) if i < n_layers]
+
+
+def full_v1_config(layers: int | None, vision_layers: int | None):
+    """DeepSeek-OCR v1's published sizes, through the v1 adapter's own config translation."""
+    from rtprune.models.v1_config import unlimited_config_from_v1
+
+    n_lm = layers or 12
+    n_sam, n_clip = (vision_layers, vision_layers) if vision_layers else (12, 24)
+    language = dict(vocab_size=129280, hidden_size=1280, intermediate_size=6848, num_hidden_layers=n_lm,
+                    num_attention_heads=10, num_key_value_heads=10, n_routed_experts=64, n_shared_experts=2,
+                    num_experts_per_tok=6, moe_intermediate_size=896, first_k_dense_replace=1,
+                    topk_method="greedy", max_position_embeddings=8192, bos_token_id=0, eos_token_id=1,
+                    use_mla=False)
+    width = {"sam_vit_b": dict(width=768, layers=n_sam, heads=12, global_attn_indexes=sam_global_layers(n_sam),
+                               downsample_channels=[512, 1024]),
+             "clip-l-14-224": dict(width=1024, layers=n_clip, heads=16, image_size=224, patch_size=14)}
+    raw = {"model_type": "deepseek_vl_v2", "language_config": language, "vision_config": {"width": width}}
+    return unlimited_config_from_v1(raw)
+
+
+def build_v1(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
+    from transformers import UnlimitedOcrForConditionalGeneration
+
+    from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
+    from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
+
+    config = full_v1_config(args.layers, args.vision_layers)
+    torch.manual_seed(0)
+    model = UnlimitedOcrForConditionalGeneration(config).to(device=device, dtype=dtype)
+    tokenizer = build_tiny_tokenizer(config.text_config.vocab_size, config.image_token_id)
+    return DeepseekOcrV1Backend(model, tokenizer, model_id="random-full-size-v1", mode="large")
 
 
 def full_v2_config(layers: int | None, vision_layers: int | None):
@@ -35,8 +71,7 @@ def full_v2_config(layers: int | None, vision_layers: int | None):
     n_lm = layers or 12
     n_sam, n_enc = (vision_layers, vision_layers) if vision_layers else (12, 24)
     sam = dict(hidden_size=768, num_hidden_layers=n_sam, num_attention_heads=12, output_channels=256,
-               downsample_channels=[512, 896], window_size=14,
-               global_attn_indexes=[i for i in (2, 5, 8, 11) if i < n_sam] or [n_sam - 1])
+               downsample_channels=[512, 896], window_size=14, global_attn_indexes=sam_global_layers(n_sam))
     encoder = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=n_enc, num_attention_heads=14,
                    num_key_value_heads=2, rms_norm_eps=1e-6)
     text = dict(vocab_size=129280, hidden_size=1280, intermediate_size=6848, num_hidden_layers=n_lm,
@@ -61,7 +96,7 @@ def build_v2(args: argparse.Namespace, device: torch.device, dtype: torch.dtype)
     return DeepseekOcr2Backend(model, tokenizer, "random-full-size-v2")
 
 
-BUILDERS = {"v2": build_v2}
+BUILDERS = {"v1": build_v1, "v2": build_v2}
 
 
 def synthetic_page(size_px: tuple[int, int], seed: int = 0):
@@ -150,11 +185,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1, help="pages per prefill")
     parser.add_argument("--retentions", type=float, nargs="+", default=[1.0, 0.84, 0.6])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (1 is steadier on a shared machine); default: torch's")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     with torch.inference_mode():
         for name in args.backend:
             run_backend(name, args)

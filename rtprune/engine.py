@@ -156,8 +156,8 @@ class OcrEngine:
             list(features), config,
             protected=[on_device(lay.protected, f) for lay, f in zip(layouts, features, strict=True)],
             padding=[on_device(lay.padding, f) for lay, f in zip(layouts, features, strict=True)],
-            image=[page.image_gray for page in pages],
-            token_boxes=[lay.token_boxes for lay in layouts],
+            image=[on_device(page.image_gray, f) for page, f in zip(pages, features, strict=True)],
+            token_boxes=[on_device(lay.token_boxes, f) for lay, f in zip(layouts, features, strict=True)],
         )
         out = []
         for layout, result in zip(layouts, results, strict=True):

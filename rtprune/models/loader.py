@@ -15,8 +15,9 @@ from rtprune.models.base import Backend
 logger = logging.getLogger(__name__)
 
 TINY_MODELS = {"tiny-random-v1": "v1", "tiny-random-v2": "v2"}
-# config.json model_type of each generation's checkpoints (v1's hub config predates its transformers class).
-MODEL_TYPES = {"deepseek_vl_v2": "v1", "unlimited_ocr": "v1", "deepseek_ocr2": "v2"}
+# config.json model_type of each generation's checkpoints. v1 is read in its original hub format only
+# (deepseek_vl_v2); the v1 adapter translates it to transformers' unlimited_ocr classes itself.
+MODEL_TYPES = {"deepseek_vl_v2": "v1", "deepseek_ocr2": "v2"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

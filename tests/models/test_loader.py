@@ -27,7 +27,7 @@ def test_dtype_auto_is_bf16_on_cuda_and_fp32_on_cpu():
 
 
 @pytest.mark.parametrize(("model_type", "generation"),
-                         [("deepseek_vl_v2", "v1"), ("unlimited_ocr", "v1"), ("deepseek_ocr2", "v2")])
+                         [("deepseek_vl_v2", "v1"), ("deepseek_ocr2", "v2")])
 def test_generation_is_read_from_config_json(tmp_path, model_type, generation):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
     assert detect_generation(tmp_path) == generation
