@@ -1,0 +1,103 @@
+"""Dynamic retention: how many of a page's prunable tokens to keep, from its content.
+
+The paper drives its ratio by post-encoding inter-token similarity and the image's textual density but
+does not publish how they are combined. The formula below is OURS:
+
+    R = mean over pairs i != j of cos(x_i, x_j)^2        (redundancy of the prunable tokens, in [0, 1])
+    T = fraction of image cells holding text             (a cell holds text when the fraction of its
+                                                          pixels with gradient > edge_threshold reaches
+                                                          cell_text_threshold)
+    r = clip(retention + density_weight * (T - density_ref)
+                       - redundancy_weight * (R - redundancy_ref), min_retention, max_retention)
+
+Dense text needs its tokens (r rises with T); near-duplicate tokens (padding, blank margins) can go
+(r falls with R). density_ref and redundancy_ref are the means of T and R over synthetic text pages
+(benchmarks/calibrate_ratio.py), so a typical text page gets `retention` (0.84 by default).
+
+Cells are the token boxes where given (one cell per token with a spatial cell); otherwise, or when every
+box is NaN (DeepSeek-OCR-2 query tokens), a density_grid x density_grid grid over the whole image.
+R is estimated against a strided subset of `redundancy_anchors` tokens: O(anchors * N * D) instead of
+O(N^2 * D), exact when N <= anchors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rtprune.config import PruneConfig
+
+
+def redundancy(tokens: torch.Tensor, anchors: int = 64) -> float:
+    """Mean squared off-diagonal cosine. tokens (n, D) any float -> float in [0, 1]; 0 when n < 2."""
+    n = tokens.shape[0]
+    if n < 2:
+        return 0.0
+    x = torch.nn.functional.normalize(torch.nan_to_num(tokens.float()), dim=-1, eps=1e-12)
+    idx = torch.linspace(0, n - 1, min(anchors, n), device=x.device).round().long().unique()
+    sim_sq = (x[idx] @ x.T).square()
+    self_sq = sim_sq[torch.arange(idx.numel(), device=x.device), idx].sum()
+    value = (sim_sq.sum() - self_sq) / (idx.numel() * (n - 1))
+    return float(value.clamp(0.0, 1.0))
+
+
+def strong_edges(image: torch.Tensor, threshold: float) -> torch.Tensor:
+    """image (H, W) float in [0, 1] -> (H, W) bool: max(|dI/dx|, |dI/dy|) > threshold (forward
+    differences; the last row/column compares with itself and is never an edge)."""
+    img = image.float()
+    grad = torch.zeros_like(img)
+    grad[:, :-1] = (img[:, 1:] - img[:, :-1]).abs()
+    grad[:-1, :] = torch.maximum(grad[:-1, :], (img[1:, :] - img[:-1, :]).abs())
+    return grad > threshold
+
+
+def box_fractions(edges: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Strong-edge fraction inside each box via an integral image.
+
+    edges (H, W) bool, boxes (C, 4) float (x0, y0, x1, y1) pixels, NaN rows allowed -> (C,) float,
+    NaN for NaN or empty boxes.
+    """
+    h, w = edges.shape
+    integral = torch.zeros(h + 1, w + 1, dtype=torch.float64, device=edges.device)
+    integral[1:, 1:] = edges.double().cumsum(0).cumsum(1)
+    b = boxes.to(device=edges.device, dtype=torch.float64)
+    ok = ~torch.isnan(b).any(dim=1)
+    b = torch.nan_to_num(b)
+    x0 = b[:, 0].floor().clamp(0, w).long()
+    y0 = b[:, 1].floor().clamp(0, h).long()
+    x1 = b[:, 2].ceil().clamp(0, w).long()
+    y1 = b[:, 3].ceil().clamp(0, h).long()
+    area = ((x1 - x0) * (y1 - y0)).double()
+    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    frac = total / area.clamp_min(1.0)
+    return torch.where(ok & (area > 0), frac, torch.full_like(frac, float("nan")))
+
+
+def grid_boxes(height: int, width: int, cells: int) -> torch.Tensor:
+    """A cells x cells grid over an image -> (cells^2, 4) float boxes, row-major."""
+    ys = torch.linspace(0, height, cells + 1, dtype=torch.float64)
+    xs = torch.linspace(0, width, cells + 1, dtype=torch.float64)
+    y0, x0 = torch.meshgrid(ys[:-1], xs[:-1], indexing="ij")
+    y1, x1 = torch.meshgrid(ys[1:], xs[1:], indexing="ij")
+    return torch.stack([x0, y0, x1, y1], dim=-1).reshape(-1, 4)
+
+
+def text_density(image: torch.Tensor, config: PruneConfig, token_boxes: torch.Tensor | None = None) -> float:
+    """Fraction of cells holding text. image (H, W) float in [0, 1]; token_boxes (N, 4) or None."""
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W) grayscale, got shape {tuple(image.shape)}")
+    edges = strong_edges(image, config.edge_threshold)
+    frac = box_fractions(edges, token_boxes) if token_boxes is not None else None
+    if frac is None or bool(torch.isnan(frac).all()):
+        frac = box_fractions(edges, grid_boxes(image.shape[0], image.shape[1], config.density_grid))
+    frac = frac[~torch.isnan(frac)]
+    if frac.numel() == 0:
+        return 0.0
+    return float((frac >= config.cell_text_threshold).double().mean())
+
+
+def dynamic_retention(config: PruneConfig, redundancy_value: float, density_value: float | None) -> float:
+    """Our formula (module docstring); a missing density counts as density_ref (no evidence either way)."""
+    density = config.density_ref if density_value is None else density_value
+    r = (config.retention + config.density_weight * (density - config.density_ref)
+         - config.redundancy_weight * (redundancy_value - config.redundancy_ref))
+    return min(config.max_retention, max(config.min_retention, r))
