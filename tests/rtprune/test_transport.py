@@ -18,7 +18,7 @@ from rtprune.transport import (
 
 ot = pytest.importorskip("ot")
 
-TIGHT = dict(max_iter=20000, tol=1e-10, check_every=10)
+TIGHT = dict(max_iter=20000, tol=1e-7, check_every=10)  # below 1e-7 fp32 noise never settles
 
 
 def _problem(u: int, k: int, seed: int, uniform: bool = True, cosine: bool = False):
@@ -111,7 +111,7 @@ def test_balanced_plan_tends_to_the_exact_assignment_as_epsilon_shrinks():
     exact = ot.emd(a, b, cost)  # a permutation matrix / 6
     errors = []
     for eps in (0.5, 0.05, 0.005):
-        plan = _ours(cost, a, b, SinkhornSpec(eps, 1.0, max_iter=50000, tol=1e-9, check_every=10))
+        plan = _ours(cost, a, b, SinkhornSpec(eps, 1.0, max_iter=50000, tol=1e-7, check_every=10))
         errors.append(np.abs(plan - exact).sum())
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02
