@@ -16,6 +16,7 @@ Dense text needs its tokens (r rises with T); near-duplicate tokens (padding, bl
 
 Cells are the token boxes where given (one cell per token with a spatial cell); otherwise, or when every
 box is NaN (DeepSeek-OCR-2 query tokens), a density_grid x density_grid grid over the whole image.
+Edge fractions use an integral image over 8 x 8 pixel blocks (box sides snap to 8 px; v1 cells are 64 px).
 R is estimated against a strided subset of `redundancy_anchors` tokens: O(anchors * N * D) instead of
 O(N^2 * D), exact when N <= anchors.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 import torch
 
 from rtprune.config import PruneConfig
+
+_BLOCK_PX = 8  # box sides snap to 8 px: v1 token cells are 64 px (16 px patches x 4), so exact there
 
 
 def redundancy(tokens: torch.Tensor, anchors: int = 64) -> float:
@@ -44,32 +47,44 @@ def strong_edges(image: torch.Tensor, threshold: float) -> torch.Tensor:
     """image (H, W) float in [0, 1] -> (H, W) bool: max(|dI/dx|, |dI/dy|) > threshold (forward
     differences; the last row/column compares with itself and is never an edge)."""
     img = image.float()
-    grad = torch.zeros_like(img)
-    grad[:, :-1] = (img[:, 1:] - img[:, :-1]).abs()
-    grad[:-1, :] = torch.maximum(grad[:-1, :], (img[1:, :] - img[:-1, :]).abs())
-    return grad > threshold
+    edges = torch.zeros(img.shape, dtype=torch.bool, device=img.device)
+    edges[:, :-1] = (img[:, 1:] - img[:, :-1]).abs() > threshold
+    edges[:-1, :] |= (img[1:, :] - img[:-1, :]).abs() > threshold
+    return edges
 
 
-def box_fractions(edges: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Strong-edge fraction inside each box via an integral image.
+def box_fractions(edges: torch.Tensor, boxes: torch.Tensor, block: int = 1) -> torch.Tensor:
+    """Strong-edge fraction inside each box via an integral image over block x block pixel blocks.
 
-    edges (H, W) bool, boxes (C, 4) float (x0, y0, x1, y1) pixels, NaN rows allowed -> (C,) float,
-    NaN for NaN or empty boxes.
+    edges (H, W) bool, boxes (C, 4) float (x0, y0, x1, y1) pixels, NaN rows allowed -> (C,) float64,
+    NaN for NaN or empty boxes. Box sides snap to the nearest block boundary: block = 1 is exact; larger
+    blocks trade a few pixels at the box sides for one cheap reduction instead of a full-size cumsum
+    (a 1280 x 1280 cumsum costs ~10 ms on one CPU core, the 8 px block sum well under 1 ms).
     """
     h, w = edges.shape
-    integral = torch.zeros(h + 1, w + 1, dtype=torch.float64, device=edges.device)
-    integral[1:, 1:] = edges.double().cumsum(0).cumsum(1)
+    hb, wb = -(-h // block), -(-w // block)
+    padded = torch.nn.functional.pad(edges.to(torch.float32), (0, wb * block - w, 0, hb * block - h))
+    counts = padded.reshape(hb, block, wb, block).sum(dim=(1, 3), dtype=torch.float64)
+    integral = torch.zeros(hb + 1, wb + 1, dtype=torch.float64, device=edges.device)
+    integral[1:, 1:] = counts.cumsum(0).cumsum(1)
     b = boxes.to(device=edges.device, dtype=torch.float64)
     ok = ~torch.isnan(b).any(dim=1)
     b = torch.nan_to_num(b)
-    x0 = b[:, 0].floor().clamp(0, w).long()
-    y0 = b[:, 1].floor().clamp(0, h).long()
-    x1 = b[:, 2].ceil().clamp(0, w).long()
-    y1 = b[:, 3].ceil().clamp(0, h).long()
-    area = ((x1 - x0) * (y1 - y0)).double()
+    x0, x1 = _snap(b[:, 0], block, w), _snap(b[:, 2], block, w)
+    y0, y1 = _snap(b[:, 1], block, h), _snap(b[:, 3], block, h)
+    width_px = (x1 * block).clamp(max=w) - x0 * block
+    height_px = (y1 * block).clamp(max=h) - y0 * block
+    area = (width_px.clamp_min(0) * height_px.clamp_min(0)).double()
     total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
     frac = total / area.clamp_min(1.0)
     return torch.where(ok & (area > 0), frac, torch.full_like(frac, float("nan")))
+
+
+def _snap(coord: torch.Tensor, block: int, size: int) -> torch.Tensor:
+    """Pixel coordinate -> block boundary index; the image's far edge maps to the last (partial) block."""
+    nblocks = -(-size // block)
+    snapped = torch.floor(coord / block + 0.5).clamp(0, nblocks).long()
+    return torch.where(coord >= size, torch.full_like(snapped, nblocks), snapped)
 
 
 def grid_boxes(height: int, width: int, cells: int) -> torch.Tensor:
@@ -86,9 +101,10 @@ def text_density(image: torch.Tensor, config: PruneConfig, token_boxes: torch.Te
     if image.ndim != 2:
         raise ValueError(f"image must be (H, W) grayscale, got shape {tuple(image.shape)}")
     edges = strong_edges(image, config.edge_threshold)
-    frac = box_fractions(edges, token_boxes) if token_boxes is not None else None
+    frac = box_fractions(edges, token_boxes, _BLOCK_PX) if token_boxes is not None else None
     if frac is None or bool(torch.isnan(frac).all()):
-        frac = box_fractions(edges, grid_boxes(image.shape[0], image.shape[1], config.density_grid))
+        grid = grid_boxes(image.shape[0], image.shape[1], config.density_grid)
+        frac = box_fractions(edges, grid, _BLOCK_PX)
     frac = frac[~torch.isnan(frac)]
     if frac.numel() == 0:
         return 0.0

@@ -47,11 +47,20 @@ def test_box_fractions_match_direct_counting_and_skip_nan_boxes():
     gen = torch.Generator().manual_seed(2)
     edges = torch.rand(40, 50, generator=gen) > 0.7
     boxes = torch.tensor([[0, 0, 10, 10], [5.5, 3.2, 20.1, 17.9], [float("nan")] * 4, [45, 35, 60, 60]])
-    frac = box_fractions(edges, boxes)
+    frac = box_fractions(edges, boxes, block=1)
     assert frac[0] == pytest.approx(edges[:10, :10].double().mean().item())
-    assert frac[1] == pytest.approx(edges[3:18, 5:21].double().mean().item())
+    assert frac[1] == pytest.approx(edges[3:18, 6:20].double().mean().item())  # sides round to the nearest pixel
     assert torch.isnan(frac[2])
     assert frac[3] == pytest.approx(edges[35:40, 45:50].double().mean().item())
+
+
+def test_block_snapped_fractions_are_exact_on_aligned_boxes_and_close_otherwise():
+    gen = torch.Generator().manual_seed(3)
+    edges = torch.rand(100, 90, generator=gen) > 0.6
+    aligned = torch.tensor([[0, 0, 64, 64], [16, 8, 88, 100], [80, 96, 90, 100]], dtype=torch.float32)
+    torch.testing.assert_close(box_fractions(edges, aligned, block=8), box_fractions(edges, aligned, block=1))
+    odd = torch.tensor([[3.0, 5.0, 61.0, 70.0]])
+    assert abs(float(box_fractions(edges, odd, 8) - box_fractions(edges, odd, 1))) < 0.03
 
 
 def test_grid_boxes_tile_the_image():
