@@ -70,8 +70,8 @@ class PruneConfig:
     max_retention: float = 1.0
     density_weight: float = 0.5
     redundancy_weight: float = 0.5
-    density_ref: float = 0.35
-    redundancy_ref: float = 0.45
+    density_ref: float = 0.326
+    redundancy_ref: float = 0.615
     edge_threshold: float = 0.25
     cell_text_threshold: float = 0.02
     density_grid: int = 20

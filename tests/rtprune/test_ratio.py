@@ -122,3 +122,12 @@ def test_dynamic_ratio_without_image_uses_redundancy_only():
     result = prune(page.tokens, PruneConfig(dynamic=True), page.protected)
     assert result.density is None and result.redundancy is not None
     assert result.retention == pytest.approx(dynamic_retention(PruneConfig(dynamic=True), result.redundancy, None))
+
+
+def test_default_references_give_synthetic_text_pages_about_the_target_retention():
+    from benchmarks.calibrate_ratio import measure
+
+    cfg = PruneConfig(dynamic=True)
+    ratios = [dynamic_retention(cfg, r, t) for t, r in (measure(20_000 + s, cfg) for s in range(6))]
+    assert abs(sum(ratios) / len(ratios) - cfg.retention) < 0.05
+    assert max(ratios) - min(ratios) > 0.02  # the ratio does adapt per page
