@@ -77,6 +77,7 @@ def prune(
                        token_boxes=[token_boxes], budgets=[budget])[0]
 
 
+@torch.no_grad()  # pruning happens once at prefill; nothing differentiates through it
 def prune_batch(
     tokens: Sequence[torch.Tensor], config: PruneConfig, *,
     protected: Sequence[torch.Tensor | None] | None = None,
@@ -86,7 +87,8 @@ def prune_batch(
     budgets: Sequence[int | None] | None = None,
 ) -> list[PruneResult]:
     """`prune` for many pages (any lengths); each keyword is a sequence aligned with `tokens` or None.
-    RTPrune and norm-only run as one padded batch; the other baselines page by page."""
+    RTPrune and norm-only run as one padded batch on accelerators (page by page on CPU, where that is
+    faster); the other baselines page by page."""
     n = len(tokens)
     protected, padding, image = _aligned(protected, n, "protected"), _aligned(padding, n, "padding"), \
         _aligned(image, n, "image")

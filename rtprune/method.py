@@ -57,12 +57,28 @@ def ot_merge(
 
 def rtprune_batch(
     tokens: Sequence[torch.Tensor], prunable: Sequence[torch.Tensor], budgets: Sequence[int],
-    config: PruneConfig, with_merge: bool = True,
+    config: PruneConfig, with_merge: bool = True, padded: bool | None = None,
 ) -> list[Selection]:
     """Stage 1 (+ stage 2 when with_merge) for pages with at least one token to drop.
 
     tokens[i] (N_i, D) on one device, prunable[i] (N_i,) bool, budgets[i] in [1, n_prunable_i).
+    padded: run all pages as one padded batch (default: on accelerators only; on a CPU the padded
+    Sinkhorn state of a batch falls out of cache and costs about twice as much per page as one page
+    at a time, while on a GPU batching amortises the kernel launches).
     """
+    if padded is None:
+        padded = tokens[0].device.type != "cpu"
+    if not padded and len(tokens) > 1:
+        return [sel for i in range(len(tokens))
+                for sel in rtprune_batch(tokens[i:i + 1], prunable[i:i + 1], budgets[i:i + 1], config,
+                                         with_merge)]
+    return _padded_batch(tokens, prunable, budgets, config, with_merge)
+
+
+def _padded_batch(
+    tokens: Sequence[torch.Tensor], prunable: Sequence[torch.Tensor], budgets: Sequence[int],
+    config: PruneConfig, with_merge: bool,
+) -> list[Selection]:
     lengths = [t.shape[0] for t in tokens]
     if len(tokens) == 1:  # no padding needed: skip the copy
         x, mask = tokens[0][None], prunable[0][None].to(tokens[0].device)

@@ -121,6 +121,25 @@ def test_batch_equals_pages_one_by_one(method):
         assert got.retention == alone.retention
 
 
+@pytest.mark.parametrize("method", ["rtprune", "norm"])
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_padded_batch_path_equals_pages_one_by_one(method, formulation):
+    from rtprune.method import rtprune_batch
+
+    pages = [grid_page(r, c, 32, seed=s, pad_cols=1) for r, c, s in [(5, 8, 0), (3, 4, 1), (6, 9, 2), (1, 3, 3)]]
+    config = PruneConfig(method=method, ot_formulation=formulation, merge="mass")
+    prunable = [~p.protected for p in pages]
+    budgets = [20, 5, 33, 1]
+    batched = rtprune_batch([p.tokens for p in pages], prunable, budgets, config, method == "rtprune", padded=True)
+    for i, got in enumerate(batched):
+        alone = rtprune_batch([pages[i].tokens], prunable[i:i + 1], budgets[i:i + 1], config, method == "rtprune")[0]
+        assert torch.equal(got.keep, alone.keep)
+        if method == "rtprune":
+            assert torch.equal(got.merged_index, alone.merged_index)
+            torch.testing.assert_close(got.values, alone.values, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got.mass, alone.mass, atol=1e-5, rtol=1e-5)
+
+
 def test_batch_of_identity_and_pruned_pages_mixes_correctly():
     pages = [grid_page(3, 4, 8, seed=s) for s in range(3)]
     results = prune_batch([p.tokens for p in pages], PruneConfig(retention=0.5),
