@@ -165,3 +165,24 @@ def test_bf16_inputs_are_solved_in_fp32():
     d, k = torch.randn(1, 6, 16), torch.randn(1, 9, 16)
     c16 = cosine_cost(d.bfloat16(), k.bfloat16())
     assert c16.dtype == torch.float32
+
+
+@pytest.mark.parametrize("col_exp", [1.0, 0.6])
+def test_kernel_and_logsumexp_paths_give_the_same_plan(monkeypatch, col_exp):
+    import rtprune.transport as transport
+
+    torch.manual_seed(5)
+    cost = cosine_cost(torch.randn(2, 9, 8), torch.randn(2, 14, 8))
+    log_a = log_uniform_valid(2, 9)
+    log_b = log_uniform_valid(2, 14)
+    spec = SinkhornSpec(0.05, col_exp, max_iter=300, tol=1e-7)
+    fast = sinkhorn_log(cost, log_a, log_b, spec)
+    monkeypatch.setattr(transport, "_KERNEL_MAX_EXPONENT", 0.0)
+    slow = sinkhorn_log(cost, log_a, log_b, spec)
+    torch.testing.assert_close(torch.exp(fast), torch.exp(slow), atol=1e-6, rtol=1e-4)
+
+
+def log_uniform_valid(batch: int, n: int) -> torch.Tensor:
+    from rtprune.transport import log_uniform
+
+    return log_uniform(torch.ones(batch, n, dtype=torch.bool))
