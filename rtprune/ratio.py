@@ -47,10 +47,10 @@ def strong_edges(image: torch.Tensor, threshold: float) -> torch.Tensor:
     """image (H, W) float in [0, 1] -> (H, W) bool: max(|dI/dx|, |dI/dy|) > threshold (forward
     differences; the last row/column compares with itself and is never an edge)."""
     img = image.float()
-    edges = torch.zeros(img.shape, dtype=torch.bool, device=img.device)
-    edges[:, :-1] = (img[:, 1:] - img[:, :-1]).abs() > threshold
-    edges[:-1, :] |= (img[1:, :] - img[:-1, :]).abs() > threshold
-    return edges
+    grad = torch.zeros_like(img)
+    grad[:, :-1] = torch.diff(img, dim=1).abs_()
+    torch.maximum(grad[:-1], torch.diff(img, dim=0).abs_(), out=grad[:-1])  # in place: 1.6 Mpx pages
+    return grad > threshold
 
 
 def box_fractions(edges: torch.Tensor, boxes: torch.Tensor, block: int = 1) -> torch.Tensor:
