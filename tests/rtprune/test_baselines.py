@@ -63,15 +63,19 @@ def test_divprune_picks_one_of_each_cluster_before_any_duplicate():
     assert sorted(int(torch.argmax(tokens[i])) for i in kept) == [0, 1, 2, 3]
 
 
-def test_tome_merges_duplicates_first_and_conserves_mass():
+def test_tome_merges_the_most_similar_pairs_and_conserves_mass():
     gen = torch.Generator().manual_seed(0)
-    distinct = torch.randn(6, 16, generator=gen)
-    tokens = torch.cat([distinct, distinct[:2] + 1e-4])  # 8 tokens, two near-duplicates
+    tokens = torch.randn(8, 16, generator=gen)
+    # A = even indices, B = odd: make A 0 ~ B 7 and A 6 ~ B 3 near-duplicates
+    tokens[7] = tokens[0] + 1e-3 * torch.randn(16, generator=gen)
+    tokens[6] = tokens[3] + 1e-3 * torch.randn(16, generator=gen)
     sel = tome_select(tokens, torch.ones(8, dtype=torch.bool), 6)
-    assert float(sel.mass.sum()) == 8.0
-    assert sorted(sel.mass.tolist()) == [1, 1, 1, 1, 2, 2]
+    assert _kept(sel) == [1, 2, 3, 4, 5, 7]
+    assert sel.merged_index.tolist() == [1, 2, 3, 4, 5, 7]
+    assert sel.mass.tolist() == [1, 1, 2, 1, 1, 2]
     merged_sum = (sel.values * sel.mass[:, None]).sum(0)
     torch.testing.assert_close(merged_sum, tokens.sum(0), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(sel.values[2], (tokens[3] + tokens[6]) / 2)
 
 
 def test_tome_can_remove_more_than_half_over_several_rounds():
@@ -87,3 +91,11 @@ def test_padding_baseline_at_the_content_budget_keeps_exactly_the_content():
                    budget=n_content)
     assert not page.padding[result.kept_index].any()
     assert result.tokens.shape[0] == n_content + int(page.protected.sum())
+
+
+def test_divprune_starts_from_the_token_farthest_from_its_nearest_neighbour():
+    gen = torch.Generator().manual_seed(1)
+    common = torch.randn(16, generator=gen)
+    tokens = common + 0.05 * torch.randn(9, 16, generator=gen)
+    tokens[6] = -common  # the outlier
+    assert _kept(divprune_select(tokens, torch.ones(9, dtype=torch.bool), 1)) == [6]

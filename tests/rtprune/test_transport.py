@@ -66,6 +66,8 @@ def test_dustbin_plan_matches_pot_on_the_augmented_problem():
     c = torch.tensor(cost, dtype=torch.float32)[None]
     valid_u, valid_k = torch.ones(1, 12, dtype=torch.bool), torch.ones(1, 8, dtype=torch.bool)
     aug, log_a, log_b = dustbin_problem(c, valid_u, valid_k, 0.6)
+    assert torch.equal(aug[:, :12, :8], c)
+    assert (aug[0, 12] == 0.6).all() and (aug[0, :, 8] == 0.6).all()
     a, b = log_a.exp()[0].double().numpy(), log_b.exp()[0].double().numpy()
     np.testing.assert_allclose(a[-1], 8 / 20, rtol=1e-6)  # dustbin source: the kept count
     ref = ot.sinkhorn(a, b, aug[0].double().numpy(), reg=0.1, method="sinkhorn_log", numItermax=20000,
