@@ -209,3 +209,19 @@ def test_batch_arguments_must_align():
     page = grid_page(2, 3, 4)
     with pytest.raises(ValueError, match="entries"):
         prune_batch([page.tokens], PruneConfig(), protected=[page.protected, page.protected])
+
+
+@settings(max_examples=10, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 7), st.integers(0, 99)), min_size=1, max_size=4),
+       method=st.sampled_from(METHODS), retention=st.floats(0.05, 1.0), use_budget=st.booleans())
+def test_batch_equals_pages_for_any_mix_of_pages(shapes, method, retention, use_budget):
+    pages = [grid_page(r, c, 12, seed=s, pad_cols=c // 2) for r, c, s in shapes]
+    budgets = [max(1, int((~p.protected).sum()) // 2) if use_budget else None for p in pages]
+    config = PruneConfig(method=method, retention=retention)
+    batched = prune_batch([p.tokens for p in pages], config, protected=[p.protected for p in pages],
+                          padding=[p.padding for p in pages], token_boxes=[p.token_boxes for p in pages],
+                          budgets=budgets)
+    for page, budget, got in zip(pages, budgets, batched, strict=True):
+        alone = _prune_page(page, config, budget=budget)
+        assert torch.equal(got.kept_index, alone.kept_index)
+        torch.testing.assert_close(got.tokens, alone.tokens, atol=1e-5, rtol=1e-5)
