@@ -88,16 +88,16 @@ def bench_shape(name: str, pages: list[SyntheticPage], args: argparse.Namespace,
 
 def marginal_error(page: SyntheticPage, config: PruneConfig) -> float:
     """L1 error of the kept-side marginal of RTPrune's plan on this page at the configured iterations."""
-    from rtprune.method import _front, _gather_rows, sinkhorn_spec
+    from rtprune.method import front_positions, gather_rows, sinkhorn_spec
     from rtprune.select import default_budget, select_by_norm
     from rtprune.transport import cosine_cost, log_uniform, sinkhorn_log
 
     x, prunable = page.tokens[None], ~page.protected[None]
     budget = default_budget(int(prunable.sum()), config.retention)
     selected = select_by_norm(x, prunable, torch.tensor([budget], device=x.device), config.norm_tie_tol)
-    src, vs = _front(prunable & ~selected)
-    tgt, vt = _front(selected)
-    cost = cosine_cost(_gather_rows(x, src), _gather_rows(x, tgt))
+    src, vs = front_positions(prunable & ~selected)
+    tgt, vt = front_positions(selected)
+    cost = cosine_cost(gather_rows(x, src), gather_rows(x, tgt))
     log_b = log_uniform(vt)
     plan = torch.exp(sinkhorn_log(cost, log_uniform(vs), log_b, sinkhorn_spec(config)))
     return float((plan.sum(1) - log_b.exp()).abs().sum())

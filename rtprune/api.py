@@ -9,6 +9,7 @@ same tensor object, bit for bit.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ class _Plan:
     """Per-page decision before any token is touched."""
 
     prunable: torch.Tensor
+    n_prunable: int
     budget: int
     retention: float
     redundancy: float | None = None
@@ -90,11 +92,11 @@ def prune_batch(
     RTPrune and norm-only run as one padded batch on accelerators (page by page on CPU, where that is
     faster); the other baselines page by page."""
     n = len(tokens)
-    protected, padding, image = _aligned(protected, n, "protected"), _aligned(padding, n, "padding"), \
-        _aligned(image, n, "image")
-    token_boxes, budgets = _aligned(token_boxes, n, "token_boxes"), _aligned(budgets, n, "budgets")
+    protected, padding = _aligned(protected, n, "protected"), _aligned(padding, n, "padding")
+    image, token_boxes = _aligned(image, n, "image"), _aligned(token_boxes, n, "token_boxes")
+    budgets = _aligned(budgets, n, "budgets")
     plans = [_plan(tokens[i], config, protected[i], image[i], token_boxes[i], budgets[i]) for i in range(n)]
-    active = [i for i in range(n) if config.method != "none" and plans[i].budget < int(plans[i].prunable.sum())]
+    active = [i for i in range(n) if config.method != "none" and plans[i].budget < plans[i].n_prunable]
     selections = dict(zip(active, _select(tokens, plans, active, config, padding, token_boxes), strict=True))
     return [_result(tokens[i], plans[i], selections.get(i)) for i in range(n)]
 
@@ -126,17 +128,27 @@ def _plan(
     prunable = ~_mask(protected, tokens.shape[0], tokens.device, "protected")
     n_prunable = int(prunable.sum())
     if budget is not None:
-        if not (isinstance(budget, int) and (min(1, n_prunable) <= budget <= n_prunable)):
-            raise ValueError(f"budget must be an int in [1, {n_prunable}] (the prunable tokens), got {budget!r}")
-        return _Plan(prunable, budget, budget / n_prunable if n_prunable else 1.0)
+        budget = _check_budget(budget, n_prunable)
+        return _Plan(prunable, n_prunable, budget, budget / n_prunable if n_prunable else 1.0)
     if config.is_identity or n_prunable == 0:
-        return _Plan(prunable, n_prunable, 1.0)
+        return _Plan(prunable, n_prunable, n_prunable, 1.0)
     if not config.dynamic:
-        return _Plan(prunable, default_budget(n_prunable, config.retention), config.retention)
+        return _Plan(prunable, n_prunable, default_budget(n_prunable, config.retention), config.retention)
     red = redundancy(tokens[prunable], config.redundancy_anchors)
     dens = None if image is None else text_density(image, config, token_boxes)
     ratio = dynamic_retention(config, red, dens)
-    return _Plan(prunable, default_budget(n_prunable, ratio), ratio, red, dens)
+    return _Plan(prunable, n_prunable, default_budget(n_prunable, ratio), ratio, red, dens)
+
+
+def _check_budget(budget: object, n_prunable: int) -> int:
+    """An integer (Python, NumPy or 0-d tensor) in [1, n_prunable], or 0 when nothing is prunable."""
+    try:
+        value = operator.index(budget)  # type: ignore[arg-type]
+    except TypeError:
+        value = None
+    if value is None or isinstance(budget, bool) or not min(1, n_prunable) <= value <= n_prunable:
+        raise ValueError(f"budget must be an int in [1, {n_prunable}] (the prunable tokens), got {budget!r}")
+    return value
 
 
 def _select(
@@ -170,7 +182,7 @@ def _select_one(
 
 
 def _result(tokens: torch.Tensor, plan: _Plan, selection: Selection | None) -> PruneResult:
-    n_prunable = int(plan.prunable.sum())
+    n_prunable = plan.n_prunable
     if selection is None:
         index = torch.arange(tokens.shape[0], device=tokens.device)
         return PruneResult(tokens, index, plan.retention, plan.budget, n_prunable, None,

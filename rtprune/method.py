@@ -23,7 +23,7 @@ def sinkhorn_spec(config: PruneConfig) -> SinkhornSpec:
     return SinkhornSpec(config.ot_epsilon, kappa, config.ot_max_iter, config.ot_tol, config.ot_check_every)
 
 
-def _front(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def front_positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions of each row's True entries first (in index order), cut to the widest row.
 
     mask (B, N) bool -> (index (B, L) long, valid (B, L) bool), L = max row count (at least 1).
@@ -35,7 +35,7 @@ def _front(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return order, valid
 
 
-def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, N, D), index (B, L) -> (B, L, D). Advanced indexing copies whole rows, unlike gather."""
     return x[torch.arange(x.shape[0], device=x.device)[:, None], index]
 
@@ -46,9 +46,9 @@ def ot_merge(
     """Stage 2 on a padded batch. x (B, N, D), selected/prunable (B, N) bool -> (index (B, K) long,
     valid (B, K) bool, values (B, K, D) fp32, mass (B, K) fp32): the merged selected tokens, each row's
     valid entries first and in ascending index order."""
-    src_idx, src_valid = _front(prunable & ~selected)
-    tgt_idx, tgt_valid = _front(selected)
-    dropped, kept = _gather_rows(x, src_idx), _gather_rows(x, tgt_idx)
+    src_idx, src_valid = front_positions(prunable & ~selected)
+    tgt_idx, tgt_valid = front_positions(selected)
+    dropped, kept = gather_rows(x, src_idx), gather_rows(x, tgt_idx)
     weights = solve_plan(cosine_cost(dropped, kept), src_valid, tgt_valid, config.ot_formulation,
                          sinkhorn_spec(config), config.ot_dustbin_cost)
     new, mass = merge(kept, dropped, weights, config.merge, config.merge_step)

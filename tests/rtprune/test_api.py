@@ -183,6 +183,8 @@ def test_norm_baseline_keeps_the_highest_norm_tokens():
     dict(protected=torch.zeros(44)),
     dict(budget=0),
     dict(budget=41),
+    dict(budget=2.5),
+    dict(budget=True),
     dict(token_boxes=torch.zeros(44, 3)),
 ])
 def test_bad_inputs_raise_value_error(bad):
@@ -190,6 +192,14 @@ def test_bad_inputs_raise_value_error(bad):
     kwargs = {"protected": page.protected, **bad}
     with pytest.raises(ValueError):
         prune(page.tokens, PruneConfig(), **kwargs)
+
+
+def test_budget_accepts_numpy_and_tensor_integers():
+    import numpy as np
+
+    page = grid_page(4, 10, 8, seed=0)
+    for budget in (np.int64(7), torch.tensor(7)):
+        assert prune(page.tokens, PruneConfig(), page.protected, budget=budget).budget == 7
 
 
 def test_tokens_must_be_a_float_matrix():
