@@ -127,6 +127,8 @@ def _plan(
         raise ValueError(f"token_boxes must be ({tokens.shape[0]}, 4), got {tuple(token_boxes.shape)}")
     prunable = ~_mask(protected, tokens.shape[0], tokens.device, "protected")
     n_prunable = int(prunable.sum())
+    if config.method == "none":  # the identity whatever budget or ratio was asked for
+        return _Plan(prunable, n_prunable, n_prunable, 1.0)
     if budget is not None:
         budget = _check_budget(budget, n_prunable)
         return _Plan(prunable, n_prunable, budget, budget / n_prunable if n_prunable else 1.0)

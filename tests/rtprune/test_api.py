@@ -63,10 +63,12 @@ def test_full_retention_is_the_identity_bit_for_bit(method, dtype):
     assert torch.equal(result.kept_index, torch.arange(tokens.shape[0]))
 
 
-def test_method_none_ignores_retention():
+def test_method_none_ignores_retention_and_budget():
     page = grid_page(3, 5, 8, seed=2)
-    result = _prune_page(page, PruneConfig(method="none", retention=0.3))
-    assert result.tokens is page.tokens
+    result = _prune_page(page, PruneConfig(method="none", retention=0.3, dynamic=True))
+    assert result.tokens is page.tokens and result.retention == 1.0
+    result = _prune_page(page, PruneConfig(method="none"), budget=3)
+    assert result.tokens is page.tokens and result.budget == result.n_prunable == 15
 
 
 @pytest.mark.parametrize("method", METHODS)
