@@ -54,7 +54,8 @@ class PruneConfig:
                    sharper, closer-to-argmax plan and needs more iterations.
       ot_max_iter, ot_tol, ot_check_every: Sinkhorn stops when the column potential moves less than
                    ot_tol between checks made every ot_check_every iterations (a check syncs a GPU).
-      ot_tau:      semi-relaxed only: KL weight on the kept-side marginal (0: free, inf: balanced).
+      ot_tau:      semi-relaxed only: KL weight on the kept-side marginal (0: free; the limit tau -> inf
+                   is "balanced", so only finite values are accepted).
       ot_dustbin_cost: dustbin only: the cost of sending a token to the dustbin (1 - cosine threshold).
       merge:       "mass": kept token := mass-weighted mean of itself (mass 1) and what it receives;
                    "residual": kept token moves a step `merge_step` from itself towards that mean.
@@ -107,8 +108,10 @@ class PruneConfig:
             raise ValueError(f"ot_epsilon must be a finite positive number, got {self.ot_epsilon}")
         _check_finite_nonneg("ot_tol", self.ot_tol)
         _check_finite_nonneg("ot_dustbin_cost", self.ot_dustbin_cost)
-        if math.isnan(self.ot_tau) or self.ot_tau < 0:
-            raise ValueError(f"ot_tau must be >= 0 (inf allowed), got {self.ot_tau}")
+        if not (isinstance(self.ot_tau, int | float) and math.isfinite(self.ot_tau) and self.ot_tau >= 0):
+            # finite so configs survive JSON (pydantic writes inf as null); the inf limit is "balanced"
+            raise ValueError(f"ot_tau must be a finite number >= 0 (its inf limit is ot_formulation="
+                             f"'balanced'), got {self.ot_tau!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
         if not isinstance(self.dynamic, bool):

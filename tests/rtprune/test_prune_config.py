@@ -14,7 +14,7 @@ from rtprune import PruneConfig
     ("method", "magic"), ("retention", 0.0), ("retention", 1.5), ("retention", float("nan")),
     ("min_retention", 0.0), ("max_retention", 1.2), ("ot_formulation", "exact"), ("merge", "sum"),
     ("ot_epsilon", 0.0), ("ot_epsilon", float("inf")), ("ot_max_iter", 0), ("ot_tau", -1.0),
-    ("ot_tau", float("nan")), ("merge_step", 1.5), ("ot_dustbin_cost", -0.1), ("density_grid", 0),
+    ("ot_tau", float("nan")), ("ot_tau", float("inf")), ("merge_step", 1.5), ("ot_dustbin_cost", -0.1), ("density_grid", 0),
     ("norm_tie_tol", -1e-3), ("cell_text_threshold", 2.0), ("seed", 1.5), ("dynamic", "yes"),
     ("ot_check_every", 2.5),
 ])
@@ -28,8 +28,9 @@ def test_min_above_max_retention_is_rejected():
         PruneConfig(min_retention=0.9, max_retention=0.8)
 
 
-def test_infinite_tau_is_allowed_as_the_balanced_limit():
-    assert math.isinf(PruneConfig(ot_formulation="semi_relaxed", ot_tau=float("inf")).ot_tau)
+def test_infinite_tau_points_to_the_balanced_formulation():
+    with pytest.raises(ValueError, match="balanced"):
+        PruneConfig(ot_formulation="semi_relaxed", ot_tau=math.inf)
 
 
 def test_config_is_frozen():
@@ -71,3 +72,11 @@ def test_engine_config_builds_prune_config_from_a_dict():
     with pytest.raises(ValidationError):
         EngineConfig(prune={"method": "magic"})
     assert EngineConfig(prune=cfg.prune.__dict__).prune.config_hash() == cfg.prune.config_hash()
+
+
+def test_engine_config_json_round_trip_keeps_the_prune_config():
+    from rtprune.engine_types import EngineConfig
+
+    cfg = EngineConfig(prune={"ot_formulation": "semi_relaxed", "ot_tau": 0.0, "dynamic": True, "seed": 7})
+    again = EngineConfig.model_validate_json(cfg.model_dump_json())
+    assert again.prune == cfg.prune and again.prune.config_hash() == cfg.prune.config_hash()
