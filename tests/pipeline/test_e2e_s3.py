@@ -22,7 +22,7 @@ from pipeline.schema import PAGES_SCHEMA
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engine")
 
-from conftest import ENGINE_OVERRIDES  # noqa: E402
+from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 
 HEALTHY = {"reports/a.pdf": 1, "reports/b.pdf": 2, "reports/deep/c.pdf": 3}
 BROKEN = {"reports/corrupt.pdf": (corrupt_pdf_bytes(), "cannot open PDF"),
