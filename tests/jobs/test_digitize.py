@@ -23,8 +23,9 @@ from pipeline.samples import sample_pdf_bytes
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engine")
 
-ROOT = Path(__file__).resolve().parents[2]
-ENGINE = {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 8}
+ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
+from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
+
 POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
          "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
 
@@ -85,7 +86,7 @@ def _session(p: psutil.Process) -> int:
 def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray, tmp_path):
     from pipeline.run import run_pipeline
 
-    pages = {f"d{i:02d}.pdf": 1 + i % 3 for i in range(10)}
+    pages = {f"d{i:02d}.pdf": 1 + i % 2 for i in range(6)}
     for i, (name, n) in enumerate(pages.items()):
         _write(tmp_path, name, n, seed=i)
     job = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "engine": ENGINE, "pools": POOLS,
