@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
         ray.init(logging_level=logging.WARNING)
         return
     p = cfg.pools
-    gpus_needed = math.ceil(p.ocr_max_actors * p.ocr_num_gpus)
+    # Without NVIDIA devices the GPUs are logical: exactly what the OCR pool asks for, engine on CPU.
+    gpus_needed = None if shutil.which("nvidia-smi") else math.ceil(p.ocr_max_actors * p.ocr_num_gpus)
     cpus_needed = math.ceil(p.render_actors * p.render_num_cpus + p.ocr_max_actors * p.ocr_num_cpus) + 1
     ray.init(address="local", num_cpus=num_cpus or max(os.cpu_count() or 1, cpus_needed),
              num_gpus=num_gpus if num_gpus is not None else gpus_needed, include_dashboard=False,

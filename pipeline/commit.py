@@ -54,10 +54,9 @@ class Committer:
         for doc_id in pc.unique(batch["doc_id"]).to_pylist():
             parts = self._partial.setdefault(doc_id, [])
             parts.append(batch.filter(pc.equal(batch["doc_id"], doc_id)))
-            rows = pa.concat_tables(parts)
-            if rows.num_rows >= expected_rows(rows):
+            if sum(p.num_rows for p in parts) >= min(expected_rows(p) for p in parts):
                 del self._partial[doc_id]
-                self._complete.append(rows.sort_by("page_index"))
+                self._complete.append(pa.concat_tables(parts).sort_by("page_index"))
         due = time.monotonic() - self._last_commit >= self._interval_s
         if len(self._complete) >= self._commit_documents or (self._complete and due):
             self._commit()

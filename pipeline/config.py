@@ -87,6 +87,9 @@ class PoolConfig(BaseModel):
     ocr_initial_actors: int | None = None  # None = ocr_max_actors
     ocr_num_gpus: float = Field(default=1.0, ge=0)
     ocr_num_cpus: float = Field(default=1.0, gt=0)
+    # Host memory Ray reserves per OCR actor (0 = none): stops the scheduler from packing more actors on a
+    # node than its RAM holds, at the price of idle reservations.
+    ocr_memory_bytes: int = Field(default=0, ge=0)
     # Pages per OCR call: larger batches amortise overhead and sort better by cost, but raise OOM risk
     # and hold more pages in flight.
     ocr_batch_size: int = Field(default=16, ge=1)

@@ -52,8 +52,15 @@ class IsolatedRenderer:
         self._conn = parent
         # The document timeout starts after the child is ready: a slow start on a busy node is not the
         # document's fault.
-        if not parent.poll(_START_TIMEOUT_S) or parent.recv() != "ready":
-            raise RuntimeError(f"render child did not start within {_START_TIMEOUT_S:g} s")
+        try:
+            ready = parent.poll(_START_TIMEOUT_S) and parent.recv() == "ready"
+        except EOFError:
+            ready = False
+        if not ready:  # the environment is broken (not the document): fail the job loudly
+            self._proc.kill()
+            raise RuntimeError(f"render child did not start within {_START_TIMEOUT_S:g} s "
+                               f"(exit code {self._proc.exitcode}); spawn re-imports the main module, "
+                               "so start jobs with python -m or a file guarded by if __name__ == '__main__'")
 
     def _kill(self) -> None:
         if self._proc is not None:

@@ -46,6 +46,13 @@ class Output:
             fs, path = filesystem(uri, storage or StorageConfig())
         return cls(fs, path.rstrip("/"))
 
+    def check_writable(self) -> None:
+        """Fail before any work when the output cannot exist: a missing bucket is fatal, not per page."""
+        if _is_local(self.fs):
+            self.fs.makedirs(self.root, exist_ok=True)
+        elif not self.fs.exists(self.root.split("/", 1)[0]):
+            raise FileNotFoundError(f"output bucket not found: {self.fs.unstrip_protocol(self.root.split('/', 1)[0])}")
+
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 

@@ -99,7 +99,7 @@ def build_dataset(cfg: PipelineConfig, docs: list[DocRef], stamp: RunStamp):  # 
                           batch_size=p.ocr_batch_size, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
                                                              initial_size=initial),
-                          num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus)
+                          num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None)
 
 
 def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer) -> None:
@@ -126,6 +126,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     started, t0 = datetime.now(UTC), time.perf_counter()
     pricing = load_pricing(cfg.pricing or None)
     out = Output.open(cfg.output, cfg.storage)
+    out.check_writable()
     todo, skipped, first_seq = plan(cfg, out)
     log.info("run %s: %d documents to process, %d already committed", cfg.run_id, len(todo), skipped)
     committer = Committer(out, cfg.run_id, engine_config_hash(cfg.engine), pricing, cfg.commit_documents,

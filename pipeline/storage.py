@@ -49,8 +49,9 @@ def content_hash_of(info: dict[str, Any]) -> str:
     return f"size:{info.get('size', 0)}-mtime:{mtime}"
 
 
-def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = None) -> DocRef:
-    info = fs.info(path)
+def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = None,
+             info: dict[str, Any] | None = None) -> DocRef:
+    info = info if info is not None else fs.info(path)
     uri = original or fs.unstrip_protocol(path)
     source = redact_uri(uri)
     return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
@@ -77,12 +78,16 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
         return sorted(refs, key=lambda r: r.source_uri)
     fs, path = filesystem(input_uri, storage)
     if any(ch in path for ch in "*?["):
-        paths = [p for p in fs.glob(path) if not fs.isdir(p)]
+        found = fs.glob(path, detail=True)
     elif fs.isdir(path):
-        paths = [p for p in fs.find(path) if _is_pdf(p)]
-    else:
-        paths = [path]
-    return sorted((_doc_ref(fs, p) for p in paths), key=lambda r: r.source_uri)
+        found = {p: i for p, i in fs.find(path, detail=True).items() if _is_pdf(p)}
+    elif fs.exists(path):
+        found = {path: fs.info(path)}
+    else:  # a mistyped input must stop the job, not "succeed" with nothing to do
+        raise FileNotFoundError(f"input not found: {redact_uri(input_uri)}")
+    # find/glob return each object's metadata with the listing: no extra request per document.
+    files = {p: i for p, i in found.items() if i.get("type") != "directory"}
+    return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
 
 
 def read_bytes(uri: str, storage: StorageConfig) -> bytes:

@@ -111,3 +111,13 @@ def test_no_credential_in_outputs_summary_or_logs(run_result, s3_server, local_r
     assert files
     for path in files:
         assert secret not in path.read_bytes(), path
+
+
+def test_missing_bucket_stops_the_job(run_result, s3_server):
+    from pipeline.run import run_pipeline
+
+    cfg = run_result[0]
+    with pytest.raises(FileNotFoundError, match="output bucket not found: s3://no-such-bucket"):
+        run_pipeline(cfg.model_copy(update={"output": "s3://no-such-bucket/out"}))
+    with pytest.raises(FileNotFoundError, match="input not found"):
+        run_pipeline(cfg.model_copy(update={"input": "s3://no-such-bucket/in/", "run_id": "x"}))

@@ -1,3 +1,5 @@
+import pytest
+
 from pipeline.config import StorageConfig
 from pipeline.storage import content_hash_of, doc_id_for, list_documents
 
@@ -29,3 +31,9 @@ def test_doc_id_is_stable_and_content_hash_tracks_changes(tmp_path):
 def test_content_hash_prefers_etag():
     assert content_hash_of({"ETag": '"abc"', "size": 3}) == "etag:abc"
     assert content_hash_of({"size": 3, "mtime": 1.5}) == "size:3-mtime:1.5"
+
+
+def test_missing_input_is_fatal_and_redacted(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input not found") as info:
+        list_documents(str(tmp_path / "nope"), StorageConfig())
+    assert "nope" in str(info.value)
