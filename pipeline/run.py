@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.accounting import NodeState, RunInfo, node_seconds, node_state, summarize
 from pipeline.commit import SUMMARY_COLUMNS, Committer
@@ -115,7 +116,7 @@ def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer) -> No
 def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: float) -> RunInfo:
     stamp = run_stamp(cfg)
     meta = [stamp.model_id, stamp.model_mode, stamp.prune_method, stamp.prune_config_hash]
-    ok = slim.filter(pa.compute.equal(slim["status"], "ok")) if slim.num_rows else slim
+    ok = slim.filter(pc.equal(slim["status"], "ok")) if slim.num_rows else slim
     if ok.num_rows:  # the engine's own names (a resolved checkpoint id) beat the configured ones
         meta = [ok[c][0].as_py() for c in ("model_id", "model_mode", "prune_method", "prune_config_hash")]
     return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, *meta)
@@ -134,7 +135,8 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     with NodeSampler(cfg.node_sample_interval_s) as sampler:
         if todo:
             _stream(cfg, todo, committer)
-    slim = pa.concat_tables(committer.stats.slim) if committer.stats.slim else PAGES_SCHEMA.empty_table().select(SUMMARY_COLUMNS)
+    empty = PAGES_SCHEMA.empty_table().select(SUMMARY_COLUMNS)
+    slim = pa.concat_tables(committer.stats.slim) if committer.stats.slim else empty
     info = _run_info(cfg, slim, started, time.perf_counter() - t0)
     summary = summarize(slim, info, node_seconds(sampler.samples, pricing), pricing)
     write_summary(out, summary)

@@ -21,7 +21,6 @@ OOM = (torch.OutOfMemoryError,)
 @pytest.fixture(scope="module")
 def engine():
     from rtprune.engine import OcrEngine
-
     from rtprune.engine_types import EngineConfig
 
     return OcrEngine(EngineConfig(**ENGINE_OVERRIDES))
