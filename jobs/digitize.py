@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     _setup_logging(cfg)
-    if not args.config and cfg.input == EMBEDDED_DEFAULT["input"]:
+    if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
         from pipeline.samples import write_samples
 
+        # Only when missing: rewriting would change mtimes, and with them the content hashes the
+        # ledger compares, so a second run would redo everything.
         write_samples(cfg.input, documents=6)
     _init_ray(cfg, args.local_cpus, args.local_gpus)
     from pipeline.output import Output

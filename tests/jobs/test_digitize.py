@@ -121,10 +121,13 @@ def test_embedded_default_job_runs_from_an_empty_folder(tmp_path):
     """The README's one command: no config, no cluster; samples are generated and OCR'd into ./out."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-m", "jobs.digitize", f"engine.model={ENGINE['model']}",
-                           "engine.max_new_tokens=4"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    command = [sys.executable, "-m", "jobs.digitize", f"engine.model={ENGINE['model']}", "engine.max_new_tokens=4"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "12 pages ok, 0 failed" in done.stdout and "per 1,000 pages direct" in done.stdout
+    assert "committed part 000000" in done.stdout
     table = read_committed(str(tmp_path / "out"))
     assert table.num_rows == 12 and set(table["status"].to_pylist()) == {"ok"}
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 documents, 0 pages ok" in again.stdout  # nothing new: nothing redone
+    assert read_committed(str(tmp_path / "out")).num_rows == 12
