@@ -61,24 +61,37 @@ def markdown_table(results: Sequence[SettingResult], recommendation: Recommendat
     return "\n".join(lines) + "\n"
 
 
+def _by_method(results: Sequence[SettingResult]) -> dict[str, list[SettingResult]]:
+    """Settings grouped per method (dynamic RTPrune apart), each sorted by retention, for one line each."""
+    groups: dict[str, list[SettingResult]] = {}
+    for r in results:
+        groups.setdefault(f"{r.method}{'-dynamic' if r.dynamic else ''}", []).append(r)
+    return {name: sorted(group, key=lambda r: r.retention) for name, group in groups.items()}
+
+
 def plot_tradeoff(results: Sequence[SettingResult], path: str | Path,
                   recommendation: Recommendation | None = None) -> Path:
-    """Accuracy (if measured) and agreement against $ per 1k pages, one labelled point per setting."""
+    """Agreement (solid) and accuracy if measured (dashed) against $ per 1k pages: one line per method
+    through its retentions, each point labelled with its retention, the recommended point circled."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes or CI
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    cost = [r.usd_per_1k_pages for r in results]
-    ax.scatter(cost, [r.agreement for r in results], marker="o", label="agreement with unpruned")
-    with_acc = [r for r in results if r.accuracy is not None]
-    if with_acc:
-        ax.scatter([r.usd_per_1k_pages for r in with_acc], [r.accuracy for r in with_acc], marker="^",
-                   label="accuracy vs ground truth")
-    for r in results:
-        ax.annotate(r.label, (r.usd_per_1k_pages, r.agreement), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (name, group) in enumerate(_by_method(results).items()):
+        color = f"C{i % 10}"
+        cost = [r.usd_per_1k_pages for r in group]
+        marker = "*" if name == "none" else "o"
+        ax.plot(cost, [r.agreement for r in group], marker=marker, color=color, label=f"{name} agreement")
+        with_acc = [r for r in group if r.accuracy is not None]
+        if with_acc:
+            ax.plot([r.usd_per_1k_pages for r in with_acc], [r.accuracy for r in with_acc], marker="^",
+                    linestyle="--", color=color, alpha=0.6, label=f"{name} accuracy")
+        for r in group:  # the retention beside each point; the legend names the method
+            if r.method != "none":
+                ax.annotate(f"{r.retention:g}", (r.usd_per_1k_pages, r.agreement), fontsize=7, color=color,
+                            xytext=(3, 3), textcoords="offset points")
     if recommendation is not None:
         ax.axhline(recommendation.target, linestyle="--", linewidth=0.8, color="grey",
                    label=f"target {recommendation.metric} {recommendation.target:g}")
@@ -88,7 +101,7 @@ def plot_tradeoff(results: Sequence[SettingResult], path: str | Path,
                        edgecolors="red", label=f"recommended: {s.label}")
     ax.set_xlabel("$ per 1,000 pages (GPU seconds x GPU-second rate)")
     ax.set_ylabel("1 - normalised edit distance")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -138,13 +138,16 @@ def run_sweep(pages: Sequence[EvalPage], settings: Sequence[PruneConfig], runner
     if not pages:
         raise ValueError("no pages to evaluate")
     per_setting: list[list[PageResult]] = [[] for _ in settings]
-    for start in range(0, len(pages), batch_size):
+    for batch_index, start in enumerate(range(0, len(pages), batch_size)):
         images = [p.image for p in pages[start:start + batch_size]]
-        outputs = runner(images, settings)
+        # Rotate the order settings run in from batch to batch: whichever runs first after an encode (cold
+        # caches) or during a busy spell on a shared machine would otherwise always be the same one.
+        order = [(batch_index + k) % len(settings) for k in range(len(settings))]
+        outputs = runner(images, [settings[i] for i in order])
         if len(outputs) != len(settings) or any(len(o) != len(images) for o in outputs):
             raise ValueError("runner returned a result count that does not match the batch and settings")
-        for acc, out in zip(per_setting, outputs, strict=True):
-            acc.extend(out)
+        for i, out in zip(order, outputs, strict=True):
+            per_setting[i].extend(out)
     unpruned_texts = [r.text for r in per_setting[0]]
     references = [p.reference for p in pages]
     return [summarize_setting(cfg, res, unpruned_texts, references, gpu_usd_per_s)

@@ -102,13 +102,15 @@ def test_run_sweep_batches_pages_and_scores_against_the_first_setting():
     def runner(images, settings):
         # Text = the page's shade, truncated to nothing at low retention: a deterministic stand-in whose
         # expected scores are known, to check run_sweep's batching and bookkeeping alone.
-        calls.append(len(images))
+        calls.append((len(images), [setting_label(c) for c in settings]))
         return [[PageResult(f"page {img.getpixel((0, 0))[0]}" if cfg.retention > 0.5 else "",
                             usage(kept=round(100 * cfg.retention))) for img in images] for cfg in settings]
 
     settings = [UNPRUNED, PruneConfig(method="norm", retention=0.9), PruneConfig(method="norm", retention=0.3)]
     out = run_sweep(pages, settings, runner, gpu_usd_per_s=0.001, batch_size=2)
-    assert calls == [2, 2, 1]
+    assert [n for n, _ in calls] == [2, 2, 1]
+    # Each batch starts with another setting, and results still land with the setting that made them.
+    assert [order[0] for _, order in calls] == ["none", "norm@0.9", "norm@0.3"]
     assert [r.label for r in out] == ["none", "norm@0.9", "norm@0.3"]
     assert [r.agreement for r in out] == [1.0, 1.0, 0.0]
     assert [r.accuracy for r in out] == [1.0, 1.0, 0.0]
