@@ -99,14 +99,19 @@ def _find_annotation_file(folder: Path) -> Path:
 
 
 def load_omnidocbench(folder: str | Path, *, annotation_file: str | Path | None = None,
-                      limit: int | None = None, excluded: Iterable[str] = EXCLUDED_CATEGORIES) -> PageSample:
+                      limit: int | None = None, seed: int | None = None,
+                      excluded: Iterable[str] = EXCLUDED_CATEGORIES) -> PageSample:
     """An OmniDocBench-format folder (the annotation JSON, page images in `images/` or beside it) ->
-    pages with references, in annotation order. Pages whose image is missing are reported as skipped."""
+    pages with references, in annotation order. With `limit`, the first `limit` pages, or with a `seed`
+    a seeded random `limit` of them (the annotation file is grouped by document type, so its head is
+    not a fair pilot sample). Pages whose image is missing are reported as skipped."""
     from PIL import Image
 
     folder = Path(folder)
     annotation = Path(annotation_file) if annotation_file else _find_annotation_file(folder)
     records = json.loads(annotation.read_text(encoding="utf-8"))
+    if limit is not None and seed is not None and limit < len(records):
+        records = [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), limit))]
     sample = PageSample(pages=[])
     for record in records[:limit] if limit is not None else records:
         name = Path(record["page_info"]["image_path"]).name

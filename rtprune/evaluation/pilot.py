@@ -24,6 +24,7 @@ from rtprune.evaluation.sweep import (
     recommend,
     run_sweep,
     settings_grid,
+    supports_dynamic,
 )
 
 
@@ -48,8 +49,9 @@ class EvaluateConfig(BaseModel):
     # Methods x retentions: every extra one is another pass over the sample.
     methods: list[str] = Field(default_factory=lambda: ["rtprune", *BASELINE_METHODS])
     retentions: list[float] = Field(default_factory=lambda: [0.6, 0.7, 0.84, 0.95])
-    # RTPrune with dynamic retention, centred on each of these (empty: none).
-    dynamic_retentions: list[float] = Field(default_factory=list)
+    # RTPrune with dynamic retention, centred on each of these (empty: none). The default sweeps it at the
+    # paper's mean retention whenever the installed pruning library has the dynamic option.
+    dynamic_retentions: list[float] = Field(default_factory=lambda: [0.84] if supports_dynamic() else [])
     # Pages per engine batch: larger batches are faster on a GPU and need more memory.
     batch_size: int = Field(default=4, ge=1)
     pricing: str | None = None  # pricing YAML read by the job; None = infra/pricing.yaml
@@ -77,7 +79,7 @@ def load_sample(config: EvaluateConfig) -> PageSample:
         folder = Path(config.corpus)
         fmt = "omnidocbench" if folder.is_dir() and len(list(folder.glob("*.json"))) == 1 else "pdf"
     if fmt == "omnidocbench":
-        return load_omnidocbench(config.corpus, limit=config.sample_pages)
+        return load_omnidocbench(config.corpus, limit=config.sample_pages, seed=config.seed)
     return load_pdf_sample(config.corpus, sample_pages=config.sample_pages,
                            max_pages_per_doc=config.max_pages_per_doc, seed=config.seed, dpi=config.dpi)
 

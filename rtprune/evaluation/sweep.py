@@ -33,7 +33,8 @@ def setting_label(config: PruneConfig) -> str:
     return f"{config.method}{dynamic}@{config.retention:g}"
 
 
-def _supports_dynamic() -> bool:
+def supports_dynamic() -> bool:
+    """Whether PruneConfig has the dynamic-retention option (added to the library after this module)."""
     return any(f.name == "dynamic" for f in fields(PruneConfig))
 
 
@@ -47,7 +48,7 @@ def settings_grid(methods: Iterable[str], retentions: Iterable[float], *,
         if method != "none":
             grid += [PruneConfig(method=method, retention=r) for r in retentions]
     dynamic_retentions = list(dynamic_retentions)
-    if dynamic_retentions and not _supports_dynamic():
+    if dynamic_retentions and not supports_dynamic():
         raise ValueError("this PruneConfig has no dynamic option; leave dynamic_retentions empty")
     grid += [PruneConfig(method="rtprune", retention=r, dynamic=True) for r in dynamic_retentions]  # type: ignore[call-arg]
     unique = {setting_label(c): c for c in grid}

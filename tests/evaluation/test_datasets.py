@@ -74,3 +74,10 @@ def test_scanned_page_without_text_layer_has_no_reference(tmp_path):
 def test_pdf_corpus_accepts_fsspec_uris(pdf_corpus, uri_prefix):
     sample = load_pdf_sample(uri_prefix + str(pdf_corpus), sample_pages=1, dpi=36)
     assert len(sample.pages) == 1 and sample.pages[0].reference
+
+
+def test_omnidocbench_limit_takes_the_head_or_a_seeded_sample(omnidocbench_folder):
+    assert [p.page_id for p in load_omnidocbench(omnidocbench_folder, limit=1).pages] == ["page_one.png"]
+    picks = {tuple(p.page_id for p in load_omnidocbench(omnidocbench_folder, limit=1, seed=s).pages)
+             for s in range(20)}
+    assert picks == {("page_one.png",), ("page_two.png",)}

@@ -4,6 +4,7 @@ from pydantic import ValidationError
 
 from jobs.evaluate import config_dict, parse_args
 from rtprune.evaluation.pilot import EvaluateConfig
+from rtprune.evaluation.sweep import supports_dynamic
 
 
 def test_flags_override_yaml(tmp_path):
@@ -23,6 +24,7 @@ def test_defaults_cover_rtprune_and_every_baseline():
     config = EvaluateConfig(corpus="x")
     assert config.methods == ["rtprune", "norm", "random", "padding", "tome", "divprune", "spatial"]
     assert (config.target_metric, config.target) == ("agreement", 0.99)
+    assert config.dynamic_retentions == ([0.84] if supports_dynamic() else [])
 
 
 def test_config_rejects_unknown_keys_and_bad_grids():

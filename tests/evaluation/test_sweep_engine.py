@@ -12,7 +12,7 @@ from pipeline.pricing import load_pricing
 from rtprune.engine_types import EngineConfig
 from rtprune.evaluation.datasets import load_pdf_sample
 from rtprune.evaluation.report import read_csv
-from rtprune.evaluation.sweep import UNPRUNED, recommend
+from rtprune.evaluation.sweep import UNPRUNED, recommend, supports_dynamic
 
 MODEL = "tiny-random-v1"
 MAX_NEW_TOKENS = 6
@@ -38,8 +38,10 @@ def test_every_setting_is_evaluated_on_every_page(job_run):
     code, out = job_run
     assert code == 0
     rows = read_csv(out / "sweep.csv")
+    # RTPrune with dynamic retention joins the default grid once the pruning library has it.
+    dynamic = ["rtprune-dynamic@0.84"] if supports_dynamic() else []
     assert [r.label for r in rows] == ["none", "rtprune@0.1", "rtprune@1", "norm@0.1", "norm@1",
-                                       "padding@0.1", "padding@1"]
+                                       "padding@0.1", "padding@1", *dynamic]
     assert all(r.pages == 2 for r in rows)
     # Born-digital pages have references, so accuracy is measured for every setting.
     assert all(r.accuracy is not None and 0.0 <= r.accuracy <= 1.0 for r in rows)
