@@ -43,7 +43,7 @@ def settings_grid(methods: Iterable[str], retentions: Iterable[float], *,
     """The unpruned reference first (agreement is measured against it), then every method x retention,
     then RTPrune with dynamic retention centred on each of `dynamic_retentions`. Duplicates are dropped
     and "none" in `methods` adds nothing (the reference is always there)."""
-    grid = [UNPRUNED]
+    grid, retentions = [UNPRUNED], list(retentions)  # reused for every method, so not a one-shot iterator
     for method in methods:
         if method != "none":
             grid += [PruneConfig(method=method, retention=r) for r in retentions]

@@ -3,7 +3,7 @@ import yaml
 from pydantic import ValidationError
 
 from jobs.evaluate import config_dict, parse_args
-from rtprune.evaluation.pilot import EvaluateConfig
+from rtprune.evaluation.pilot import EvaluateConfig, load_sample
 from rtprune.evaluation.sweep import supports_dynamic
 
 
@@ -34,3 +34,10 @@ def test_config_rejects_unknown_keys_and_bad_grids():
         EvaluateConfig(corpus="x", retentions=[1.5])
     with pytest.raises(SystemExit):
         parse_args(["--target-agreement", "0.9", "--target-accuracy", "0.9"])
+
+
+def test_corpus_format_is_detected(omnidocbench_folder, pdf_corpus):
+    odb = load_sample(EvaluateConfig(corpus=str(omnidocbench_folder), sample_pages=5))
+    assert [p.page_id for p in odb.pages] == ["page_one.png", "page_two.png"]
+    pdf = load_sample(EvaluateConfig(corpus=str(pdf_corpus), sample_pages=3, dpi=36))
+    assert len(pdf.pages) == 3 and all(p.page_id.startswith("doc") for p in pdf.pages)

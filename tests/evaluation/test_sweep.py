@@ -30,6 +30,8 @@ def test_grid_starts_with_the_unpruned_reference_and_has_no_duplicates():
     grid = settings_grid(["rtprune", "none", "norm", "rtprune"], [0.5, 1.0])
     assert grid[0] == UNPRUNED
     assert [setting_label(c) for c in grid] == ["none", "rtprune@0.5", "rtprune@1", "norm@0.5", "norm@1"]
+    from_iterator = settings_grid(["rtprune", "norm"], iter([0.5]))
+    assert [setting_label(c) for c in from_iterator] == ["none", "rtprune@0.5", "norm@0.5"]
 
 
 def test_grid_dynamic_settings_when_prune_config_supports_them():
