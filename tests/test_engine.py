@@ -194,6 +194,10 @@ def test_engine_reports_what_the_pipeline_records(tiny_v1, tiny_v2):
     assert v1.visual_tokens(1654, 2339) == tiny_v1.visual_tokens(1654, 2339)
 
 
+def test_an_empty_batch_gives_no_results(tiny_v2):
+    assert engine_for(tiny_v2).ocr([]) == []
+
+
 def test_a_backend_built_for_another_prompt_is_refused(tiny_v2):
     with pytest.raises(ValueError, match="prompt"):
         engine_for(tiny_v2, prompt="<image>\nFree OCR.")
