@@ -239,6 +239,8 @@ class OcrEngine:
 
     def ocr_timed(self, images: Sequence[Any]) -> tuple[list[PageResult], BatchSeconds]:
         """ocr, plus the batch-level phase seconds that the pages' usage records share."""
+        if not images:
+            return [], BatchSeconds(0.0, 0.0, 0.0, 0.0)
         pages = self.prepare(images)
         features, encode_s = self.encode(pages)
         pruned, prune_s = self.prune(pages, features)
