@@ -245,11 +245,12 @@ class OcrEngine:
         features, encode_s = self.encode(pages)
         pruned, prune_s = self.prune(pages, features)
         gen = self.generate(pruned)
-        return self._results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
+        return self.results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
                                                                            gen.decode_s)
 
-    def _results(self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float,
-                 prune_s: float) -> list[PageResult]:
+    def results(self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float,
+                prune_s: float) -> list[PageResult]:
+        """Text and usage per page from the stages' outputs; batch seconds shared as PageUsage says."""
         n_out = [int(row.numel()) for row in gen.output_ids]
         shares = {name: split_shares(total, gen.prompt_tokens)
                   for name, total in (("encode", encode_s), ("prune", prune_s), ("prefill", gen.prefill_s))}

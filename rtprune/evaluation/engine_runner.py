@@ -36,7 +36,7 @@ class EngineSettingsRunner:
         for config in settings:
             pruned, prune_s = self.engine.prune(pages, features, config)
             generation = self.engine.generate(pruned)
-            out.append(self.engine._results(pruned, generation, encode_s, prune_s))
+            out.append(self.engine.results(pruned, generation, encode_s, prune_s))
         return out
 
 
