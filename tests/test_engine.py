@@ -81,7 +81,8 @@ def pre_collapse_kept(pages, features, config: PruneConfig) -> list[torch.Tensor
 @pytest.mark.parametrize("retention", [0.6, 0.1])
 def test_kept_counts_match_the_budget_and_protected_tokens_survive(backend, encoded, retention):
     pages, features = encoded
-    config = PruneConfig(retention=retention)
+    # norm-only: the kept features must then be the encoder's own rows (the OT merge would move them)
+    config = PruneConfig(method="norm", retention=retention)
     pruned, _ = engine_for(backend, prune=config).prune(pages, features)
     for page, feats, kept, before in zip(pages, features, pruned, pre_collapse_kept(pages, features, config),
                                          strict=True):
@@ -192,6 +193,22 @@ def test_engine_reports_what_the_pipeline_records(tiny_v1, tiny_v2):
     v1 = engine_for(tiny_v1)
     assert (v1.model_id, v1.model_mode) == ("tiny-random-v1", "gundam")
     assert v1.visual_tokens(1654, 2339) == tiny_v1.visual_tokens(1654, 2339)
+
+
+def test_the_dynamic_ratio_gets_what_it_needs_from_the_layout(backend, noise_page):
+    """The page image and token boxes reach the library in a form it uses: a noisy page reads as dense text
+    and keeps more of its tokens than a blank page of the same size."""
+    from PIL import Image
+
+    engine = engine_for(backend, prune=PruneConfig(dynamic=True))
+    pages = engine.prepare([noise_page(500, 400, 0), Image.new("RGB", (500, 400), "white")])
+    pruned, _ = engine.prune(pages, engine.encode(pages)[0])
+    assert pruned[0].n_visual == pruned[1].n_visual
+    assert pruned[0].n_kept > pruned[1].n_kept
+
+
+def test_an_empty_batch_gives_no_results(tiny_v2):
+    assert engine_for(tiny_v2).ocr([]) == []
 
 
 def test_a_backend_built_for_another_prompt_is_refused(tiny_v2):
