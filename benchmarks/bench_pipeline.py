@@ -124,7 +124,7 @@ def main() -> None:
         "input": str(tmp / "in"), "output": str(tmp / "out"), "commit_documents": 1,
         "engine": {"model": args.model, "mode": args.mode, "max_new_tokens": args.max_new_tokens},
         "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_cpus": 0.5, "ocr_num_gpus": 1,
-                  "ocr_batch_size": args.batch,
+                  "ocr_batch_size": args.batch * 2,
                   "ocr_sub_batch_size": args.batch}})
     plain_raw, raws = bench_plain_render(blobs, cfg.render.dpi, "raw")
     plain_render, pngs = bench_plain_render(blobs, cfg.render.dpi)

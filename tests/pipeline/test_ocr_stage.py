@@ -94,3 +94,11 @@ def test_error_rows_from_earlier_stages_pass_through_untouched(engine):
     rows[1] = mark_error(rows[1], "render", "page render failed: bad image")
     out = ocr_pages(engine, rows, sub_batch_size=2, oom=OOM)
     assert out[1] == rows[1] and out[0]["status"] == out[2]["status"] == "ok"
+
+
+def test_an_undecodable_page_image_fails_alone_across_sub_batches(engine):
+    rows = _rows()
+    rows[0] = rows[0] | {"image": b"not a png"}
+    out = ocr_pages(engine, rows, sub_batch_size=1, oom=OOM)
+    assert [r["status"] for r in out] == ["error", "ok", "ok"]
+    assert out[0]["error_stage"] == "ocr" and out[0]["error"].startswith("cannot decode page image")
