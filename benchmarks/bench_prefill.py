@@ -157,6 +157,10 @@ def report(engine: OcrEngine, variants: list[Variant], encode_s: float) -> None:
         speedup = base / median
         print(f"{v.name:>9} {kept:>6} {median * 1e3:>11.1f} {min(v.times) * 1e3:>8.1f} {speedup:>8.3f} {ideal:>7.3f} "
               f"{speedup / ideal:>10.1%} {v.prune_s * 1e3:>9.2f}")
+    same = [v for v in variants[1:] if sum(p.n_kept for p in v.pruned) == n_visual]
+    if same:  # identical inputs: any difference from the unpruned row is the machine's timing noise
+        noise = abs(statistics.median(same[0].times) / base - 1)
+        print(f"noise floor: {same[0].name} and unpruned prefill the same tokens, medians differ by {noise:.1%}")
 
 
 def run_backend(name: str, args: argparse.Namespace) -> None:

@@ -239,15 +239,18 @@ class OcrEngine:
 
     def ocr_timed(self, images: Sequence[Any]) -> tuple[list[PageResult], BatchSeconds]:
         """ocr, plus the batch-level phase seconds that the pages' usage records share."""
+        if not images:
+            return [], BatchSeconds(0.0, 0.0, 0.0, 0.0)
         pages = self.prepare(images)
         features, encode_s = self.encode(pages)
         pruned, prune_s = self.prune(pages, features)
         gen = self.generate(pruned)
-        return self._results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
+        return self.results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
                                                                            gen.decode_s)
 
-    def _results(self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float,
-                 prune_s: float) -> list[PageResult]:
+    def results(self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float,
+                prune_s: float) -> list[PageResult]:
+        """Text and usage per page from the stages' outputs; batch seconds shared as PageUsage says."""
         n_out = [int(row.numel()) for row in gen.output_ids]
         shares = {name: split_shares(total, gen.prompt_tokens)
                   for name, total in (("encode", encode_s), ("prune", prune_s), ("prefill", gen.prefill_s))}

@@ -195,6 +195,22 @@ def test_engine_reports_what_the_pipeline_records(tiny_v1, tiny_v2):
     assert v1.visual_tokens(1654, 2339) == tiny_v1.visual_tokens(1654, 2339)
 
 
+def test_the_dynamic_ratio_gets_what_it_needs_from_the_layout(backend, noise_page):
+    """The page image and token boxes reach the library in a form it uses: a noisy page reads as dense text
+    and keeps more of its tokens than a blank page of the same size."""
+    from PIL import Image
+
+    engine = engine_for(backend, prune=PruneConfig(dynamic=True))
+    pages = engine.prepare([noise_page(500, 400, 0), Image.new("RGB", (500, 400), "white")])
+    pruned, _ = engine.prune(pages, engine.encode(pages)[0])
+    assert pruned[0].n_visual == pruned[1].n_visual
+    assert pruned[0].n_kept > pruned[1].n_kept
+
+
+def test_an_empty_batch_gives_no_results(tiny_v2):
+    assert engine_for(tiny_v2).ocr([]) == []
+
+
 def test_a_backend_built_for_another_prompt_is_refused(tiny_v2):
     with pytest.raises(ValueError, match="prompt"):
         engine_for(tiny_v2, prompt="<image>\nFree OCR.")

@@ -47,15 +47,24 @@ class RepetitionGuard:
         self.prompt_len, self.ngram, self.window = prompt_len, ngram, window
         self.eos_token_id, self.whitelist = eos_token_id, whitelist
         self.stopped: set[int] = set()
+        self._ended: set[int] = set()
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """input_ids (B, prompt_len + t), scores (B, V) -> scores with rows that loop forced to EOS."""
-        generated = input_ids[:, self.prompt_len:].cpu()
-        for row in range(generated.shape[0]):
-            # A row that already ended is fed padding, which must not read as a loop.
-            if row in self.stopped or bool((generated[row] == self.eos_token_id).any()):
+        n_generated = input_ids.shape[1] - self.prompt_len
+        if n_generated <= 0:
+            return scores
+        # Only the window is copied to the host: the whole sequence would cost O(length) every step.
+        recent = input_ids[:, -min(n_generated, self.window):].cpu()
+        for row in range(recent.shape[0]):
+            if row in self.stopped or row in self._ended:
                 continue
-            if repeats_in_window(generated[row], self.ngram, self.window, self.whitelist):
+            # A row that already ended is fed padding, which must not read as a loop. Called every step,
+            # the guard sees each EOS while it is still inside the window.
+            if bool((recent[row] == self.eos_token_id).any()):
+                self._ended.add(row)
+                continue
+            if repeats_in_window(recent[row], self.ngram, self.window, self.whitelist):
                 self.stopped.add(row)
                 scores[row] = torch.finfo(scores.dtype).min
                 scores[row, self.eos_token_id] = 0.0

@@ -58,3 +58,11 @@ def test_whitelist_resolves_cell_tags_from_the_tokenizer():
     with_tags = copy.deepcopy(tok)
     with_tags.add_tokens(["<td>", "</td>"])
     assert whitelist_ids(with_tags) == frozenset(with_tags.convert_tokens_to_ids(["<td>", "</td>"]))
+
+
+def test_a_row_that_ended_long_ago_stays_ended_when_called_step_by_step():
+    guard = RepetitionGuard(prompt_len=1, ngram=2, window=4, eos_token_id=1)
+    sequence = torch.tensor([[0, 5, 6, 1] + [2] * 10])  # prompt, two tokens, EOS, then padding
+    for length in range(1, sequence.shape[1] + 1):  # what generate passes at each step
+        guard(sequence[:, :length], torch.zeros(1, 10))
+    assert guard.stopped == set()
