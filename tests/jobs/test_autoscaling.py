@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -366,6 +367,8 @@ def run_scenario(out: Path, workload: str) -> None:
         result["foreign_processes_signalled"] = sorted(set(cluster.signalled) & set(foreign_before))
         result["decoy_alive_after"] = _alive(decoy.pid)
         decoy.kill()
+        if not result["leftover_processes"]:  # logs of a cluster that did not stop stay for a look
+            shutil.rmtree(temp_dir, ignore_errors=True)
     out.write_text(json.dumps(result, indent=1))
 
 
