@@ -42,6 +42,7 @@ class OcrStage:
 
     def __init__(self, engine: EngineConfig, sub_batch_size: int) -> None:
         import torch
+
         from rtprune.engine import OcrEngine
 
         self._engine = OcrEngine(engine)
