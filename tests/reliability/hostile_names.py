@@ -35,7 +35,7 @@ def hostile_names() -> list[NameCase]:
         NameCase("tab", "tab\tname.pdf"),
         NameCase("backslash", "..\\..\\windows.pdf"),
         NameCase("url_specials", "q?x=1&y=2#frag %2e%2e.pdf"),
-        NameCase("quotes", "it's \"quoted\".pdf"),
+        NameCase("quotes", 'it\'s "quoted".pdf'),
         NameCase("rtl_override", "invoice\u202efdp.exe.pdf"),
         NameCase("nfc", cafe),
         NameCase("nfd", unicodedata.normalize("NFD", cafe)),  # a different key that looks the same
