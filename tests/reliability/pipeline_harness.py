@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).absolute().parents[2]  # not resolve(): keep a symlinked checkout
 
 # Small everything: the promises under test do not depend on text length or pool size. The render
 # timeout is far below what the time bombs take (docs/reliability.md) and far above a healthy document.

@@ -50,9 +50,11 @@ class S3Access:
 
     def client(self) -> Any:
         import boto3
+        from botocore.config import Config
 
         return boto3.client(
             "s3",
+            config=Config(signature_version="s3v4"),  # pre-signed URLs in the X-Amz-Signature form
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=self.key,
@@ -72,7 +74,8 @@ class MotoS3:
     moto keeps its state per process, not per server: use bucket names unique to the test.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, auth: bool = True) -> None:
+        self._auth = auth  # False: any credentials work (moto's default), e.g. for pre-signed URLs
         self._server: Any = None
         self.access: S3Access | None = None
 
@@ -86,7 +89,8 @@ class MotoS3:
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         self.access = self._create_user()
-        self._set_auth_after(0)
+        if self._auth:
+            self._set_auth_after(0)
         return self
 
     def __exit__(self, *exc: object) -> None:
