@@ -353,3 +353,16 @@ def matches_reason(reason: str, error_text: str) -> bool:
     """True when an error message belongs to a reason class (see REASONS)."""
     text = error_text.lower()
     return any(word in text for word in REASONS[reason])
+
+
+def sliver_page_pdf(length_pt: float = 20_000, thickness_pt: float = 1.0) -> bytes:
+    """Page 0 ordinary, page 1 a length_pt x thickness_pt sliver: it renders (40,000 x 2 px at 144 dpi), but
+    an image processor that keeps the aspect ratio scales its short side to zero pixels. (Thinner than
+    1 pt does not work: MuPDF renders such a page as 2 x 2 px.)"""
+    import pymupdf
+
+    doc = pymupdf.open("pdf", healthy_pdf(1, "sliver", size_pt=(300, 300)))
+    doc.new_page(width=length_pt, height=thickness_pt)
+    data = doc.tobytes(garbage=3, deflate=True)
+    doc.close()
+    return data
