@@ -15,7 +15,7 @@ from .hostile_pdfs import healthy_pdf
 from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config, rows_by_doc
 from .s3_server import MotoS3
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 REDACT_BUG = (
