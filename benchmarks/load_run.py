@@ -117,11 +117,12 @@ def steady(sampler: MemorySampler) -> tuple[list[tuple[float, dict[str, list[flo
 def memory_report(samples: list[tuple[float, dict[str, list[float]]]]) -> dict[str, dict[str, Any]]:
     """Per type: peak single-process RSS, peak total, mean total in the first and last quarter, flat?"""
     kinds = sorted({k for _, by_type in samples for k in by_type})
-    quarter = max(1, len(samples) // 4)
     report = {}
     for kind in kinds:
-        totals = [sum(by_type.get(kind, [])) for _, by_type in samples]
-        singles = [max(by_type.get(kind, [0.0])) for _, by_type in samples]
+        # Quarters of the type's own lifetime: render actors are gone before the OCR stage drains.
+        alive = [by_type[kind] for _, by_type in samples if by_type.get(kind)]
+        totals, singles = [sum(rss) for rss in alive], [max(rss) for rss in alive]
+        quarter = max(1, len(totals) // 4)
         first, last = statistics.mean(totals[:quarter]), statistics.mean(totals[-quarter:])
         flat = last <= first * FLAT_RATIO or last - first <= FLAT_SLACK_MB
         report[kind] = {
