@@ -71,6 +71,7 @@ def run(corpus: dict[str, Case], tmp_path_factory: pytest.TempPathFactory) -> It
         summary = run_pipeline(cfg)
         wall_s = time.monotonic() - start
     table = read_committed(str(root / "out"))
+    print(f"hostile run: {wall_s:.1f} s, peak RSS of all its processes {rss.peak_mb:.0f} MB")  # seen with -s
     yield {
         "uris": uris,
         "table": table,
