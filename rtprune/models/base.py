@@ -56,6 +56,8 @@ class Backend(Protocol):
     tokenizer: Any  # a transformers tokenizer (tiny-random backends build a byte-level one in code)
     image_token_id: int
     model_id: str  # hub id, local path, or "tiny-random-..."
+    mode: str  # v1 resolution mode; "dynamic" for DeepSeek-OCR-2
+    prompt: str  # the prompt text prompt_ids() builds around the image placeholders
 
     def prepare(self, image: Any) -> PreparedPage:
         """PIL.Image (RGB) -> PreparedPage, following the model's own preprocessing rules for its mode."""

@@ -1,0 +1,134 @@
+"""Digitize PDFs: python -m jobs.digitize [--config job.yaml] [a.b=value ...]
+
+With RAY_ADDRESS set (ray job submit sets it) it joins that cluster; otherwise it starts an embedded local
+Ray whose GPUs are logical resources, so the same OCR stage runs on a laptop's CPU. With no --config it
+runs the embedded default: sample PDFs generated into ./out/samples, OCR'd by the tiny random model into
+./out. This module is the only place that reads argv and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pipeline.config import PipelineConfig
+from pipeline.redact import redact_text
+from pipeline.summary import RunSummary
+
+log = logging.getLogger("pipeline")
+
+DEFAULT_OUT = Path("out")
+EMBEDDED_DEFAULT: dict[str, Any] = {
+    "input": str(DEFAULT_OUT / "samples"),
+    "output": str(DEFAULT_OUT),
+    "engine": {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 16},
+    "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1.0, "ocr_batch_size": 8},
+    "commit_documents": 2,
+}
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`a.b=value` pairs onto a nested dict; values are YAML scalars (8 -> int, true -> bool)."""
+    data = yaml.safe_load(yaml.safe_dump(data)) or {}  # deep copy
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item.split('=')[0]!r} is not of the form key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {key!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(raw) if raw else ""
+    return data
+
+
+def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
+    """YAML file (or the embedded default) plus overrides -> validated config. Unknown keys are named."""
+    data = yaml.safe_load(Path(path).read_text()) if path else EMBEDDED_DEFAULT
+    data = apply_overrides(data or {}, overrides)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage(), self._secrets), None
+        return True
+
+
+def _setup_logging(cfg: PipelineConfig) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_RedactingFilter(cfg.storage.secrets()))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -> None:
+    import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(logging_level=logging.WARNING)
+        return
+    p = cfg.pools
+    # Without NVIDIA devices the GPUs are logical: exactly what the OCR pool asks for, engine on CPU.
+    gpus_needed = None if shutil.which("nvidia-smi") else math.ceil(p.ocr_max_actors * p.ocr_num_gpus)
+    cpus_needed = math.ceil(p.render_actors * p.render_num_cpus + p.ocr_max_actors * p.ocr_num_cpus) + 1
+    ray.init(address="local", num_cpus=num_cpus or max(os.cpu_count() or 1, cpus_needed),
+             num_gpus=num_gpus if num_gpus is not None else gpus_needed, include_dashboard=False,
+             logging_level=logging.WARNING)
+
+
+def human_summary(s: RunSummary, output: str) -> str:
+    return (f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
+            f"in {s.wall_s:.1f} s\n"
+            f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
+            f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
+            f"output: {output}/pages/{s.run_id}/ (read with pipeline.output.read_committed), "
+            f"summary: {output}/runs/{s.run_id}/summary.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.digitize", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
+    parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
+    parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
+    parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    _setup_logging(cfg)
+    if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
+        from pipeline.samples import write_samples
+
+        # Only when missing: rewriting would change mtimes, and with them the content hashes the
+        # ledger compares, so a second run would redo everything.
+        write_samples(cfg.input, documents=6)
+    _init_ray(cfg, args.local_cpus, args.local_gpus)
+    from pipeline.output import Output
+    from pipeline.run import run_pipeline
+
+    summary = run_pipeline(cfg)
+    print(human_summary(summary, Output.open(cfg.output, cfg.storage).root))
+    return 0 if summary.pages_ok or not summary.pages_failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

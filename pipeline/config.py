@@ -1,0 +1,129 @@
+"""PipelineConfig: everything one digitize run needs, typed and validated once at the edge (jobs/)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from rtprune.engine_types import EngineConfig
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def default_run_id() -> str:
+    """Sortable by start time, unique across concurrent launches."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class StorageConfig(BaseModel):
+    """Object-store settings, passed to s3fs in the driver and to every Ray worker through the config
+    (never through logs or environment dumps). Empty fields fall back to s3fs's own defaults (AWS env)."""
+
+    model_config = _FROZEN
+
+    endpoint_url: str = ""  # S3-compatible server (MinIO, moto, R2...); "" = AWS
+    region: str = ""
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    anonymous: bool = False  # public buckets: skips signing, fails on private objects
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in any output; the redaction helper scrubs them."""
+        return [s.get_secret_value() for s in (self.key, self.secret) if s is not None and s.get_secret_value()]
+
+    def fsspec_options(self) -> dict[str, Any]:
+        """Keyword arguments for fsspec.filesystem/url_to_fs for an s3:// URI."""
+        opts: dict[str, Any] = {"anon": self.anonymous}
+        if self.key is not None:
+            opts["key"] = self.key.get_secret_value()
+        if self.secret is not None:
+            opts["secret"] = self.secret.get_secret_value()
+        client: dict[str, Any] = {}
+        if self.endpoint_url:
+            client["endpoint_url"] = self.endpoint_url
+        if self.region:
+            client["region_name"] = self.region
+        if client:
+            opts["client_kwargs"] = client
+        return opts
+
+
+class RenderConfig(BaseModel):
+    """Rasterization and the caps that keep one bad document from stalling or exhausting a worker."""
+
+    model_config = _FROZEN
+
+    # 144 dpi is DeepSeek-OCR's own PDF setting; higher reads small print better, costs CPU and memory,
+    # and the model resizes to its mode's view anyway.
+    dpi: int = Field(default=144, ge=36, le=600)
+    # Hard wall-clock limit for one whole document; the render process is killed past it. Too low fails
+    # long legitimate documents, too high lets a pathological file hold an actor.
+    timeout_s: float = Field(default=120.0, gt=0)
+    # Larger documents are refused with an error row (no read at all): bounds memory per actor.
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Longer documents are refused with an error row: bounds the rows one task can produce.
+    max_pages: int = Field(default=2000, ge=1)
+    # A page whose raster at `dpi` would exceed this is rendered at a lower dpi so it fits (not failed):
+    # posters and scanned plans still get text, at the model's resolution anyway.
+    max_pixels_per_page: int = Field(default=4096 * 4096, ge=64 * 64)
+    # "png": compressed, small object-store traffic between stages; "raw": RGB bytes, no encode/decode CPU.
+    page_format: str = Field(default="png", pattern="^(png|raw)$")
+
+
+class PoolConfig(BaseModel):
+    """Actor pools. More render actors keep GPUs fed but take CPUs; OCR actors each load the model once."""
+
+    model_config = _FROZEN
+
+    render_actors: int = Field(default=2, ge=1)
+    render_num_cpus: float = Field(default=1.0, gt=0)  # fractional on shared/logical CPUs
+    render_batch_size: int = Field(default=1, ge=1)  # documents per render call: 1 keeps timeouts per-document
+    ocr_min_actors: int = Field(default=1, ge=1)  # Ray actor pools cannot scale below one
+    ocr_max_actors: int = Field(default=1, ge=1)
+    # Starting at the full size avoids the one-at-a-time ramp-up; starting small saves idle GPU time.
+    ocr_initial_actors: int | None = None  # None = ocr_max_actors
+    ocr_num_gpus: float = Field(default=1.0, ge=0)
+    ocr_num_cpus: float = Field(default=1.0, gt=0)
+    # Host memory Ray reserves per OCR actor (0 = none): stops the scheduler from packing more actors on a
+    # node than its RAM holds, at the price of idle reservations.
+    ocr_memory_bytes: int = Field(default=0, ge=0)
+    # Pages per OCR call: larger batches amortise overhead and sort better by cost, but raise OOM risk
+    # and hold more pages in flight.
+    ocr_batch_size: int = Field(default=16, ge=1)
+    # Pages per model forward inside a call: the GPU batch.
+    ocr_sub_batch_size: int = Field(default=8, ge=1)
+
+
+class PipelineConfig(BaseModel):
+    """One digitize run. Loaded from YAML plus `a.b=value` overrides by jobs/digitize.py."""
+
+    model_config = _FROZEN
+
+    # fsspec URI of a folder/prefix (all *.pdf below it), a glob, or a manifest file (*.txt / *.lst, one
+    # URI per line). Any fsspec protocol works: s3://, gs://, file://, a plain local path.
+    input: str
+    # Where pages/, _ledger/ and runs/ go (any fsspec URI).
+    output: str
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    pools: PoolConfig = Field(default_factory=PoolConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    pricing: str = ""  # pricing YAML path; "" = infra/pricing.yaml
+    run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
+    # Documents per committed part file: smaller parts lose less on a crash, more parts cost listing time.
+    commit_documents: int = Field(default=8, ge=1)
+    # Also commit whatever is complete after this long: bounds the work a crash loses in slow runs.
+    commit_interval_s: float = Field(default=60.0, gt=0)
+    # Part files without a ledger record older than this are deleted at the start of a run; younger ones
+    # may belong to a run still writing (two runs on one output at once).
+    orphan_grace_s: float = Field(default=3600.0, ge=0)
+    # Redo documents whose committed rows include errors (transient storage or model failures); their new
+    # rows replace the old ones in read_committed.
+    retry_failed: bool = False
+    # How often the driver samples ray.nodes() for node-seconds (fully loaded cost).
+    node_sample_interval_s: float = Field(default=5.0, gt=0)
+    # Stop the job when Ray Data makes no progress this long (a hung stage); 0 disables.
+    no_progress_timeout_s: float = Field(default=0.0, ge=0)

@@ -1,0 +1,175 @@
+"""Output layout and the commit protocol.
+
+    {output}/pages/{run_id}/part-{seq:06d}.parquet   page rows (PAGES_SCHEMA), written first
+    {output}/_ledger/{run_id}/{seq:06d}.json         commit record, written last and atomically
+    {output}/runs/{run_id}/summary.json              RunSummary, at the end of a run
+
+A part file exists for readers only once its ledger record does, so a crash leaves at most orphan part
+files (ignored, later cleaned) and never half a commit. Readers here are the only way outputs are read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import StorageConfig
+from pipeline.retry import retry
+from pipeline.schema import PAGES_SCHEMA
+from pipeline.storage import filesystem
+from pipeline.summary import RunSummary
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output root opened with the run's storage settings."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str  # path inside fs, no trailing slash
+
+    @classmethod
+    def open(cls, uri: str, storage: StorageConfig | dict[str, Any] | None = None) -> Output:
+        if isinstance(storage, dict):  # plain fsspec options (e.g. from a notebook)
+            from fsspec.core import url_to_fs
+
+            fs, path = url_to_fs(uri, **storage)
+        else:
+            fs, path = filesystem(uri, storage or StorageConfig())
+        return cls(fs, path.rstrip("/"))
+
+    def check_writable(self) -> None:
+        """Fail before any work when the output cannot exist: a missing bucket is fatal, not per page."""
+        if _is_local(self.fs):
+            self.fs.makedirs(self.root, exist_ok=True)
+        elif not self.fs.exists(self.root.split("/", 1)[0]):
+            raise FileNotFoundError(f"output bucket not found: {self.fs.unstrip_protocol(self.root.split('/', 1)[0])}")
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def part_path(self, run_id: str, seq: int) -> str:
+        return self.path("pages", run_id, f"part-{seq:06d}.parquet")
+
+    def ledger_path(self, run_id: str, seq: int) -> str:
+        return self.path("_ledger", run_id, f"{seq:06d}.json")
+
+    def summary_path(self, run_id: str) -> str:
+        return self.path("runs", run_id, "summary.json")
+
+    def put_atomic(self, path: str, data: bytes) -> None:
+        """Readers see all of `data` or nothing: one PUT on object stores, tmp + rename on local disks."""
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if _is_local(self.fs):
+            tmp = path + ".tmp"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        else:
+            retry(lambda: self.fs.pipe_file(path, data))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self.fs.glob(self.path(pattern)))
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table.cast(PAGES_SCHEMA), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def commit_part(out: Output, run_id: str, seq: int, table: pa.Table, documents: list[dict[str, Any]],
+                engine_config_hash: str) -> dict[str, Any]:
+    """Write one part file, then its ledger record (the commit point). Returns the record."""
+    part = out.part_path(run_id, seq)
+    out.fs.makedirs(part.rsplit("/", 1)[0], exist_ok=True)
+    data = table_bytes(table)
+    retry(lambda: out.fs.pipe_file(part, data))
+    record = {"run_id": run_id, "seq": seq, "file": f"pages/{run_id}/part-{seq:06d}.parquet",
+              "rows": table.num_rows, "documents": documents, "engine_config_hash": engine_config_hash,
+              "committed_at": datetime.now(UTC).isoformat()}
+    out.put_atomic(out.ledger_path(run_id, seq), json.dumps(record, sort_keys=True).encode())
+    return record
+
+
+def read_ledger(out: Output) -> list[dict[str, Any]]:
+    """All commit records, oldest first (commit time, then run and sequence)."""
+    records = [json.loads(out.fs.cat_file(p)) for p in out.glob("_ledger/*/*.json")]
+    return sorted(records, key=lambda r: (r["committed_at"], r["run_id"], r["seq"]))
+
+
+def committed_documents(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], bool]:
+    """(doc_id, content_hash, engine_config_hash) -> whether that commit had no error rows."""
+    done: dict[tuple[str, str, str], bool] = {}
+    for rec in records:
+        for doc in rec["documents"]:
+            done[(doc["doc_id"], doc["content_hash"], rec["engine_config_hash"])] = doc.get("ok", True)
+    return done
+
+
+def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) -> list[str]:
+    """Delete part files without a ledger record that are older than grace_s (younger ones may belong to
+    a run still writing). Returns what was deleted."""
+    ledgered = {out.path(r["file"]) for r in records}
+    now = time.time()
+    removed = []
+    for path in out.glob("pages/*/part-*.parquet"):
+        if path in ledgered:
+            continue
+        mtime = out.fs.info(path).get("mtime") or out.fs.info(path).get("LastModified")
+        mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+        if now - mtime >= grace_s:
+            out.fs.rm_file(path)
+            removed.append(path)
+    return removed
+
+
+def _latest_version(records: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, int]]:
+    """(doc_id, engine_config_hash) -> (run_id, seq) of its newest commit: a changed or retried document
+    replaces its older rows."""
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    for rec in records:  # oldest first, so later commits win
+        for doc in rec["documents"]:
+            latest[(doc["doc_id"], rec["engine_config_hash"])] = (rec["run_id"], rec["seq"])
+    return latest
+
+
+def read_committed(output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None,
+                   latest_only: bool = True) -> pa.Table:
+    """Committed page rows. latest_only: each document's newest commit per engine config (every page once);
+    False: every committed row of every run (what was paid for, superseded versions included)."""
+    out = Output.open(output_uri, storage_options)
+    records = read_ledger(out)
+    latest = _latest_version(records)
+    tables = []
+    for rec in records:
+        table = pq.read_table(io.BytesIO(out.fs.cat_file(out.path(rec["file"]))), schema=PAGES_SCHEMA)
+        if latest_only:
+            keep = [latest[(d, rec["engine_config_hash"])] == (rec["run_id"], rec["seq"])
+                    for d in table.column("doc_id").to_pylist()]
+            table = table.filter(pa.array(keep, type=pa.bool_()))
+        tables.append(table)
+    return pa.concat_tables(tables) if tables else PAGES_SCHEMA.empty_table()
+
+
+def write_summary(out: Output, summary: RunSummary) -> None:
+    out.put_atomic(out.summary_path(summary.run_id), summary.model_dump_json(indent=2).encode())
+
+
+def read_summaries(output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None) -> list[RunSummary]:
+    """Every finished run's summary, oldest first."""
+    out = Output.open(output_uri, storage_options)
+    summaries = [RunSummary.model_validate_json(out.fs.cat_file(p)) for p in out.glob("runs/*/summary.json")]
+    return sorted(summaries, key=lambda s: s.started_at)

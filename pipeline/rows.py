@@ -1,0 +1,75 @@
+"""Page rows: the typed record every stage passes on, and its conversion to and from Arrow.
+
+Between the render and OCR stages a row also carries the page image (IMAGE_FIELDS); the OCR stage drops
+them. Every row leaving the pipeline conforms to PAGES_SCHEMA: no nulls, "" for not applicable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.schema import PAGES_SCHEMA
+
+IMAGE_FIELDS = [
+    pa.field("image", pa.binary(), nullable=False),
+    pa.field("width_px", pa.int32(), nullable=False),
+    pa.field("height_px", pa.int32(), nullable=False),
+    pa.field("page_format", pa.string(), nullable=False),
+]
+RENDERED_SCHEMA = pa.schema(list(PAGES_SCHEMA) + IMAGE_FIELDS)
+
+_DEFAULTS: dict[str, Any] = {
+    f.name: ("" if pa.types.is_string(f.type) else 0.0 if pa.types.is_floating(f.type) else 0)
+    for f in RENDERED_SCHEMA
+}
+_DEFAULTS["image"] = b""
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """What every row of a run carries before the engine has spoken (render errors never reach it)."""
+
+    run_id: str
+    model_id: str
+    model_mode: str
+    prune_method: str
+    prune_config_hash: str
+
+
+def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: int) -> dict[str, Any]:
+    """A row with every column set: defaults, then the run stamp and the document's identity."""
+    row = dict(_DEFAULTS)
+    row.update(
+        run_id=stamp.run_id, model_id=stamp.model_id, model_mode=stamp.model_mode,
+        prune_method=stamp.prune_method, prune_config_hash=stamp.prune_config_hash,
+        doc_id=doc["doc_id"], source_uri=doc["source_uri"], content_hash=doc["content_hash"],
+        page_index=page_index, page_count=page_count, status="ok",
+    )
+    return row
+
+
+def mark_error(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+    """The same row as an error of `stage`; the text and image are dropped (nothing half-done survives)."""
+    return {**row, "status": "error", "error_stage": stage, "error": reason or "unknown error",
+            "text": "", "finish_reason": "", "image": b""}
+
+
+def to_table(rows: list[dict[str, Any]], schema: pa.Schema = PAGES_SCHEMA) -> pa.Table:
+    """Rows -> Arrow with the explicit schema; a missing column or a None is a bug and raises here."""
+    return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
+
+
+def from_batch(batch: pa.Table | dict[str, Any]) -> list[dict[str, Any]]:
+    """A Ray Data batch (Arrow table or dict of columns) -> list of row dicts."""
+    if isinstance(batch, pa.Table):
+        return batch.to_pylist()
+    columns = list(batch)
+    n = len(batch[columns[0]]) if columns else 0
+    return [{c: _plain(batch[c][i]) for c in columns} for i in range(n)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python, so rows compare and serialise like the Arrow path."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, bytes | str) else value

@@ -1,0 +1,96 @@
+"""fsspec access with the run's storage settings, and the listing of input documents."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from pipeline.config import StorageConfig
+from pipeline.redact import redact_uri
+
+_S3_PROTOCOLS = {"s3", "s3a"}
+_MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
+
+
+@dataclass(frozen=True)
+class DocRef:
+    doc_id: str
+    uri: str  # what to read (may carry a pre-signed query); never written out
+    source_uri: str  # redacted form for rows, ledger and logs
+    size_bytes: int
+    content_hash: str
+
+
+def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path) for a URI; S3 settings apply only to s3:// so local paths keep working."""
+    protocol = uri.split("://", 1)[0] if "://" in uri else "file"
+    options: dict[str, Any] = storage.fsspec_options() if protocol in _S3_PROTOCOLS else {}
+    return url_to_fs(uri, **options)
+
+
+def doc_id_for(source_uri: str) -> str:
+    """Stable id: the same object listed again (even with a new pre-signed query) gets the same id."""
+    return hashlib.sha256(source_uri.encode()).hexdigest()[:16]
+
+
+def content_hash_of(info: dict[str, Any]) -> str:
+    """Whatever the store gives that changes when the bytes change: ETag, md5, else size + mtime."""
+    for key in ("ETag", "etag", "md5", "checksum"):
+        value = info.get(key)
+        if value:
+            return f"{key.lower()}:{str(value).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    return f"size:{info.get('size', 0)}-mtime:{mtime}"
+
+
+def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = None,
+             info: dict[str, Any] | None = None) -> DocRef:
+    info = info if info is not None else fs.info(path)
+    uri = original or fs.unstrip_protocol(path)
+    source = redact_uri(uri)
+    return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
+
+
+def _is_pdf(path: str) -> bool:
+    return path.lower().endswith(".pdf")
+
+
+def _read_manifest(uri: str, storage: StorageConfig) -> list[str]:
+    fs, path = filesystem(uri, storage)
+    with fs.open(path, "rt") as f:
+        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+
+
+def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
+    """Every document the input names, sorted by URI so runs are reproducible. A folder/prefix yields
+    its *.pdf files (recursively); a glob its matches; a manifest file (.txt/.lst) the URIs it lists."""
+    if input_uri.lower().endswith(_MANIFEST_SUFFIXES):
+        refs = []
+        for uri in _read_manifest(input_uri, storage):
+            fs, path = filesystem(uri, storage)
+            refs.append(_doc_ref(fs, path, uri if "?" in uri else None))
+        return sorted(refs, key=lambda r: r.source_uri)
+    fs, path = filesystem(input_uri, storage)
+    if any(ch in path for ch in "*?["):
+        found = fs.glob(path, detail=True)
+    elif fs.isdir(path):
+        found = {p: i for p, i in fs.find(path, detail=True).items() if _is_pdf(p)}
+    elif fs.exists(path):
+        found = {path: fs.info(path)}
+    else:  # a mistyped input must stop the job, not "succeed" with nothing to do
+        raise FileNotFoundError(f"input not found: {redact_uri(input_uri)}")
+    # find/glob return each object's metadata with the listing: no extra request per document.
+    files = {p: i for p, i in found.items() if i.get("type") != "directory"}
+    return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
+
+
+def read_bytes(uri: str, storage: StorageConfig) -> bytes:
+    fs, path = filesystem(uri, storage)
+    with fs.open(path, "rb") as f:
+        return f.read()

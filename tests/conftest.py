@@ -1,0 +1,35 @@
+"""Shared tiny-random backends: building one costs seconds, so tests that only read it share it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _noise_page(width_px: int, height_px: int, seed: int) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height_px, width_px, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture(scope="session")
+def noise_page():
+    """noise_page(width_px, height_px, seed) -> a random RGB page: distinct pages give distinct visual
+    features, so tests that compare outputs can fail."""
+    return _noise_page
+
+
+@pytest.fixture(scope="session")
+def tiny_v2():
+    """A shared DeepseekOcr2Backend with tiny random weights. Do not modify it in a test."""
+    from rtprune.models.deepseek_v2 import DeepseekOcr2Backend
+
+    return DeepseekOcr2Backend.tiny_random(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_v1():
+    """A shared DeepseekOcrV1Backend (gundam mode: newlines, padding and crops) with tiny random weights."""
+    from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
+
+    return DeepseekOcrV1Backend.tiny_random(mode="gundam", seed=0)
