@@ -26,7 +26,6 @@ from .pipeline_harness import (
 )
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 DOCS, PAGES = 16, 2
 KILL_AFTER_COMMITS = 1

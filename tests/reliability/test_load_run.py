@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 PAGES = 300
 MEMORY_BUDGET_MB = 8192  # all processes of one type together

@@ -16,7 +16,6 @@ from .hostile_pdfs import healthy_pdf, sliver_page_pdf
 from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config, rows_by_doc, write_inputs
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 SMALL = (300, 300)  # small pages keep the v2 encoder's CPU time down
 

@@ -16,7 +16,6 @@ from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config,
 from .s3_server import MotoS3
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 REDACT_BUG = (
     "pipeline.redact.redact_uri parses object keys as URLs: urlsplit drops tab/CR/LF and cuts the key at "

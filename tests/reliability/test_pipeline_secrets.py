@@ -18,7 +18,6 @@ from .pipeline_harness import config_dict, run_job, short_tmpdir
 from .s3_server import MotoS3
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 TRACEBACK_BUG = (
     "jobs.digitize lets a planning error escape as a traceback; fsspec's FileNotFoundError for a pre-signed "

@@ -17,7 +17,6 @@ from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config
 from .s3_server import MotoS3, S3Access
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-pytest.importorskip("pipeline.run", reason="the pipeline has not landed on this branch yet")
 
 DOCS, PAGES = 4, 2
 EARLY_S = 30.0  # a permanent failure must surface at planning time, not after the documents ran
