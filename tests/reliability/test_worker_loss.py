@@ -1,5 +1,5 @@
 """Worker loss: a worker node holding render and OCR actors is removed mid-run from a 3-node Ray cluster on
-this machine; the run completes and every page is in the output exactly once."""
+this machine while both stages run; the run completes and every page is in the output exactly once."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_run_survives_losing_a_worker_node(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["killed"], f"no node held both a render and an OCR actor after a commit: {report}"
+    assert report["killed"], f"no node held both a render and an OCR actor: {report}"
     assert report["commits_at_kill"] < DOCS, report  # the node died mid-run, not after it
     assert report["finished"] and report["summary"] is not None, report
     table = read_committed(str(tmp_path / "out"))

@@ -40,14 +40,16 @@ def pipeline_actors() -> dict[str, set[str]]:
     return nodes
 
 
-def wait_for_victim(out: Path, run: threading.Thread) -> str | None:
-    """A worker node holding both a render and an OCR actor, once the run has committed something."""
+def wait_for_victim(out: Path, run: threading.Thread, seen: list[dict[str, list[str]]]) -> str | None:
+    """A worker node holding both a render and an OCR actor. No commit is awaited: rendering can finish
+    before the first commit, and by then no node holds both. `seen` keeps the placements observed."""
     deadline = time.monotonic() + WAIT_S
     while run.is_alive() and time.monotonic() < deadline:
-        if list((out / "_ledger").glob("*/*.json")):
-            for node_id, roles in pipeline_actors().items():
-                if roles == {"render", "ocr"}:
-                    return node_id
+        placement = pipeline_actors()
+        seen.append({node[:8]: sorted(roles) for node, roles in placement.items()})
+        for node_id, roles in placement.items():
+            if roles == {"render", "ocr"}:
+                return node_id
         time.sleep(0.2)
     return None
 
@@ -72,7 +74,8 @@ def main(input_dir: str, output_dir: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     run = threading.Thread(target=lambda: result.update(summary=run_pipeline(cfg).model_dump()), daemon=True)
     run.start()
-    victim = wait_for_victim(Path(output_dir), run)
+    seen: list[dict[str, list[str]]] = []
+    victim = wait_for_victim(Path(output_dir), run, seen)
     commits_at_kill = len(list(Path(output_dir, "_ledger").glob("*/*.json")))
     killed = False
     for node in workers:
@@ -84,6 +87,7 @@ def main(input_dir: str, output_dir: str) -> dict[str, Any]:
         "victim": victim,
         "killed": killed,
         "commits_at_kill": commits_at_kill,
+        "placements": seen[-3:],
         "finished": not run.is_alive(),
         "summary": result.get("summary"),
     }
