@@ -1,0 +1,161 @@
+"""Hostile PDFs through the real pipeline (local Ray, tiny model): each becomes error rows with its
+reason, within bounded time and memory, and the healthy documents of the same run come through."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from .hostile_pdfs import Case, healthy_cases, hostile_cases, matches_reason
+from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config, rows_by_doc, write_inputs
+
+pytestmark = pytest.mark.ray
+
+RENDER_TIMEOUT_S = 4.0
+RUN_BUDGET_S = 240.0  # the whole run, Ray start and model load included, on a busy 2-core machine
+MEMORY_BUDGET_MB = 8192  # all processes of the run together (Ray, actors, render children)
+
+PNG_BUG = (
+    "pipeline.render._open does not check doc.is_pdf: PNG bytes named .pdf open as an image and are OCR'd"
+)
+
+
+class TreeRss:
+    """Peak summed RSS of this process and all its descendants (Ray's raylet, workers, render children)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        root = psutil.Process()
+        while not self._stop.wait(0.2):
+            total = 0
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # exited while we walked the tree
+                    total += proc.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, Case]:
+    return {c.name: c for c in hostile_cases() + healthy_cases(2)}
+
+
+@pytest.fixture(scope="module")
+def run(corpus: dict[str, Case], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from pipeline.output import read_committed
+    from pipeline.run import run_pipeline
+
+    root = tmp_path_factory.mktemp("hostile")
+    uris = write_inputs(root / "in", {f"{name}.pdf": case.data for name, case in corpus.items()})
+    cfg = pipeline_config(str(root / "in"), str(root / "out"), render={"timeout_s": RENDER_TIMEOUT_S})
+    with local_ray(), TreeRss() as rss:
+        start = time.monotonic()
+        summary = run_pipeline(cfg)
+        wall_s = time.monotonic() - start
+    table = read_committed(str(root / "out"))
+    print(f"hostile run: {wall_s:.1f} s, peak RSS of all its processes {rss.peak_mb:.0f} MB")  # seen with -s
+    yield {
+        "uris": uris,
+        "table": table,
+        "rows": rows_by_doc(table),
+        "summary": summary,
+        "wall_s": wall_s,
+        "peak_mb": rss.peak_mb,
+    }
+
+
+def _uri(run: dict[str, Any], name: str) -> str:
+    return run["uris"][f"{name}.pdf"]
+
+
+def test_run_is_bounded_in_time_and_memory(run: dict[str, Any]) -> None:
+    assert run["wall_s"] < RUN_BUDGET_S, run["wall_s"]
+    assert run["peak_mb"] < MEMORY_BUDGET_MB, run["peak_mb"]
+
+
+def test_every_document_leaves_its_rows_exactly_once(run: dict[str, Any], corpus: dict[str, Case]) -> None:
+    expected = {_uri(run, n): c.expect.page_count for n, c in corpus.items()}
+    expected[_uri(run, "many_pages")] = None  # refused by the page cap: one row
+    assert exactly_once_problems(run["table"], expected) == []
+
+
+def test_healthy_documents_come_through(run: dict[str, Any], corpus: dict[str, Case]) -> None:
+    for name in (n for n in corpus if n.startswith("healthy")):
+        rows = run["rows"][_uri(run, name)]
+        assert [r["status"] for r in rows] == ["ok"] * corpus[name].expect.page_count, rows
+        assert all(r["finish_reason"] in ("eos", "length", "repetition") for r in rows), rows
+
+
+def _check_case(case: Case, rows: list[dict[str, Any]]) -> None:
+    expect = case.expect
+    if expect.doc_error:
+        assert len(rows) == 1 and rows[0]["page_index"] == -1 and rows[0]["status"] == "error", rows
+        assert matches_reason(expect.doc_error, rows[0]["error"]), rows[0]["error"]
+        return
+    if len(rows) == 1 and rows[0]["page_index"] == -1:  # the whole document failed at once
+        assert expect.page_count is not None and set(expect.error_pages) == set(range(expect.page_count)), (
+            rows
+        )
+        assert all(matches_reason(r, rows[0]["error"]) for r in expect.error_pages.values()), rows[0]["error"]
+        return
+    for row in rows:
+        i = row["page_index"]
+        if i in expect.error_pages:
+            assert row["status"] == "error" and matches_reason(expect.error_pages[i], row["error"]), row
+        elif i in expect.may_fail and row["status"] == "error":
+            assert matches_reason(expect.may_fail[i], row["error"]), row
+        else:
+            assert row["status"] == "ok", row
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "truncated",
+        "truncated_tail",
+        "broken_xref",
+        "wrong_header",
+        "encrypted",
+        "zero_pages",
+        "many_pages",
+        "huge_page",
+        "inflate_bomb",
+        "image_bomb",
+        "endless_content",
+        pytest.param("png_named_pdf", marks=pytest.mark.xfail(strict=True, reason=PNG_BUG)),
+        "random_bytes",
+    ],
+)
+def test_hostile_document_outcome(run: dict[str, Any], corpus: dict[str, Case], name: str) -> None:
+    _check_case(corpus[name], run["rows"][_uri(run, name)])
+
+
+def test_time_bombs_are_stopped_at_the_render_timeout(run: dict[str, Any]) -> None:
+    for name in ("inflate_bomb", "endless_content"):
+        (row,) = run["rows"][_uri(run, name)]
+        assert row["error_stage"] == "render" and "timed out" in row["error"], row
+
+
+def test_summary_counts_match_the_rows(run: dict[str, Any]) -> None:
+    table, summary = run["table"], run["summary"]
+    statuses = table.column("status").to_pylist()
+    assert summary.pages_ok == statuses.count("ok")
+    assert summary.pages_failed == statuses.count("error")
+    assert summary.documents == len(run["uris"])
