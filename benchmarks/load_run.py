@@ -161,9 +161,10 @@ def pipeline_config(input_dir: Path, output_dir: Path) -> Any:
 
 def run(pages: int, pages_per_doc: int, interval_s: float, workdir: Path) -> dict[str, Any]:
     import ray
+    from ray.data import DataContext
+
     from pipeline.output import read_committed
     from pipeline.run import run_pipeline
-    from ray.data import DataContext
 
     docs = write_corpus(workdir / "in", pages, pages_per_doc)
     ray.init(
