@@ -123,9 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(cfg.input, documents=6)
     _init_ray(cfg, args.local_cpus, args.local_gpus)
     from pipeline.output import Output
+    from pipeline.redact import describe_error
     from pipeline.run import run_pipeline
 
-    summary = run_pipeline(cfg)
+    try:
+        summary = run_pipeline(cfg)
+    except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
+        # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
+        # their messages, and a traceback would print them to the job's log.
+        print(f"digitize: run {cfg.run_id} stopped: {describe_error(exc, cfg.storage.secrets())}",
+              file=sys.stderr)
+        return 2
     print(human_summary(summary, Output.open(cfg.output, cfg.storage).root))
     return 0 if summary.pages_ok or not summary.pages_failed else 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import StorageConfig
+from pipeline.redact import redact_uri
 from pipeline.retry import retry
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.storage import filesystem
@@ -47,11 +49,21 @@ class Output:
         return cls(fs, path.rstrip("/"))
 
     def check_writable(self) -> None:
-        """Fail before any work when the output cannot exist: a missing bucket is fatal, not per page."""
+        """Fail before any work when the output cannot be written: a missing bucket or refused credentials
+        are fatal, not per page. Only a real write sees a 403: object stores answer `exists` with False
+        when the credentials are wrong, which would pass for a missing bucket."""
         if _is_local(self.fs):
             self.fs.makedirs(self.root, exist_ok=True)
-        elif not self.fs.exists(self.root.split("/", 1)[0]):
-            raise FileNotFoundError(f"output bucket not found: {self.fs.unstrip_protocol(self.root.split('/', 1)[0])}")
+        where = redact_uri(self.fs.unstrip_protocol(self.root))
+        probe = self.path(f".write-probe-{uuid.uuid4().hex}")
+        try:
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+        except PermissionError:
+            raise PermissionError(f"access denied writing to the output {where}: check the storage "
+                                  "credentials and the bucket's permissions") from None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"output bucket not found: {where}") from None
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])

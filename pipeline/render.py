@@ -45,6 +45,9 @@ def _open(data: bytes, cfg: RenderConfig):  # -> pymupdf.Document | str (reason)
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
         return f"cannot open PDF: {type(exc).__name__}: {exc}"[:300]
+    if not doc.is_pdf:  # MuPDF opens images and other formats even when told the bytes are a PDF
+        doc.close()
+        return "not a PDF (the file's content is another format)"
     if doc.needs_pass:
         doc.close()
         return "encrypted: password required"

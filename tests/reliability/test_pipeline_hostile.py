@@ -21,10 +21,6 @@ RENDER_TIMEOUT_S = 4.0
 RUN_BUDGET_S = 240.0  # the whole run, Ray start and model load included, on a busy 2-core machine
 MEMORY_BUDGET_MB = 8192  # all processes of the run together (Ray, actors, render children)
 
-PNG_BUG = (
-    "pipeline.render._open does not check doc.is_pdf: PNG bytes named .pdf open as an image and are OCR'd"
-)
-
 
 class TreeRss:
     """Peak summed RSS of this process and all its descendants (Ray's raylet, workers, render children)."""
@@ -139,7 +135,7 @@ def _check_case(case: Case, rows: list[dict[str, Any]]) -> None:
         "inflate_bomb",
         "image_bomb",
         "endless_content",
-        pytest.param("png_named_pdf", marks=pytest.mark.xfail(strict=True, reason=PNG_BUG)),
+        "png_named_pdf",
         "random_bytes",
     ],
 )

@@ -82,11 +82,6 @@ def _run_expecting_failure(cfg: Any) -> tuple[BaseException, float]:
     return info.value, time.monotonic() - start
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.output.Output.check_writable asks fs.exists(bucket), which s3fs answers False on a 403: "
-    "a wrong secret is reported as 'output bucket not found'",
-)
 def test_bad_credentials_stop_the_run_early_with_a_clear_error(env: dict[str, Any]) -> None:
     proxy: FaultProxy = env["proxy"]
     proxy.clear(history=True)
