@@ -29,6 +29,16 @@ class StorageConfig(BaseModel):
     key: SecretStr | None = None
     secret: SecretStr | None = None
     anonymous: bool = False  # public buckets: skips signing, fails on private objects
+    # A stalled store must fail a call (and let the retry helper or an error row take over) instead of
+    # hanging a worker: shorter timeouts fail faster on a slow link, longer ones ride out brief stalls.
+    # botocore retries each attempt on its own and s3fs retries around it, so a call can take several
+    # times read_timeout_s before it fails.
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    # botocore's attempts per call (throttling, 5xx, timeouts; with backoff) and s3fs's loop around them
+    # (set on the filesystem by pipeline.storage.filesystem: s3fs takes it as an attribute, not an option).
+    attempts: int = Field(default=5, ge=1)
+    s3fs_retries: int = Field(default=2, ge=1)
 
     def secrets(self) -> list[str]:
         """Values that must never appear in any output; the redaction helper scrubs them."""
@@ -41,6 +51,10 @@ class StorageConfig(BaseModel):
             opts["key"] = self.key.get_secret_value()
         if self.secret is not None:
             opts["secret"] = self.secret.get_secret_value()
+        opts["config_kwargs"] = {
+            "connect_timeout": self.connect_timeout_s, "read_timeout": self.read_timeout_s,
+            "retries": {"max_attempts": self.attempts, "mode": "standard"},
+        }
         client: dict[str, Any] = {}
         if self.endpoint_url:
             client["endpoint_url"] = self.endpoint_url

@@ -28,8 +28,11 @@ class DocRef:
 def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path) for a URI; S3 settings apply only to s3:// so local paths keep working."""
     protocol = uri.split("://", 1)[0] if "://" in uri else "file"
-    options: dict[str, Any] = storage.fsspec_options() if protocol in _S3_PROTOCOLS else {}
-    return url_to_fs(uri, **options)
+    if protocol not in _S3_PROTOCOLS:
+        return url_to_fs(uri)
+    fs, path = url_to_fs(uri, **storage.fsspec_options())
+    fs.retries = storage.s3fs_retries  # a class attribute in s3fs; fsspec caches fs per options, all ours
+    return fs, path
 
 
 def doc_id_for(source_uri: str) -> str:

@@ -164,3 +164,24 @@ def test_missing_bucket_fails_with_a_clear_not_found_error(access: S3Access) -> 
         fs.ls(missing)
     with pytest.raises((FileNotFoundError, OSError)):
         fs.pipe_file(f"{missing}/x.txt", b"x")
+
+
+def test_the_pipelines_storage_settings_bound_a_stalled_read(
+    access: S3Access, proxy: FaultProxy, bucket: str
+) -> None:
+    from pydantic import SecretStr
+
+    from pipeline.config import StorageConfig
+    from pipeline.storage import filesystem
+
+    storage = StorageConfig(endpoint_url=access.endpoint_url, region="us-east-1", key=SecretStr(access.key),
+                            secret=SecretStr(access.secret), read_timeout_s=0.5, attempts=2, s3fs_retries=1)
+    fs, path = filesystem(f"s3://{bucket}/g.txt", storage)
+    fs.pipe_file(path, b"stalled")
+    proxy.inject(Fault.stall(4.0), method="GET")  # every GET, every retry
+    start = time.monotonic()
+    with pytest.raises(Exception, match="(?i)timeout|timed out"):
+        fs.cat_file(path)
+    assert time.monotonic() - start < 15, "the pipeline's client waited on a dead server for too long"
+    proxy.clear()
+    assert fs.cat_file(path) == b"stalled"
