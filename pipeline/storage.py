@@ -10,7 +10,7 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from pipeline.config import StorageConfig
-from pipeline.redact import redact_uri
+from pipeline.redact import loggable_name, source_name
 
 _S3_PROTOCOLS = {"s3", "s3a"}
 _MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
@@ -20,7 +20,7 @@ _MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
 class DocRef:
     doc_id: str
     uri: str  # what to read (may carry a pre-signed query); never written out
-    source_uri: str  # redacted form for rows, ledger and logs
+    source_uri: str  # the listed name, verbatim but without credentials: rows, ledger, doc_id
     size_bytes: int
     content_hash: str
 
@@ -33,7 +33,8 @@ def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSys
 
 
 def doc_id_for(source_uri: str) -> str:
-    """Stable id: the same object listed again (even with a new pre-signed query) gets the same id."""
+    """Stable id of the exact listed name: two keys that differ anywhere (even after a '?') get two ids,
+    while an http(s) URL listed again with a new pre-signed query keeps its id (its query is not hashed)."""
     return hashlib.sha256(source_uri.encode()).hexdigest()[:16]
 
 
@@ -53,7 +54,7 @@ def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = No
              info: dict[str, Any] | None = None) -> DocRef:
     info = info if info is not None else fs.info(path)
     uri = original or fs.unstrip_protocol(path)
-    source = redact_uri(uri)
+    source = source_name(uri)
     return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
 
 
@@ -84,7 +85,7 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
     elif fs.exists(path):
         found = {path: fs.info(path)}
     else:  # a mistyped input must stop the job, not "succeed" with nothing to do
-        raise FileNotFoundError(f"input not found: {redact_uri(input_uri)}")
+        raise FileNotFoundError(f"input not found: {loggable_name(source_name(input_uri))}")
     # find/glob return each object's metadata with the listing: no extra request per document.
     files = {p: i for p, i in found.items() if i.get("type") != "directory"}
     return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
