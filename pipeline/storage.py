@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from fsspec.core import url_to_fs
 
 from pipeline.config import StorageConfig
 from pipeline.redact import loggable_name, source_name
+
+log = logging.getLogger("pipeline")
 
 _S3_PROTOCOLS = {"s3", "s3a"}
 _MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
@@ -23,6 +26,7 @@ class DocRef:
     source_uri: str  # the listed name, verbatim but without credentials: rows, ledger, doc_id
     size_bytes: int
     content_hash: str
+    error: str = ""  # non-empty: the listing found no such object (the document becomes one error row)
 
 
 def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -58,6 +62,20 @@ def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = No
     return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
 
 
+def _manifest_ref(entry: str, storage: StorageConfig) -> DocRef:
+    """One manifest entry. A missing entry is that document's error, not the run's: the manifest
+    itself was readable, so the other entries still get processed."""
+    fs, path = filesystem(entry, storage)
+    original = entry if "?" in entry else None  # a pre-signed URL is read with its query
+    try:
+        return _doc_ref(fs, path, original)
+    except FileNotFoundError:
+        uri = original or fs.unstrip_protocol(path)
+        source = source_name(uri)
+        log.warning("manifest entry not found: %s", loggable_name(source))
+        return DocRef(doc_id_for(source), uri, source, 0, "missing", error="not found: listed in the manifest")
+
+
 def _is_pdf(path: str) -> bool:
     return path.lower().endswith(".pdf")
 
@@ -72,10 +90,7 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
     """Every document the input names, sorted by URI so runs are reproducible. A folder/prefix yields
     its *.pdf files (recursively); a glob its matches; a manifest file (.txt/.lst) the URIs it lists."""
     if input_uri.lower().endswith(_MANIFEST_SUFFIXES):
-        refs = []
-        for uri in _read_manifest(input_uri, storage):
-            fs, path = filesystem(uri, storage)
-            refs.append(_doc_ref(fs, path, uri if "?" in uri else None))
+        refs = [_manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
         return sorted(refs, key=lambda r: r.source_uri)
     fs, path = filesystem(input_uri, storage)
     if any(ch in path for ch in "*?["):
