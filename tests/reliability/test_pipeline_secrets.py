@@ -19,11 +19,6 @@ from .s3_server import MotoS3
 
 pytestmark = pytest.mark.ray
 
-TRACEBACK_BUG = (
-    "jobs.digitize lets a planning error escape as a traceback; fsspec's FileNotFoundError for a pre-signed "
-    "URL carries the whole URL, signature included, to stderr"
-)
-
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoS3]:
@@ -138,7 +133,6 @@ def test_no_secret_in_rows_ledger_or_summary(job: dict[str, Any]) -> None:
     assert locked and locked[0]["status"] == "error" and "encrypt" in locked[0]["error"]
 
 
-@pytest.mark.xfail(strict=True, reason=TRACEBACK_BUG)
 def test_failed_signed_url_does_not_leak_in_the_error(moto: MotoS3, tmp_path: Path) -> None:
     assert moto.access is not None
     bucket = moto.make_bucket(f"gone-{uuid.uuid4().hex[:8]}")
