@@ -1,5 +1,5 @@
 """The render step for whole documents: read bytes, rasterize in isolation, emit one row per page
-(or one error row for a document that cannot be read or opened)."""
+(or one error row for a document that cannot be listed, read or opened)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> byt
 def render_document(doc: dict[str, Any], renderer: IsolatedRenderer, storage: StorageConfig,
                     stamp: RunStamp, cfg: RenderConfig) -> list[dict[str, Any]]:
     """Rows for one document. render_s of each page is its equal share of the document's render time."""
+    if doc.get("error"):  # the listing already knows it cannot be read: say so at the stage that found it
+        return [mark_error(new_row(stamp, doc, -1, -1), "list", doc["error"])]
     data = _read(doc, storage, cfg)
     if isinstance(data, str):
         stage = "render" if data.startswith("too large") else "read"

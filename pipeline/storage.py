@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,9 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from pipeline.config import StorageConfig
-from pipeline.redact import redact_uri
+from pipeline.redact import loggable_name, source_name
+
+log = logging.getLogger("pipeline")
 
 _S3_PROTOCOLS = {"s3", "s3a"}
 _MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
@@ -20,9 +23,10 @@ _MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
 class DocRef:
     doc_id: str
     uri: str  # what to read (may carry a pre-signed query); never written out
-    source_uri: str  # redacted form for rows, ledger and logs
+    source_uri: str  # the listed name, verbatim but without credentials: rows, ledger, doc_id
     size_bytes: int
     content_hash: str
+    error: str = ""  # non-empty: the listing found no such object (the document becomes one error row)
 
 
 def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -36,7 +40,8 @@ def filesystem(uri: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSys
 
 
 def doc_id_for(source_uri: str) -> str:
-    """Stable id: the same object listed again (even with a new pre-signed query) gets the same id."""
+    """Stable id of the exact listed name: two keys that differ anywhere (even after a '?') get two ids,
+    while an http(s) URL listed again with a new pre-signed query keeps its id (its query is not hashed)."""
     return hashlib.sha256(source_uri.encode()).hexdigest()[:16]
 
 
@@ -56,8 +61,22 @@ def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = No
              info: dict[str, Any] | None = None) -> DocRef:
     info = info if info is not None else fs.info(path)
     uri = original or fs.unstrip_protocol(path)
-    source = redact_uri(uri)
+    source = source_name(uri)
     return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
+
+
+def _manifest_ref(entry: str, storage: StorageConfig) -> DocRef:
+    """One manifest entry. A missing entry is that document's error, not the run's: the manifest
+    itself was readable, so the other entries still get processed."""
+    fs, path = filesystem(entry, storage)
+    original = entry if "?" in entry else None  # a pre-signed URL is read with its query
+    try:
+        return _doc_ref(fs, path, original)
+    except FileNotFoundError:
+        uri = original or fs.unstrip_protocol(path)
+        source = source_name(uri)
+        log.warning("manifest entry not found: %s", loggable_name(source))
+        return DocRef(doc_id_for(source), uri, source, 0, "missing", error="not found: listed in the manifest")
 
 
 def _is_pdf(path: str) -> bool:
@@ -74,10 +93,7 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
     """Every document the input names, sorted by URI so runs are reproducible. A folder/prefix yields
     its *.pdf files (recursively); a glob its matches; a manifest file (.txt/.lst) the URIs it lists."""
     if input_uri.lower().endswith(_MANIFEST_SUFFIXES):
-        refs = []
-        for uri in _read_manifest(input_uri, storage):
-            fs, path = filesystem(uri, storage)
-            refs.append(_doc_ref(fs, path, uri if "?" in uri else None))
+        refs = [_manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
         return sorted(refs, key=lambda r: r.source_uri)
     fs, path = filesystem(input_uri, storage)
     if any(ch in path for ch in "*?["):
@@ -87,7 +103,7 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
     elif fs.exists(path):
         found = {path: fs.info(path)}
     else:  # a mistyped input must stop the job, not "succeed" with nothing to do
-        raise FileNotFoundError(f"input not found: {redact_uri(input_uri)}")
+        raise FileNotFoundError(f"input not found: {loggable_name(source_name(input_uri))}")
     # find/glob return each object's metadata with the listing: no extra request per document.
     files = {p: i for p, i in found.items() if i.get("type") != "directory"}
     return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)

@@ -3,7 +3,7 @@ from pydantic import ValidationError
 
 from jobs.digitize import apply_overrides, load_config
 from pipeline.config import PipelineConfig, StorageConfig
-from pipeline.redact import describe_error, redact_text, redact_uri
+from pipeline.redact import describe_error, loggable_name, redact_text, redact_uri, source_name
 
 
 def test_overrides_parse_yaml_scalars_and_nest(tmp_path):
@@ -48,6 +48,22 @@ def test_run_ids_are_unique_and_sortable():
 ])
 def test_redact_uri(uri, expected):
     assert redact_uri(uri) == expected
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("s3://bucket/in/q?v=1#x.pdf", "s3://bucket/in/q?v=1#x.pdf"),
+    ("file:///in/tab\tline\nbreak\r.pdf", "file:///in/tab\tline\nbreak\r.pdf"),
+    ("s3://AKID:S3CR3T@bucket/in/a?b.pdf", "s3://bucket/in/a?b.pdf"),
+    ("s3://bucket/in/user:pw@x.pdf", "s3://bucket/in/user:pw@x.pdf"),
+    ("https://u:pw@host/b/x.pdf?X-Amz-Signature=abc", "https://host/b/x.pdf"),
+])
+def test_source_name_keeps_listed_keys_and_drops_credentials(uri, expected):
+    assert source_name(uri) == expected
+
+
+def test_loggable_name_escapes_control_characters():
+    shown = loggable_name("s3://b/a\nforged line\u202e.pdf")
+    assert "\n" not in shown and "\u202e" not in shown and "forged line" in shown
 
 
 def test_redact_text_scrubs_known_secrets_and_credential_pairs():

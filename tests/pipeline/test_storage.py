@@ -37,3 +37,18 @@ def test_missing_input_is_fatal_and_redacted(tmp_path):
     with pytest.raises(FileNotFoundError, match="input not found") as info:
         list_documents(str(tmp_path / "nope"), StorageConfig())
     assert "nope" in str(info.value)
+
+
+def test_missing_manifest_entry_is_listed_as_that_documents_error(tmp_path):
+    (tmp_path / "here.pdf").write_bytes(b"%PDF-1.4 here")
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"{tmp_path / 'here.pdf'}\n{tmp_path / 'gone.pdf'}\n")
+    gone, here = list_documents(str(manifest), StorageConfig())  # sorted by name
+    assert here.error == "" and here.source_uri == f"file://{tmp_path / 'here.pdf'}"
+    assert gone.error and gone.source_uri == f"file://{tmp_path / 'gone.pdf'}"
+    assert gone.doc_id == doc_id_for(gone.source_uri) and gone.content_hash == "missing"
+
+
+def test_missing_manifest_itself_stays_fatal(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        list_documents(str(tmp_path / "absent.txt"), StorageConfig())

@@ -17,12 +17,7 @@ from .s3_server import MotoS3
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REDACT_BUG = (
-    "pipeline.redact.redact_uri parses object keys as URLs: urlsplit drops tab/CR/LF and cuts the key at "
-    "'?' or '#', so source_uri and doc_id are wrong (and two keys can share one doc_id)"
-)
-MANGLED = {"url_specials", "carriage_return", "tab"}
-# Two different objects whose keys differ only after a '?': with the redaction bug they share a doc_id.
+# Two different objects whose keys differ only after a '?': a name parsed as a URL would give them one doc_id.
 TWINS = ["twin?v=1.pdf", "twin?v=2.pdf"]
 
 
@@ -75,9 +70,8 @@ def test_writes_stay_under_the_output_prefix(s3_run: dict[str, Any]) -> None:
     assert s3_run["before"] <= s3_run["after"]  # no input object was overwritten away or deleted
 
 
-@pytest.mark.xfail(strict=True, reason=REDACT_BUG)
 def test_keys_differing_after_a_question_mark_both_keep_their_pages(s3_run: dict[str, Any]) -> None:
-    assert s3_run["summary"].documents == len(moto_names()) + len(TWINS)  # 19: the twins count as one
+    assert s3_run["summary"].documents == len(moto_names()) + len(TWINS)
     uris = [f"s3://{s3_run['bucket']}/in/{key}" for key in TWINS]
     assert (
         exactly_once_problems(s3_run["table"].filter(_is_any(s3_run["table"], uris)), dict.fromkeys(uris, 2))
@@ -85,15 +79,7 @@ def test_keys_differing_after_a_question_mark_both_keep_their_pages(s3_run: dict
     )
 
 
-@pytest.mark.parametrize(
-    "label",
-    [
-        pytest.param(c.label, marks=pytest.mark.xfail(strict=True, reason=REDACT_BUG))
-        if c.label in MANGLED
-        else c.label
-        for c in moto_names()
-    ],
-)
+@pytest.mark.parametrize("label", [c.label for c in moto_names()])
 def test_key_comes_out_intact_in_source_uri(s3_run: dict[str, Any], label: str) -> None:
     key = next(c.key for c in hostile_names() if c.label == label)
     uri = f"s3://{s3_run['bucket']}/in/{key}"
@@ -144,7 +130,6 @@ def test_local_names_with_control_characters_stay_inside_a_local_output(local_ru
     assert len(set(local_run["table"].column("doc_id").to_pylist())) == len(LOCAL_NAMES)
 
 
-@pytest.mark.xfail(strict=True, reason=REDACT_BUG)
 def test_local_names_come_out_intact(local_run: dict[str, Any]) -> None:
     uris = set(local_run["table"].column("source_uri").to_pylist())
     assert uris == {"file://" + str(local_run["root"] / "in" / n) for n in LOCAL_NAMES}

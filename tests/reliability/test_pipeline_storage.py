@@ -125,11 +125,6 @@ def test_missing_output_bucket_stops_the_run_before_any_document_is_read(env: di
     assert _document_reads(proxy, env["in"]) == [], "documents were processed for an output that cannot exist"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.storage.list_documents calls fs.info on each manifest entry and lets FileNotFoundError "
-    "end the run: a listed document that is missing leaves no 'list' error row, and the healthy ones no rows",
-)
 def test_missing_manifest_entry_becomes_an_error_row(env: dict[str, Any], tmp_path: Any) -> None:
     from pipeline.output import read_committed
     from pipeline.run import run_pipeline
