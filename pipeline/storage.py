@@ -96,8 +96,11 @@ def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
         refs = [_manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
         return sorted(refs, key=lambda r: r.source_uri)
     fs, path = filesystem(input_uri, storage)
-    if any(ch in path for ch in "*?["):
+    is_url = input_uri.lower().startswith(("http://", "https://"))  # '?' starts a query there, not a glob
+    if not is_url and any(ch in path for ch in "*?["):
         found = fs.glob(path, detail=True)
+        if not found:  # as with a missing path: a mistyped pattern must not "succeed" with nothing to do
+            raise FileNotFoundError(f"input matched nothing: {loggable_name(source_name(input_uri))}")
     elif fs.isdir(path):
         found = {p: i for p, i in fs.find(path, detail=True).items() if _is_pdf(p)}
     elif fs.exists(path):

@@ -131,3 +131,18 @@ def test_embedded_default_job_runs_from_an_empty_folder(tmp_path):
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 documents, 0 pages ok" in again.stdout  # nothing new: nothing redone
     assert read_committed(str(tmp_path / "out")).num_rows == 12
+
+
+def test_a_fatal_error_ends_the_job_with_one_redacted_line(tmp_path):
+    """An unreachable pre-signed input stops the run; its signature must not reach the job's output."""
+    signature = "f00dfeedsignature" + os.urandom(4).hex()
+    url = f"https://127.0.0.1:9/in/doc.pdf?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature={signature}"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "jobs.digitize", f"input={url}", f"output={tmp_path / 'out'}",
+               f"engine.model={ENGINE['model']}", "--local-cpus", "2", "--local-gpus", "1"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert signature not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "stopped" in done.stderr and "127.0.0.1:9" in done.stderr  # says what failed

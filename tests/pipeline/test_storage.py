@@ -52,3 +52,11 @@ def test_missing_manifest_entry_is_listed_as_that_documents_error(tmp_path):
 def test_missing_manifest_itself_stays_fatal(tmp_path):
     with pytest.raises(FileNotFoundError):
         list_documents(str(tmp_path / "absent.txt"), StorageConfig())
+
+
+def test_a_glob_that_matches_nothing_is_fatal(tmp_path):
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    with pytest.raises(FileNotFoundError, match="matched nothing"):
+        list_documents(str(tmp_path / "*.pfd"), StorageConfig())
+    assert [d.source_uri.rsplit("/", 1)[-1] for d in list_documents(str(tmp_path / "*.pdf"), StorageConfig())] == [
+        "a.pdf"]
