@@ -195,6 +195,9 @@ def run(pages: int, pages_per_doc: int, interval_s: float, workdir: Path) -> dic
         "steady_pages_per_s": steady_pages_per_s,
         "summary_wall_s": summary.wall_s,
         "samples": len(window),
+        # Every process type seen during the run; on a fast run rendering can finish before the first
+        # commit, so its processes appear only outside the steady window that flatness is judged on.
+        "seen": sorted({kind for _, by_type in sampler.samples for kind in by_type}),
         "memory": memory_report(window),
     }
 
