@@ -82,8 +82,18 @@ def _collect(stdout: str, exit_code: int, timed_out: bool) -> ProbeResult:
     return result
 
 
+def _peak_rss_mb() -> float:
+    """This process's own RSS high-water mark. Not getrusage's ru_maxrss: Linux keeps that across execve,
+    so a child started from a large parent (a test process holding models) reports the parent's size."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no procfs: best available
+
+
 def _emit(event: str, **fields: object) -> None:
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _peak_rss_mb()
     print(json.dumps({"event": event, "rss_mb": rss_mb, **fields}), flush=True)
 
 
