@@ -62,7 +62,7 @@ def bench_bare_ocr(pngs: list[bytes], cfg) -> tuple[float, float]:
     from PIL import Image
 
     from pipeline.ocr import cost_sorted_batches
-    from rtprune.engine import OcrEngine
+    from rtprune.engines.hf import OcrEngine
 
     # Ray gives an actor as many intra-op threads as its whole CPUs (at least 1): the same for the loop.
     torch.set_num_threads(max(1, int(cfg.pools.ocr_num_cpus)))

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

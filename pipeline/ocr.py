@@ -14,7 +14,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Engine(Protocol):  # what the pipeline uses of rtprune.engine.OcrEngine
+class Engine(Protocol):  # what the pipeline uses of rtprune.engines.hf.OcrEngine
     model_id: str
     model_mode: str
     prune_method: str

@@ -22,7 +22,7 @@ from pipeline.rows import RunStamp
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.storage import DocRef, list_documents
 from pipeline.summary import RunSummary
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 
 log = logging.getLogger("pipeline")
 

@@ -12,7 +12,7 @@ from pipeline.ocr import ocr_pages
 from pipeline.rasterize import render_document
 from pipeline.rows import RENDERED_SCHEMA, RunStamp, from_batch, to_table
 from pipeline.schema import PAGES_SCHEMA
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 
 
 class RenderStage:
@@ -43,9 +43,9 @@ class OcrStage:
     def __init__(self, engine: EngineConfig, sub_batch_size: int) -> None:
         import torch
 
-        from rtprune.engine import OcrEngine
+        from rtprune.engines import create_engine
 
-        self._engine = OcrEngine(engine)
+        self._engine = create_engine(engine)
         self._sub_batch_size = sub_batch_size
         self._oom = (torch.OutOfMemoryError,)
 

@@ -1,7 +1,7 @@
 """RTPrune: visual-token pruning for DeepSeek-OCR at prefill.
 
-The core imports torch only. Model adapters (``rtprune.models``) and the engine (``rtprune.engine``)
-import transformers lazily and are not loaded by ``import rtprune``.
+The core imports torch only. Model adapters (``rtprune.models``) and the engines (``rtprune.engines``)
+import transformers or vLLM lazily and are not loaded by ``import rtprune``.
 """
 
 from rtprune.api import PruneConfig, PruneResult, prune, prune_batch

@@ -3,7 +3,7 @@ from pydantic import ValidationError
 
 from pipeline.pricing import load_pricing
 from pipeline.schema import PAGES_SCHEMA
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 
 
 def test_default_pricing_rates_follow_node_prices():

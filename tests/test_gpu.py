@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from rtprune import PruneConfig, prune, prune_batch
-from rtprune.engine import OcrEngine
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.hf import OcrEngine
+from rtprune.engines.types import EngineConfig
 
 pytestmark = [
     pytest.mark.gpu,

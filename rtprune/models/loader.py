@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 from rtprune.models.base import Backend
 
 logger = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ def load_backend(config: EngineConfig) -> Backend:
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     if config.model in TINY_MODELS:
-        generation = config.backend if config.backend != "auto" else TINY_MODELS[config.model]
+        generation = config.generation if config.generation != "auto" else TINY_MODELS[config.model]
         logger.warning("%s has random weights: its text is meaningless (for tests and smoke runs only)",
                        config.model)
         return backend_class(generation).tiny_random(mode=config.mode, seed=config.seed, dtype=dtype,
                                                      device=str(device), prompt=config.prompt)
     checkpoint = resolve_checkpoint(config.model)
-    generation = config.backend if config.backend != "auto" else detect_generation(checkpoint)
+    generation = config.generation if config.generation != "auto" else detect_generation(checkpoint)
     backend = backend_class(generation).from_pretrained(str(checkpoint), mode=config.mode, dtype=dtype,
                                                         device=str(device), prompt=config.prompt)
     backend.model_id = config.model  # the name the user gave (hub id), not the cache path it resolved to

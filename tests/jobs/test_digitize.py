@@ -21,7 +21,7 @@ from pipeline.output import read_committed, read_summaries
 from pipeline.samples import sample_pdf_bytes
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engine")
+pytest.importorskip("rtprune.engines.hf")
 
 ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402

@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from rtprune.engine_types import EngineConfig
+from rtprune.engines.types import EngineConfig
 from rtprune.models.loader import detect_generation, load_backend, resolve_dtype
 
 

@@ -20,7 +20,7 @@ from pipeline.samples import (
 from pipeline.schema import PAGES_SCHEMA
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engine")
+pytest.importorskip("rtprune.engines.hf")
 
 from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 

@@ -11,7 +11,7 @@ from pipeline.rows import RunStamp, mark_error, new_row
 from pipeline.samples import sample_pdf_bytes
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("rtprune.engine")
+pytest.importorskip("rtprune.engines.hf")
 
 from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 
@@ -20,8 +20,8 @@ OOM = (torch.OutOfMemoryError,)
 
 @pytest.fixture(scope="module")
 def engine():
-    from rtprune.engine import OcrEngine
-    from rtprune.engine_types import EngineConfig
+    from rtprune.engines.hf import OcrEngine
+    from rtprune.engines.types import EngineConfig
 
     return OcrEngine(EngineConfig(**ENGINE_OVERRIDES))
 

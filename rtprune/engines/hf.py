@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from rtprune.api import PruneConfig, prune_batch
-from rtprune.engine_batch import (
+from rtprune.engines.hf_batch import (
     PromptBatch,
     PrunedPage,
     collapse_newlines,
@@ -29,7 +29,7 @@ from rtprune.engine_batch import (
     prompt_with_positions,
     split_shares,
 )
-from rtprune.engine_types import EngineConfig, FinishReason, PageResult, PageUsage
+from rtprune.engines.types import EngineConfig, FinishReason, PageResult, PageUsage
 from rtprune.models.base import Backend, PreparedPage
 from rtprune.models.repetition import RepetitionGuard, whitelist_ids
 

@@ -20,8 +20,13 @@ class EngineConfig(BaseModel):
     # Hub id, local checkpoint directory, or "tiny-random-v1" / "tiny-random-v2": random weights built in
     # code for offline smoke runs and tests; their text is meaningless.
     model: str = "tiny-random-v1"
-    # "auto" reads it from the checkpoint's config.json (deepseek_vl_v2 -> v1, deepseek_ocr2 -> v2).
-    backend: Literal["auto", "v1", "v2"] = "auto"
+    # Which engine runs the model: "hf" (transformers generate on static batches) or "vllm" (continuous
+    # batching, paged KV cache; needs the vllm extra). "auto" picks vllm when it is installed and a CUDA
+    # device is present, else hf.
+    backend: Literal["auto", "hf", "vllm"] = "auto"
+    # Model generation; "auto" reads it from the checkpoint's config.json (deepseek_vl_v2 -> v1,
+    # deepseek_ocr2 -> v2).
+    generation: Literal["auto", "v1", "v2"] = "auto"
     # v1 resolution mode: more tokens read small print better and cost more (tiny 64, small 100,
     # base 256, large 400 visual tokens; gundam adds 640px tiles). Ignored by v2, which tiles itself.
     mode: Literal["tiny", "small", "base", "large", "gundam"] = "large"

@@ -1,0 +1,40 @@
+"""OCR engines: pages in, text and per-page usage out, with RTPrune at prefill.
+
+- ``hf``: transformers ``generate`` on static, left-padded batches (``rtprune.engines.hf``).
+- ``vllm``: vLLM with continuous batching and a paged KV cache; pruning runs inside the model through this
+  project's vLLM plugin (``rtprune.engines.vllm``).
+
+``EngineConfig.backend`` picks one; ``create_engine`` builds it. Both engines are imported lazily, so a
+driver that only reads the config loads neither transformers nor vLLM.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from rtprune.engines.types import EngineConfig, FinishReason, PageResult, PageUsage
+
+__all__ = ["EngineConfig", "FinishReason", "PageResult", "PageUsage", "create_engine", "resolve_backend"]
+
+
+def resolve_backend(config: EngineConfig) -> str:
+    """"hf" or "vllm": the configured one, or for "auto" vllm when it is installed and CUDA is present."""
+    if config.backend != "auto":
+        return config.backend
+    if importlib.util.find_spec("vllm") is None:
+        return "hf"
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "hf"
+
+
+def create_engine(config: EngineConfig) -> Any:
+    """The engine `config.backend` names, loaded and ready (model weights included)."""
+    if resolve_backend(config) == "vllm":
+        from rtprune.engines.vllm import VllmEngine
+
+        return VllmEngine(config)
+    from rtprune.engines.hf import OcrEngine
+
+    return OcrEngine(config)
