@@ -1,0 +1,62 @@
+"""Export committed pages as documents: python -m jobs.export [--config export.yaml] [a.b=value ...]
+
+Writes one Markdown file per document and JSONL shards (one record per document) for LLM data pipelines,
+from what the digitize job committed; only documents new or changed since the last export are written.
+With no arguments it exports the embedded default job's output (./out) to ./out/export. This module is
+the only place that reads argv."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from jobs.digitize import apply_overrides
+from pipeline.export import ExportConfig, ExportResult, run_export
+from pipeline.redact import describe_error, redact_uri
+
+EMBEDDED_DEFAULT: dict[str, Any] = {"output": "out", "dest": "out/export"}
+
+
+def load_config(path: str | None, overrides: list[str]) -> ExportConfig:
+    """YAML file (or the embedded default) plus overrides -> validated config. Unknown keys are named."""
+    data = yaml.safe_load(Path(path).read_text()) if path else EMBEDDED_DEFAULT
+    data = apply_overrides(data or {}, overrides)
+    try:
+        return ExportConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
+
+
+def describe(result: ExportResult, dest: str) -> str:
+    if not result.export_id:
+        return f"nothing new to export: {result.unchanged} documents already exported in their latest version"
+    return (f"{result.export_id}: {result.documents} documents ({result.new} new, {result.changed} changed, "
+            f"{result.unchanged} unchanged), {result.pages_ok} pages ok, {result.pages_failed} failed\n"
+            f"jsonl: {len(result.shards)} shard(s) in {dest}/jsonl/{result.export_id}/; "
+            f"markdown: {result.markdown_files} file(s) in {dest}/markdown/; "
+            f"manifest: {dest}/_export/{result.export_id}.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="export YAML (default: ./out exported to ./out/export)")
+    parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar), e.g. dest=s3://bucket/export")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    try:
+        result = run_export(cfg)
+    except Exception as exc:  # fatal: credentials, a missing bucket, a file name collision
+        print(f"export: stopped: {describe_error(exc, cfg.storage.secrets())}", file=sys.stderr)
+        return 2
+    print(describe(result, redact_uri(cfg.dest).rstrip("/")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

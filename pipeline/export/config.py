@@ -1,0 +1,30 @@
+"""ExportConfig: what one export run reads, where it writes, and how it cuts the JSONL."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.config import StorageConfig
+
+
+class ExportConfig(BaseModel):
+    """One export run. Loaded from YAML plus `a.b=value` overrides by jobs/export.py."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The digitize job's output (any fsspec URI): only its committed parts are read, never written.
+    output: str
+    # Where markdown/, jsonl/ and the export state _export/ go (any fsspec URI; may lie inside `output`).
+    dest: str
+    # The same object-store settings the digitize job takes; they apply to both URIs when they are s3://.
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    # One Markdown file per document. Off writes JSONL only: at hundreds of millions of documents, one
+    # small object per document costs more requests (and listing time) than the JSONL shards.
+    markdown: bool = True
+    # Uncompressed bytes per JSONL shard (a record larger than this gets a shard of its own). Larger
+    # shards mean fewer files for downstream readers; smaller ones less memory here and finer parallelism.
+    shard_max_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
+    # gzip: ~4x smaller shards (.jsonl.gz, read natively by datatrove and Dolma tools) at some CPU.
+    compression: Literal["none", "gzip"] = "none"

@@ -1,0 +1,208 @@
+"""run_export: committed pages -> Markdown per document + JSONL shards, incrementally.
+
+Reads only through pipeline.output.read_committed (ledgered parts, each document's newest commit per
+engine config), so a part without its ledger record is never seen and no document is emitted half
+committed. Of a document's versions (one per engine config) the one committed last is exported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.export.config import ExportConfig
+from pipeline.export.records import (
+    Document,
+    Page,
+    document_file_name,
+    fingerprint,
+    jsonl_record,
+    markdown,
+)
+from pipeline.export.state import DocState, ExportState, commit_state, export_id, load_state
+from pipeline.output import Output, read_committed
+from pipeline.redact import loggable_name, redact_uri
+from pipeline.retry import retry
+
+log = logging.getLogger("pipeline")
+
+_SETTING = ["model_id", "model_mode", "prune_method", "prune_config_hash"]
+_VERSION_KEYS = ["doc_id", "run_id", "source_uri", "content_hash", *_SETTING]
+_PAGE_COLUMNS = ["doc_id", "page_index", "page_count", "status", "text", "error_stage", "error",
+                 "visual_tokens", "visual_tokens_kept"]
+MARKDOWN_DIR = "markdown"
+JSONL_DIR = "jsonl"
+_PUT_BATCH = 64  # Markdown files handed to the store at once (object stores upload them concurrently)
+
+
+@dataclass(frozen=True)
+class Version:
+    """A document's latest committed version, as found in the pages table (no text read yet)."""
+
+    doc_id: str
+    run_id: str
+    source_uri: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str  # "" when nothing was new: nothing was written
+    documents: int  # exported by this run
+    new: int
+    changed: int
+    pages_ok: int
+    pages_failed: int
+    shards: list[str] = field(default_factory=list)  # paths under dest
+    markdown_files: int = 0
+    unchanged: int = 0  # committed documents already exported in their latest version
+
+
+def latest_versions(pages: pa.Table) -> list[Version]:
+    """One Version per document, sorted by doc_id. read_committed lists commits oldest first, so the
+    version whose rows come last was committed last."""
+    if not pages.num_rows:
+        return []
+    order = pa.array(range(pages.num_rows), type=pa.int64())
+    grouped = pages.select(_VERSION_KEYS).append_column("_order", order).group_by(_VERSION_KEYS).aggregate(
+        [("_order", "max"), ("_order", "count")])
+    latest: dict[str, dict] = {}
+    for g in grouped.to_pylist():
+        if g["doc_id"] not in latest or g["_order_max"] > latest[g["doc_id"]]["_order_max"]:
+            latest[g["doc_id"]] = g
+    return [Version(g["doc_id"], g["run_id"], g["source_uri"],
+                    fingerprint(g["doc_id"], g["run_id"], g["content_hash"], tuple(g[k] for k in _SETTING),
+                                g["_order_count"]))
+            for g in (latest[d] for d in sorted(latest))]
+
+
+def read_documents(pages: pa.Table, versions: list[Version]) -> list[Document]:
+    """The rows of these versions as Documents (in the versions' order), pages sorted by page_index."""
+    wanted = {(v.doc_id, v.run_id) for v in versions}
+    keys = pc.binary_join_element_wise(pages["doc_id"], pages["run_id"], "\x00")
+    mask = pc.is_in(keys, value_set=pa.array(["\x00".join(k) for k in wanted], type=pa.string()))
+    rows = pages.filter(mask).sort_by([("doc_id", "ascending"), ("page_index", "ascending")])
+    by_doc: dict[str, list[dict]] = {}
+    for r in rows.to_pylist():
+        by_doc.setdefault(r["doc_id"], []).append(r)
+    docs = []
+    for v in versions:
+        rs = by_doc[v.doc_id]
+        first = rs[0]
+        docs.append(Document(
+            doc_id=v.doc_id, source_uri=first["source_uri"], content_hash=first["content_hash"],
+            run_id=first["run_id"], page_count=first["page_count"],
+            **{k: first[k] for k in _SETTING},
+            pages=tuple(Page(r["page_index"], r["status"], r["text"], r["error_stage"], r["error"],
+                             r["visual_tokens"], r["visual_tokens_kept"]) for r in rs),
+        ))
+    return docs
+
+
+def shard_lines(lines: Iterable[bytes], max_bytes: int) -> list[list[bytes]]:
+    """Consecutive groups of lines of at most max_bytes each (a longer line is a shard of its own)."""
+    shards: list[list[bytes]] = []
+    size = max_bytes + 1
+    for line in lines:
+        if size + len(line) > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(line)
+        size += len(line)
+    return shards
+
+
+def _markdown_names(versions: list[Version], state: ExportState) -> dict[str, str]:
+    """doc_id -> Markdown path under dest. Two documents on one name would overwrite each other: that stops
+    the export (sha256 makes it all but impossible; it is checked, not assumed)."""
+    owners = {s.markdown: d for d, s in state.documents.items() if s.markdown}
+    names = {}
+    for v in versions:
+        path = f"{MARKDOWN_DIR}/{document_file_name(v.doc_id, v.source_uri)}"
+        if owners.setdefault(path, v.doc_id) != v.doc_id:
+            raise RuntimeError(f"export file name collision: {loggable_name(v.doc_id)} and "
+                               f"{loggable_name(owners[path])} both map to {path}")
+        names[v.doc_id] = path
+    return names
+
+
+def _put_many(dest: Output, files: dict[str, bytes]) -> None:
+    """Write whole files: tmp + rename on local disks; on object stores a batch of PUTs at once."""
+    protocol = dest.fs.protocol if isinstance(dest.fs.protocol, str) else dest.fs.protocol[0]
+    if protocol in ("file", "local"):
+        for path, data in files.items():
+            dest.put_atomic(dest.path(path), data)
+        return
+    items = list(files.items())
+    for i in range(0, len(items), _PUT_BATCH):
+        batch = {dest.path(p): d for p, d in items[i:i + _PUT_BATCH]}
+        retry(lambda b=batch: dest.fs.pipe(b))
+
+
+def _write_shards(dest: Output, eid: str, lines: list[bytes], cfg: ExportConfig) -> list[dict]:
+    """Write this export's JSONL shards (removing leftovers of an earlier attempt at the same export id,
+    which no manifest names); returns what the manifest lists about them."""
+    folder = dest.path(JSONL_DIR, eid)
+    if dest.fs.exists(folder):
+        dest.fs.rm(folder, recursive=True)
+    suffix = ".jsonl.gz" if cfg.compression == "gzip" else ".jsonl"
+    shards = []
+    for k, group in enumerate(shard_lines(lines, cfg.shard_max_bytes)):
+        data = b"".join(group)
+        if cfg.compression == "gzip":
+            data = gzip.compress(data, mtime=0)  # mtime 0: the same records give the same bytes
+        path = f"{JSONL_DIR}/{eid}/part-{k:05d}{suffix}"
+        dest.put_atomic(dest.path(path), data)
+        shards.append({"file": path, "records": len(group), "bytes": len(data)})
+    return shards
+
+
+def run_export(cfg: ExportConfig) -> ExportResult:
+    """Export every committed document that is new or changed since the last export; nothing is written
+    when nothing is."""
+    dest = Output.open(cfg.dest, cfg.storage)
+    dest.check_writable()
+    source = Output.open(cfg.output, cfg.storage)
+    for fs, root in ((dest.fs, dest.root), (source.fs, source.root)):
+        fs.invalidate_cache(root)  # fsspec shares filesystems per process: see what others wrote since
+    pages = read_committed(cfg.output, cfg.storage)
+    state = load_state(dest)
+    versions = latest_versions(pages)
+    todo = [v for v in versions
+            if v.doc_id not in state.documents or state.documents[v.doc_id].fingerprint != v.fingerprint]
+    if not todo:
+        return ExportResult("", 0, 0, 0, 0, 0, unchanged=len(versions))
+    seq = state.seq + 1
+    eid = export_id(seq)
+    names = _markdown_names(todo, state) if cfg.markdown else {}
+    docs = read_documents(pages, todo)
+    del pages
+    if cfg.markdown:
+        _put_many(dest, {names[d.doc_id]: markdown(d).encode() for d in docs})
+    added = datetime.now(UTC).isoformat(timespec="seconds")
+    lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in docs]
+    shards = _write_shards(dest, eid, lines, cfg)
+    documents = dict(state.documents)
+    prints = {v.doc_id: v.fingerprint for v in todo}
+    shard_of = [s["file"] for s in shards for _ in range(s["records"])]  # records keep the docs' order
+    for d, shard in zip(docs, shard_of, strict=True):
+        documents[d.doc_id] = DocState(prints[d.doc_id], names.get(d.doc_id, ""), shard, eid)
+    result = ExportResult(
+        eid, len(docs), sum(d.doc_id not in state.documents for d in docs),
+        sum(d.doc_id in state.documents for d in docs), sum(d.pages_ok for d in docs),
+        sum(d.pages_failed for d in docs), [s["file"] for s in shards], len(names), len(versions) - len(todo))
+    commit_state(dest, seq, documents, {
+        "exported_at": added, "output": redact_uri(cfg.output), "shards": shards,
+        "documents": result.documents, "new": result.new, "changed": result.changed,
+        "pages_ok": result.pages_ok, "pages_failed": result.pages_failed, "markdown_dir": MARKDOWN_DIR,
+        "markdown_files": result.markdown_files, "compression": cfg.compression,
+    })
+    return result
+
