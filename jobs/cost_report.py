@@ -1,10 +1,12 @@
 """What did digitization cost? Reads committed output across runs and reports it.
 
     python -m jobs.cost_report --output s3://bucket/ocr [--pricing my_prices.yaml] [--by run,day,model,prune]
+                               [--days 30] [--until 2025-11-30]
                                [--out-dir report/] [--storage-options '{"client_kwargs": {...}}']
 
-Prints one table per grouping and writes report/cost_report.png and report/cost_report.md. With --pricing
-the stored usage (GPU/CPU seconds per page, node-seconds per run) is repriced; no OCR is re-run.
+Prints one table per grouping and the daily trend, and writes report/cost_report.png, report/cost_trend.png
+and report/cost_report.md. With --pricing the stored usage (GPU/CPU seconds per page, node-seconds per
+run) is repriced; no OCR is re-run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import math
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,7 @@ from pipeline.report import (
     CostTable,
     ReportError,
     build_tables,
+    build_trend,
     format_markdown,
     format_text,
     parse_dimensions,
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from pipeline.summary import RunSummary
 
 CHART_NAME = "cost_report.png"
+TREND_CHART_NAME = "cost_trend.png"
 MARKDOWN_NAME = "cost_report.md"
 # More bars than this make labels unreadable; the chart shows the last groups (newest runs/days sort last).
 MAX_CHART_GROUPS = 25
@@ -48,6 +53,9 @@ class CostReportConfig(BaseModel):
     pricing: Path | None = None  # None: costs as stored at run time
     by: str = ",".join(("run", "day", "model", "prune"))  # one table per item; '+' combines keys
     out_dir: Path = Path("report")
+    # Days in the daily trend (0: no trend). A longer window shows slow drifts, a shorter one reads better.
+    days: int = Field(default=30, ge=0)
+    until: date | None = None  # last day of the trend (UTC); None: today
 
 
 def parse_args(argv: list[str] | None = None) -> CostReportConfig:
@@ -58,9 +66,12 @@ def parse_args(argv: list[str] | None = None) -> CostReportConfig:
                    help="groupings, comma-separated; '+' combines (e.g. run,day+model)")
     p.add_argument("--out-dir", type=Path, default=Path("report"), help="where the PNG and Markdown go")
     p.add_argument("--storage-options", default="{}", help="fsspec storage options as JSON")
+    p.add_argument("--days", type=int, default=CostReportConfig.model_fields["days"].default,
+                   help="days in the daily trend of pages and $ per 1,000 pages (0: no trend)")
+    p.add_argument("--until", type=date.fromisoformat, help="last day of the trend, YYYY-MM-DD (default: today, UTC)")
     a = p.parse_args(argv)
     return CostReportConfig(output=a.output, pricing=a.pricing, by=a.by, out_dir=a.out_dir,
-                            storage_options=json.loads(a.storage_options))
+                            storage_options=json.loads(a.storage_options), days=a.days, until=a.until)
 
 
 def pricing_note(pages: pa.Table, summaries: list[RunSummary], pricing: Pricing | None) -> str:
@@ -107,6 +118,46 @@ def render_chart(tables: list[CostTable], path: Path) -> None:
     plt.close(fig)
 
 
+def render_trend_chart(trend: CostTable, path: Path) -> None:
+    """Two panels over the trend's days: pages per day (ok, failed on top), and $ per 1,000 pages direct and
+    fully loaded. A day without pages has no $ per 1,000 pages: the lines break there instead of dropping
+    to zero, which would read as free pages."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on clusters or in CI
+    import matplotlib.pyplot as plt
+
+    days = [r.group for r in trend.rows]
+    x = list(range(len(days)))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
+    ok = [r.pages_ok for r in trend.rows]
+    top.bar(x, ok, color="#7a9cbf", label="pages ok")
+    top.bar(x, [r.pages_failed for r in trend.rows], bottom=ok, color="#d9534f", label="pages failed")
+    top.set_ylabel("pages")
+    top.set_title(f"pages per day, {days[0]} to {days[-1]} (UTC)", fontsize=10, loc="left")
+    top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8, frameon=False)
+    for series, color, label in (
+        ([r.usd_per_1k_pages_direct for r in trend.rows], "#2b7bba", "direct (GPU+CPU busy)"),
+        ([r.usd_per_1k_pages_fully_loaded for r in trend.rows], "#f08a24", "fully loaded (cluster)"),
+    ):
+        bottom.plot(x, series, marker="o", markersize=4, color=color, label=label)
+        shown = [(i, v) for i, v in zip(x, series, strict=True) if not math.isnan(v)]
+        if len(shown) > 1:  # a thin dotted line across days without pages keeps the trend readable
+            bottom.plot(*zip(*shown, strict=True), linestyle=":", linewidth=1, color=color)
+    bottom.set_ylabel("USD per 1,000 pages")
+    bottom.set_ylim(bottom=0)
+    bottom.set_title("$ per 1,000 pages (no marker: no pages that day)", fontsize=10, loc="left")
+    bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8, frameon=False)
+    step = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels stay readable
+    bottom.set_xticks(x[::step], [d[5:] if len(days) > 7 else d for d in days[::step]], fontsize=8, rotation=45)
+    for ax in (top, bottom):
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Digitization trend", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _zero_if_nan(x: float) -> float:
     return 0.0 if math.isnan(x) else x
 
@@ -115,10 +166,19 @@ def _short(label: str, width: int = 38) -> str:
     return label if len(label) <= width else "…" + label[-(width - 1):]
 
 
-def write_markdown(tables: list[CostTable], path: Path, note: str) -> None:
+def trend_title(trend: CostTable) -> str:
+    return f"Trend: last {len(trend.rows)} days to {trend.rows[-1].group} (UTC)"
+
+
+def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTable | None = None) -> None:
     parts = ["# Digitization cost report", "", note, "", f"![cost per 1,000 pages]({CHART_NAME})", ""]
     for t in tables:
         parts += [f"## By {t.dimension}", "", format_markdown(t), ""]
+    if trend is not None:
+        parts += [f"## {trend_title(trend)}", "", f"![pages and cost per 1,000 pages per day]({TREND_CHART_NAME})",
+                  "", format_markdown(trend), "",
+                  "A day is the UTC day a run started; a day without runs shows zeros (its $ per 1,000 pages is "
+                  "n/a).", ""]
     parts += [
         "Direct: GPU and CPU busy seconds of the pages x per-second rates. Fully loaded: every node's seconds",
         "during the run x its hourly rate (idle, ramp-up, model load and head node included). Per 1,000 pages",
@@ -140,13 +200,22 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
     if unsummarised:
         note += (f" Runs without a summary (stopped before finishing): {', '.join(unsummarised)}; their pages and"
                  " direct cost count, their cluster time is unknown and left out of the fully loaded figures.")
+    trend = None
+    if config.days:
+        until = config.until or datetime.now(UTC).date()
+        trend = build_trend(pages, summaries, config.days, until, pricing)
     print(note)
     for t in tables:
         print(f"\nby {t.dimension}\n{format_text(t)}")
     config.out_dir.mkdir(parents=True, exist_ok=True)
     render_chart(tables, config.out_dir / CHART_NAME)
-    write_markdown(tables, config.out_dir / MARKDOWN_NAME, note)
-    print(f"\nwrote {config.out_dir / MARKDOWN_NAME} and {config.out_dir / CHART_NAME}")
+    written = [config.out_dir / MARKDOWN_NAME, config.out_dir / CHART_NAME]
+    if trend is not None:
+        print(f"\n{trend_title(trend).lower()}\n{format_text(trend)}")
+        render_trend_chart(trend, config.out_dir / TREND_CHART_NAME)
+        written.append(config.out_dir / TREND_CHART_NAME)
+    write_markdown(tables, config.out_dir / MARKDOWN_NAME, note, trend)
+    print(f"\nwrote {', '.join(map(str, written))}")
     return tables
 
 

@@ -12,9 +12,10 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.pricing import Pricing
 from pipeline.summary import RunSummary
@@ -214,6 +215,28 @@ def build_tables(pages: pa.Table, summaries: list[RunSummary], dimensions: list[
         rows = [_row(g, groups[g], pricing, loaded, share) for g in sorted(groups)]
         tables.append(CostTable("+".join(keys), rows, _row("total", slices, pricing, loaded, share)))
     return tables
+
+
+def build_trend(pages: pa.Table, summaries: list[RunSummary], days: int, until: date,
+                pricing: Pricing | None = None) -> CostTable:
+    """One row per UTC day over the `days` days ending with `until` (inclusive), oldest first, and their
+    total. A day without a run is a row of zeros ($ per 1,000 pages n/a): a gap in a nightly schedule must
+    show. A run belongs to the day it started; runs without a summary have no known day and are left out."""
+    if days < 1:
+        raise ReportError(f"the trend needs at least one day, not {days}")
+    first = until - timedelta(days=days - 1)
+    window = [s for s in summaries if first.isoformat() <= run_day(s) <= until.isoformat()]
+    ids = pa.array([s.run_id for s in window], type=pa.string())
+    in_window = pages.filter(pc.is_in(pages["run_id"], value_set=ids)) if pages.num_rows else pages
+    table = build_tables(in_window, window, [["day"]], pricing)[0]
+    by_day = {r.group: r for r in table.rows}
+    rows = [by_day.get(day) or _no_runs(day) for day in ((first + timedelta(days=i)).isoformat()
+                                                         for i in range(days))]
+    return CostTable("day", rows, table.total if window else _no_runs("total"))
+
+
+def _no_runs(group: str) -> CostRow:
+    return CostRow(group, 0, 0, 0, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0)
 
 
 def _row(group: str, slices: list[RunSlice], pricing: Pricing | None, loaded: dict[str, float],
