@@ -16,6 +16,7 @@ import pytest
 from pipeline.config import PipelineConfig, StorageConfig
 from pipeline.export import ExportConfig, run_export
 from pipeline.export.records import PAGE_SEPARATOR, document_file_name, page_marker
+from pipeline.export.run import shard_lines
 from pipeline.output import Output, commit_part, read_committed, table_bytes
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
@@ -245,6 +246,25 @@ def test_leftovers_of_an_unfinished_export_are_replaced(output, tmp_path):
     stale.write_text('{"id": "stale"}\n')
     result = run_export(_cfg(output, tmp_path / "export"))
     assert result.export_id == "export-000001" and not stale.exists()
+
+
+def test_shards_are_cut_at_the_byte_bound_between_whole_records():
+    lines = [b"a" * n for n in (3, 4, 2, 9, 1, 1, 5)]
+    assert [[len(x) for x in shard] for shard in shard_lines(lines, 7)] == [[3, 4], [2], [9], [1, 1, 5]]
+    assert shard_lines([], 7) == []
+
+
+def test_gzip_shards_hold_the_same_records(output, tmp_path):
+    import gzip
+
+    plain = run_export(_cfg(output, tmp_path / "plain"))
+    packed = run_export(_cfg(output, tmp_path / "packed", compression="gzip", markdown=False))
+    assert packed.shards == [s + ".gz" for s in plain.shards] and packed.markdown_files == 0
+    read = [gzip.decompress((tmp_path / "packed" / s).read_bytes()) for s in packed.shards]
+    expected = [(tmp_path / "plain" / s).read_bytes() for s in plain.shards]
+    assert [[json.loads(x)["text"] for x in r.splitlines()] for r in read] == [
+        [json.loads(x)["text"] for x in e.splitlines()] for e in expected]
+    assert not (tmp_path / "packed" / "markdown").exists()
 
 
 def test_file_names_are_safe_and_distinct_for_hostile_names():
