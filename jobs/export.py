@@ -46,9 +46,12 @@ def describe(result: ExportResult, dest: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="export YAML (default: ./out exported to ./out/export)")
-    parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar), e.g. dest=s3://bucket/export")
+    parser.add_argument("--output", help="the digitize job's output URI (same as output=...)")
+    parser.add_argument("--dest", help="where the export goes (same as dest=...)")
+    parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar), e.g. storage.endpoint_url=...")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    flags = [f"{k}={v}" for k, v in (("output", args.output), ("dest", args.dest)) if v is not None]
+    cfg = load_config(args.config, [*flags, *args.overrides])
     try:
         result = run_export(cfg)
     except Exception as exc:  # fatal: credentials, a missing bucket, a file name collision

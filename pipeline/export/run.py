@@ -183,22 +183,16 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     eid = export_id(seq)
     names = _markdown_names(todo, state) if cfg.markdown else {}
     docs = read_documents(pages, todo)
-    del pages
-    if cfg.markdown:
-        _put_many(dest, {names[d.doc_id]: markdown(d).encode() for d in docs})
+    del pages  # the documents to export are all that is needed from here on
+    _put_many(dest, {names[d.doc_id]: markdown(d).encode() for d in docs if d.doc_id in names})
     added = datetime.now(UTC).isoformat(timespec="seconds")
     lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in docs]
     shards = _write_shards(dest, eid, lines, cfg)
-    documents = dict(state.documents)
-    prints = {v.doc_id: v.fingerprint for v in todo}
-    shard_of = [s["file"] for s in shards for _ in range(s["records"])]  # records keep the docs' order
-    for d, shard in zip(docs, shard_of, strict=True):
-        documents[d.doc_id] = DocState(prints[d.doc_id], names.get(d.doc_id, ""), shard, eid)
     result = ExportResult(
         eid, len(docs), sum(d.doc_id not in state.documents for d in docs),
         sum(d.doc_id in state.documents for d in docs), sum(d.pages_ok for d in docs),
         sum(d.pages_failed for d in docs), [s["file"] for s in shards], len(names), len(versions) - len(todo))
-    commit_state(dest, seq, documents, {
+    commit_state(dest, seq, _next_state(state, todo, names, shards, eid), {
         "exported_at": added, "output": redact_uri(cfg.output), "shards": shards,
         "documents": result.documents, "new": result.new, "changed": result.changed,
         "pages_ok": result.pages_ok, "pages_failed": result.pages_failed, "markdown_dir": MARKDOWN_DIR,
@@ -206,3 +200,12 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     })
     return result
 
+
+def _next_state(state: ExportState, todo: list[Version], names: dict[str, str], shards: list[dict],
+                eid: str) -> dict[str, DocState]:
+    """The previous state with this export's documents (in the shards' record order) updated."""
+    documents = dict(state.documents)
+    shard_of = [s["file"] for s in shards for _ in range(s["records"])]
+    for v, shard in zip(todo, shard_of, strict=True):
+        documents[v.doc_id] = DocState(v.fingerprint, names.get(v.doc_id, ""), shard, eid)
+    return documents

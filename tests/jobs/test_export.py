@@ -240,6 +240,23 @@ def test_the_latest_commit_wins_across_engine_settings(output, tmp_path):
     assert (record["text"], record["metadata"]["prune_method"]) == ("with setting e2", "none")
 
 
+def test_an_export_stopped_before_its_manifest_is_redone(output, tmp_path, monkeypatch):
+    import pipeline.export.run as export_run
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the commit point")
+
+    monkeypatch.setattr(export_run, "commit_state", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_export(_cfg(output, tmp_path / "export"))
+    assert list((tmp_path / "export" / "jsonl" / "export-000001").iterdir())  # files written, not committed
+    assert not (tmp_path / "export" / "_export").exists()
+    monkeypatch.undo()
+    result = run_export(_cfg(output, tmp_path / "export"))
+    assert (result.export_id, result.documents) == ("export-000001", 4)
+    _check_export(Output.open(str(tmp_path / "export")), "export-000001", _committed_docs(str(output)))
+
+
 def test_leftovers_of_an_unfinished_export_are_replaced(output, tmp_path):
     stale = tmp_path / "export" / "jsonl" / "export-000001" / "part-00007.jsonl"
     stale.parent.mkdir(parents=True)
@@ -284,7 +301,7 @@ def test_cli_exports_then_reports_nothing_new(output, tmp_path, capsys):
     from jobs.export import main
 
     args = [f"output={output}", f"dest={tmp_path / 'export'}"]
-    assert main(args) == 0
+    assert main(["--output", str(output), "--dest", str(tmp_path / "export")]) == 0
     assert "export-000001: 4 documents (4 new, 0 changed, 0 unchanged), 6 pages ok, 1 failed" in capsys.readouterr().out
     assert main(args) == 0
     assert "nothing new to export: 4 documents" in capsys.readouterr().out
