@@ -123,7 +123,7 @@ def venv_ok() -> bool:
     return out.stdout.strip() == "True"
 
 
-def uv_path(pip_args: list[str]) -> str:
+def uv_path() -> str:
     """The pinned uv, installed into the venv with pip (pip's own settings apply to that one install)."""
     uv = VENV / "bin" / "uv"
     version = subprocess.run([str(uv), "--version"], capture_output=True, text=True) if uv.exists() else None
@@ -131,7 +131,7 @@ def uv_path(pip_args: list[str]) -> str:
         if subprocess.run([str(venv_python()), "-m", "pip", "--version"], capture_output=True).returncode:
             run([str(venv_python()), "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
         run([str(venv_python()), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
-             f"uv=={UV_VERSION}", *pip_args])
+             f"uv=={UV_VERSION}"])
     return str(uv)
 
 
@@ -140,23 +140,31 @@ def read_pip_settings() -> dict[str, list[str]]:
     return pip_settings(out.stdout) if out.returncode == 0 else {}
 
 
+def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: str,
+                    constraints: str) -> list[str]:
+    """The one uv command that installs the project. CPU: the CPU torch from a local wheel folder that pip
+    knows, else from the PyTorch CPU index (never the public index's CUDA build). GPU: `constraints` is
+    the lock without its torch line, so torch comes from vllm's pin (the public index's CUDA build;
+    UV_TORCH_BACKEND=cu126 etc. picks another CUDA build)."""
+    base = [uv, "pip", "install", "--python", python, *uv_index_args(settings), "--constraint", constraints]
+    if mode == "gpu":
+        return [*base, "-e", f"{ROOT}[test,vllm]"]
+    torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
+    return [*base, *torch_source, TORCH_CPU, "-e", f"{ROOT}[test]"]
+
+
 def install(mode: str) -> None:
     settings = read_pip_settings()
-    uv = uv_path([])
-    base = [uv, "pip", "install", "--python", str(venv_python()), *uv_index_args(settings)]
-    if mode == "gpu":
-        # vllm pins its own CUDA torch (from the public index; UV_TORCH_BACKEND=cu126 etc. picks another
-        # CUDA build): the CPU lock's torch pin does not apply.
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp:
-            tmp.write("".join(line for line in LOCK.read_text().splitlines(True)
-                              if not line.startswith("torch==")))
-        try:
-            run([*base, "--constraint", tmp.name, "-e", f"{ROOT}[test,vllm]"])
-        finally:
-            os.unlink(tmp.name)
+    uv = uv_path()
+    if mode != "gpu":
+        run(install_command(mode, settings, uv, str(venv_python()), str(LOCK)))
         return
-    torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
-    run([*base, "--constraint", str(LOCK), *torch_source, TORCH_CPU, "-e", f"{ROOT}[test]"])
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp:
+        tmp.write("".join(line for line in LOCK.read_text().splitlines(True) if not line.startswith("torch==")))
+    try:
+        run(install_command(mode, settings, uv, str(venv_python()), tmp.name))
+    finally:
+        os.unlink(tmp.name)
 
 
 def current_mode() -> str:
@@ -188,7 +196,7 @@ def regenerate_lock() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pin:
         pin.write(TORCH_CPU + "\n")
     try:
-        run([uv_path([]), *LOCK_ARGS, "--constraint", pin.name, "--output-file", str(LOCK)], cwd=ROOT)
+        run([uv_path(), *LOCK_ARGS, "--constraint", pin.name, "--output-file", str(LOCK)], cwd=ROOT)
     finally:
         os.unlink(pin.name)
     text = LOCK.read_text().replace(pin.name, "(the CPU torch pin)")
@@ -198,7 +206,7 @@ def regenerate_lock() -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in (*COMMANDS, "setup", "lock"):
-        print(__doc__.split("\n\n")[0].split("\n", 1)[1].rstrip(), file=sys.stderr)
+        print("usage:\n" + __doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
     if command == "setup":
