@@ -127,10 +127,10 @@ def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer,
             committer.add(batch)
             if progress:
                 progress.observe(batch, committer.documents_complete)
+        committer.finish()
     finally:
-        if progress:
+        if progress:  # the final line also when the run stops: it says how far it got
             progress.close()
-    committer.finish()
 
 
 def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: float) -> RunInfo:

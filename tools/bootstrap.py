@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,8 @@ def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: 
     knows, else from the PyTorch CPU index (never the public index's CUDA build). GPU: `constraints` is
     the lock without its torch line, so torch comes from vllm's pin (the public index's CUDA build;
     UV_TORCH_BACKEND=cu126 etc. picks another CUDA build)."""
-    base = [uv, "pip", "install", "--python", python, *uv_index_args(settings), "--constraint", constraints]
+    base = [uv, "pip", "install", "--quiet", "--python", python, *uv_index_args(settings),
+            "--constraint", constraints]
     if mode == "gpu":
         return [*base, "-e", f"{ROOT}[test,vllm]"]
     torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
@@ -181,6 +183,7 @@ def ensure_env(mode: str | None = None) -> None:
         return
     say(f"setting up .venv ({mode}); this happens once, and again when pyproject.toml or "
         f"constraints.txt change")
+    started_s = time.monotonic()
     if not venv_ok():
         create_venv()
     if stamp_file.is_file():
@@ -188,6 +191,7 @@ def ensure_env(mode: str | None = None) -> None:
     install(mode)
     (VENV / ".ocr-mode").write_text(mode + "\n")
     stamp_file.write_text(want + "\n")
+    say(f".venv ready in {time.monotonic() - started_s:.0f} s")
 
 
 def regenerate_lock() -> None:
