@@ -184,7 +184,7 @@ def ensure_env(mode: str | None = None) -> None:
     say(f"setting up .venv ({mode}); this happens once, and again when pyproject.toml or "
         f"constraints.txt change")
     started_s = time.monotonic()
-    if not venv_ok():
+    if not venv_ok() or mode != current_mode():  # CPU <-> GPU: start clean, no torch build left over
         create_venv()
     if stamp_file.is_file():
         stamp_file.unlink()  # an interrupted install must not look finished
