@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline.config import PipelineConfig
+from pipeline.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
 from pipeline.redact import redact_text
 from pipeline.summary import RunSummary
 
@@ -73,13 +74,19 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def _setup_logging(cfg: PipelineConfig) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def _setup_logging(cfg: PipelineConfig) -> ConsoleHandler:
+    handler = ConsoleHandler(sys.stdout)  # writes above the progress line while one is shown
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
     handler.addFilter(_RedactingFilter(cfg.storage.secrets()))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    # ray.init warns on every start of a local cluster that token authentication is on and how to turn it
+    # off. The embedded cluster lives only as long as this process, so there is nothing to act on; the
+    # warning that it is *off* (a cluster open to anyone on the network) is a different message and stays.
+    add_filter_once("ray._private.authentication.authentication_token_setup",
+                    DropMessages("Token authentication is enabled for this Ray cluster"))
+    return handler
 
 
 def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -> None:
@@ -111,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
     parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
+    parser.add_argument("--ray-progress", action="store_true",
+                        help="also show Ray Data's own progress and resource dumps (ray_data_progress=true)")
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    _setup_logging(cfg)
+    cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
+    handler = _setup_logging(cfg)
     if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
         from pipeline.samples import write_samples
 
@@ -126,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.redact import describe_error
     from pipeline.run import run_pipeline
 
+    handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:
-        summary = run_pipeline(cfg)
+        summary = run_pipeline(cfg, handler.progress)
     except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
         # their messages, and a traceback would print them to the job's log.

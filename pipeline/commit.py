@@ -49,6 +49,7 @@ class Committer:
         self._complete: list[pa.Table] = []
         self._last_commit = time.monotonic()
         self.stats = CommitStats()
+        self.documents_complete = 0  # committed or about to be: what the progress display counts as done
 
     def add(self, batch: pa.Table) -> None:
         for doc_id in pc.unique(batch["doc_id"]).to_pylist():
@@ -56,6 +57,7 @@ class Committer:
             parts.append(batch.filter(pc.equal(batch["doc_id"], doc_id)))
             if sum(p.num_rows for p in parts) >= min(expected_rows(p) for p in parts):
                 del self._partial[doc_id]
+                self.documents_complete += 1
                 self._complete.append(pa.concat_tables(parts).sort_by("page_index"))
         due = time.monotonic() - self._last_commit >= self._interval_s
         if len(self._complete) >= self._commit_documents or (self._complete and due):

@@ -141,3 +141,10 @@ class PipelineConfig(BaseModel):
     node_sample_interval_s: float = Field(default=5.0, gt=0)
     # Stop the job when Ray Data makes no progress this long (a hung stage); 0 disables.
     no_progress_timeout_s: float = Field(default=0.0, ge=0)
+    # Ray Data's own console output (per-operator bars, a resource dump every few seconds, execution plans)
+    # beside the run's progress line: detail for finding a stalled stage, noise otherwise. Its log file
+    # in the Ray session folder has all of it either way.
+    ray_data_progress: bool = False
+    # Seconds between progress lines when the console is not a terminal (a log file, CI); on a terminal
+    # the line is redrawn in place every second. Shorter fills logs, longer leaves a stall silent longer.
+    progress_interval_s: float = Field(default=30.0, gt=0)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from pipeline.accounting import NodeState, RunInfo, node_seconds, node_state, summarize
 from pipeline.commit import SUMMARY_COLUMNS, Committer
 from pipeline.config import PipelineConfig
+from pipeline.console import ConsoleProgress, configure_ray_data
 from pipeline.output import Output, clean_orphans, committed_documents, read_ledger, write_summary
 from pipeline.pricing import load_pricing
 from pipeline.rows import RunStamp
@@ -111,14 +112,25 @@ def build_dataset(cfg: PipelineConfig, docs: list[DocRef], stamp: RunStamp):  # 
                           runtime_env=ACTOR_ENV)
 
 
-def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer) -> None:
+def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer,
+            progress: ConsoleProgress | None) -> None:
     from ray.data import DataContext
 
     if cfg.no_progress_timeout_s:
         DataContext.get_current().execution_no_progress_timeout_s = cfg.no_progress_timeout_s
-    for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(batch_size=None, batch_format="pyarrow"):
-        committer.add(batch)
-    committer.finish()
+    configure_ray_data(cfg.ray_data_progress)
+    if progress:
+        progress.start(len(docs))
+    try:
+        for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(batch_size=None,
+                                                                            batch_format="pyarrow"):
+            committer.add(batch)
+            if progress:
+                progress.observe(batch, committer.documents_complete)
+        committer.finish()
+    finally:
+        if progress:  # the final line also when the run stops: it says how far it got
+            progress.close()
 
 
 def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: float) -> RunInfo:
@@ -130,8 +142,9 @@ def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: fl
     return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, *meta)
 
 
-def run_pipeline(cfg: PipelineConfig) -> RunSummary:
-    """Process every new or changed document of cfg.input into cfg.output; returns the run summary."""
+def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -> RunSummary:
+    """Process every new or changed document of cfg.input into cfg.output; returns the run summary.
+    `progress`, if given, is fed as output arrives (the console's progress display)."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     pricing = load_pricing(cfg.pricing or None)
     out = Output.open(cfg.output, cfg.storage)
@@ -142,7 +155,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
                           cfg.commit_interval_s, first_seq)
     with NodeSampler(cfg.node_sample_interval_s) as sampler:
         if todo:
-            _stream(cfg, todo, committer)
+            _stream(cfg, todo, committer, progress)
     empty = PAGES_SCHEMA.empty_table().select(SUMMARY_COLUMNS)
     slim = pa.concat_tables(committer.stats.slim) if committer.stats.slim else empty
     info = _run_info(cfg, slim, started, time.perf_counter() - t0)

@@ -1,0 +1,235 @@
+"""Create or refresh the project's .venv on first use, then run a command in it (called by ./ocr).
+
+    ./ocr digitize [args]   python -m jobs.digitize [args]     (the main job)
+    ./ocr test [args]       python -m pytest [args]            (the tests)
+    ./ocr python [args]     the environment's python           (any other job or script)
+    ./ocr setup [--gpu]     only create or refresh the environment
+    ./ocr lock              regenerate constraints.txt from pyproject.toml
+
+The environment is installed by uv (pinned, installed into .venv itself) from pyproject.toml under the
+exact versions of constraints.txt, so an install resolves nothing and takes seconds. It is redone when
+pyproject.toml, constraints.txt or this file change (a stamp in .venv records what it was built from).
+CPU machines get the CPU build of torch; `setup --gpu` installs the CUDA build and the vllm extra, and the
+choice sticks to the environment. pip's own settings (find-links, extra indexes, constraints, from pip's
+config files or PIP_* variables) are passed on to uv, which does not read them.
+
+Runs with any Python >= 3.8 (the one that starts it need not be the project's); standard library only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+LOCK = ROOT / "constraints.txt"
+UV_VERSION = "0.13.9"
+TORCH_CPU = "torch==2.13.0"  # the CPU build; a plain torch requirement pulls several GB of CUDA packages
+PYTHON = "3.11"
+COMMANDS = {"digitize": ["-m", "jobs.digitize"], "test": ["-m", "pytest"], "python": []}
+# `./ocr lock`: resolved for every platform against the public index only, so the file does not depend on
+# the machine that regenerates it; torch is pinned to the CPU rule's version.
+LOCK_ARGS = ["pip", "compile", "pyproject.toml", "--extra", "test", "--universal", "--python-version", PYTHON,
+             "--no-config", "--quiet", "--custom-compile-command", "./ocr lock"]
+
+
+def say(message: str) -> None:
+    print(f"ocr: {message}", file=sys.stderr, flush=True)
+
+
+def pip_settings(config_list: str) -> dict[str, list[str]]:
+    """`pip config list` output -> {"find-links": [...], "index-url": [...], "extra-index-url": [...],
+    "constraint": [...]}: later sources win per key, as in pip (files, then PIP_* variables)."""
+    found: dict[str, list[str]] = {}
+    for line in config_list.splitlines():
+        m = re.match(r"^[^.=\s]*\.(find-links|index-url|extra-index-url|constraint)='?(.*?)'?$", line.strip())
+        if m:
+            found[m.group(1)] = m.group(2).split()
+    return found
+
+
+def uv_index_args(settings: dict[str, list[str]]) -> list[str]:
+    """uv options that reproduce pip's index settings (uv reads neither pip.conf nor PIP_*)."""
+    args: list[str] = []
+    for url in settings.get("index-url", [])[:1]:
+        args += ["--index-url", url]
+    for url in settings.get("extra-index-url", []):
+        args += ["--extra-index-url", url]
+    if settings.get("extra-index-url"):  # pip takes the best version from any index; uv's default does not
+        args += ["--index-strategy", "unsafe-best-match"]
+    for link in settings.get("find-links", []):
+        args += ["--find-links", link]
+    for path in settings.get("constraint", []):
+        if Path(path).is_file():
+            args += ["--constraint", path]
+    return args
+
+
+def local_torch_wheel(settings: dict[str, list[str]]) -> bool:
+    """Whether a find-links folder holds the pinned CPU torch: then it is installed from there instead
+    of from the PyTorch CPU index."""
+    version = TORCH_CPU.split("==")[1]
+    for link in settings.get("find-links", []):
+        folder = Path(link[len("file://"):] if link.startswith("file://") else link)
+        if folder.is_dir() and any(folder.glob(f"torch-{version}*.whl")):
+            return True
+    return False
+
+
+def stamp(mode: str) -> str:
+    """What the environment is built from: a change to any of it means a refresh."""
+    digest = hashlib.sha256(mode.encode())
+    for path in (ROOT / "pyproject.toml", LOCK, Path(__file__)):
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()[:16]
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    done = subprocess.run(cmd, **kwargs)
+    if done.returncode:
+        say(f"failed ({done.returncode}): {' '.join(cmd)}")
+        sys.exit(done.returncode)
+
+
+def create_venv() -> None:
+    """A venv with pip (to fetch uv); the host's python3 if it is new enough, else uv's Python 3.11."""
+    if VENV.exists():
+        shutil.rmtree(VENV)
+    if sys.version_info >= (3, 11):  # noqa: UP036  (this file runs under the host's Python, maybe older)
+        run([sys.executable, "-m", "venv", str(VENV)])
+    elif shutil.which("uv"):
+        run(["uv", "venv", "--seed", "--python", PYTHON, str(VENV)])
+    else:
+        say(f"needs Python >= {PYTHON} (found {sys.version.split()[0]}) or uv on PATH")
+        sys.exit(1)
+
+
+def venv_ok() -> bool:
+    try:
+        out = subprocess.run([str(venv_python()), "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() == "True"
+
+
+def uv_path() -> str:
+    """The pinned uv, installed into the venv with pip (pip's own settings apply to that one install)."""
+    uv = VENV / "bin" / "uv"
+    version = subprocess.run([str(uv), "--version"], capture_output=True, text=True) if uv.exists() else None
+    if version is None or UV_VERSION not in version.stdout:
+        if subprocess.run([str(venv_python()), "-m", "pip", "--version"], capture_output=True).returncode:
+            run([str(venv_python()), "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+        run([str(venv_python()), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
+             f"uv=={UV_VERSION}"])
+    return str(uv)
+
+
+def read_pip_settings() -> dict[str, list[str]]:
+    out = subprocess.run([str(venv_python()), "-m", "pip", "config", "list"], capture_output=True, text=True)
+    return pip_settings(out.stdout) if out.returncode == 0 else {}
+
+
+def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: str,
+                    constraints: str) -> list[str]:
+    """The one uv command that installs the project. CPU: the CPU torch from a local wheel folder that pip
+    knows, else from the PyTorch CPU index (never the public index's CUDA build). GPU: `constraints` is
+    the lock without its torch line, so torch comes from vllm's pin (the public index's CUDA build;
+    UV_TORCH_BACKEND=cu126 etc. picks another CUDA build)."""
+    base = [uv, "pip", "install", "--quiet", "--python", python, *uv_index_args(settings),
+            "--constraint", constraints]
+    if mode == "gpu":
+        return [*base, "-e", f"{ROOT}[test,vllm]"]
+    torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
+    return [*base, *torch_source, TORCH_CPU, "-e", f"{ROOT}[test]"]
+
+
+def install(mode: str) -> None:
+    settings = read_pip_settings()
+    uv = uv_path()
+    if mode != "gpu":
+        run(install_command(mode, settings, uv, str(venv_python()), str(LOCK)))
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp:
+        tmp.write("".join(line for line in LOCK.read_text().splitlines(True) if not line.startswith("torch==")))
+    try:
+        run(install_command(mode, settings, uv, str(venv_python()), tmp.name))
+    finally:
+        os.unlink(tmp.name)
+
+
+def current_mode() -> str:
+    marker = VENV / ".ocr-mode"
+    return marker.read_text().strip() if marker.is_file() else "cpu"
+
+
+def ensure_env(mode: str | None = None) -> None:
+    """Create or refresh .venv when it is missing, broken or built from other files; else do nothing."""
+    mode = mode or current_mode()
+    want = stamp(mode)
+    stamp_file = VENV / ".ocr-stamp"
+    if stamp_file.is_file() and stamp_file.read_text().strip() == want and venv_python().exists():
+        return
+    say(f"setting up .venv ({mode}); this happens once, and again when pyproject.toml or "
+        f"constraints.txt change")
+    started_s = time.monotonic()
+    if not venv_ok() or mode != current_mode():  # CPU <-> GPU: start clean, no torch build left over
+        create_venv()
+    if stamp_file.is_file():
+        stamp_file.unlink()  # an interrupted install must not look finished
+    install(mode)
+    (VENV / ".ocr-mode").write_text(mode + "\n")
+    stamp_file.write_text(want + "\n")
+    say(f".venv ready in {time.monotonic() - started_s:.0f} s")
+
+
+def regenerate_lock() -> None:
+    if not venv_ok():
+        create_venv()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pin:
+        pin.write(TORCH_CPU + "\n")
+    try:
+        run([uv_path(), *LOCK_ARGS, "--constraint", pin.name, "--output-file", str(LOCK)], cwd=ROOT)
+    finally:
+        os.unlink(pin.name)
+    text = LOCK.read_text().replace(pin.name, "(the CPU torch pin)")
+    LOCK.write_text(text)
+    say(f"wrote {LOCK.name}; the next ./ocr command refreshes .venv")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in (*COMMANDS, "setup", "lock"):
+        print("usage:\n" + __doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "setup":
+        unknown = [a for a in rest if a not in ("--gpu", "--cpu")]
+        if unknown:
+            say(f"unknown setup option {unknown[0]!r} (use --gpu or --cpu)")
+            return 2
+        ensure_env("gpu" if "--gpu" in rest else "cpu" if "--cpu" in rest else None)
+        return 0
+    if command == "lock":
+        regenerate_lock()
+        return 0
+    ensure_env()
+    python = str(venv_python())
+    if command == "test":
+        os.chdir(ROOT)  # pytest's testpaths and markers come from pyproject.toml
+    os.execv(python, [python, *COMMANDS[command], *rest])
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
