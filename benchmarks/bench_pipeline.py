@@ -123,6 +123,9 @@ def main() -> None:
     cfg = PipelineConfig.model_validate({
         "input": str(tmp / "in"), "output": str(tmp / "out"), "commit_documents": 1,
         "engine": {"model": args.model, "mode": args.mode, "max_new_tokens": args.max_new_tokens},
+        # One attempt per page on both sides: the random model's pages all end at the cap, and retries
+        # would double the pipeline's work next to the bare loop's.
+        "page_policy": {"retry_on": []},
         "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_cpus": 0.5, "ocr_num_gpus": 1,
                   "ocr_batch_size": args.batch * 2,
                   "ocr_sub_batch_size": args.batch}})

@@ -183,7 +183,8 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
         "Direct: GPU and CPU busy seconds of the pages x per-second rates. Fully loaded: every node's seconds",
         "during the run x its hourly rate (idle, ramp-up, model load and head node included). Per 1,000 pages",
         "counts pages that came out as text. Kept: share of visual tokens the language model saw after pruning.",
-        "Util: direct / fully loaded.",
+        "Util: direct / fully loaded. Retried: pages OCR'd more than once (every attempt is in their cost);",
+        "recovered: text from a retry; text layer: pages that fell back to the PDF's own text.",
         "",
     ]
     path.write_text("\n".join(parts))

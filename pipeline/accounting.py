@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.pricing import Pricing
+from pipeline.recovery import recovery_counts
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.summary import RunSummary
 
@@ -107,10 +108,12 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     ok = int(pc.sum(pc.equal(rows["status"], "ok")).as_py() or 0) if rows.num_rows else 0
     direct = _sum(rows, "cost_direct_usd")
     loaded = fully_loaded_usd(seconds, pricing)
+    flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
     return RunSummary(
         run_id=info.run_id, started_at=info.started_at, finished_at=info.finished_at, wall_s=info.wall_s,
         documents=len(set(rows["doc_id"].to_pylist())) if rows.num_rows else 0,
-        pages_ok=ok, pages_failed=rows.num_rows - ok,
+        pages_ok=ok, pages_failed=rows.num_rows - ok, **recovery_counts(rows),
+        documents_flagged=len(pc.unique(flagged)),
         visual_tokens=int(_sum(rows, "visual_tokens")), visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
         gpu_s=_sum(rows, "gpu_s"), cpu_s=_sum(rows, "cpu_s"), model_id=info.model_id,
         model_mode=info.model_mode, prune_method=info.prune_method, prune_config_hash=info.prune_config_hash,

@@ -13,11 +13,13 @@ import pyarrow.compute as pc
 from pipeline.accounting import price_pages
 from pipeline.output import Output, commit_part
 from pipeline.pricing import Pricing
+from pipeline.recovery import flag_document
 
 log = logging.getLogger("pipeline")
 
 SUMMARY_COLUMNS = ["doc_id", "status", "cost_direct_usd", "visual_tokens", "visual_tokens_kept", "gpu_s",
-                   "cpu_s", "model_id", "model_mode", "prune_method", "prune_config_hash"]
+                   "cpu_s", "model_id", "model_mode", "prune_method", "prune_config_hash", "text_source",
+                   "ocr_attempts", "doc_flagged"]
 
 
 def expected_rows(table: pa.Table) -> int:
@@ -41,10 +43,12 @@ class Committer:
     `commit_interval_s` with anything complete), and the rest on finish()."""
 
     def __init__(self, out: Output, run_id: str, engine_config_hash: str, pricing: Pricing,
-                 commit_documents: int, commit_interval_s: float, first_seq: int) -> None:
+                 commit_documents: int, commit_interval_s: float, first_seq: int,
+                 flag_document_share: float = 1.0) -> None:
         self._out, self._run_id, self._hash, self._pricing = out, run_id, engine_config_hash, pricing
         self._commit_documents, self._interval_s = commit_documents, commit_interval_s
         self._seq = first_seq
+        self._flag_share = flag_document_share  # documents are whole only here: flag them here
         self._partial: dict[str, list[pa.Table]] = {}
         self._complete: list[pa.Table] = []
         self._last_commit = time.monotonic()
@@ -58,7 +62,7 @@ class Committer:
             if sum(p.num_rows for p in parts) >= min(expected_rows(p) for p in parts):
                 del self._partial[doc_id]
                 self.documents_complete += 1
-                self._complete.append(pa.concat_tables(parts).sort_by("page_index"))
+                self._complete.append(flag_document(pa.concat_tables(parts).sort_by("page_index"), self._flag_share))
         due = time.monotonic() - self._last_commit >= self._interval_s
         if len(self._complete) >= self._commit_documents or (self._complete and due):
             self._commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -85,6 +85,15 @@ class RenderConfig(BaseModel):
     max_pixels_per_page: int = Field(default=4096 * 4096, ge=64 * 64)
     # "png": compressed, small object-store traffic between stages; "raw": RGB bytes, no encode/decode CPU.
     page_format: str = Field(default="png", pattern="^(png|raw)$")
+    # Data-segment limit (RLIMIT_DATA) of the render child, whole process included (its baseline with
+    # Python and PyMuPDF is ~450 MB); 0 = none. A document that needs more becomes an "out of memory" error
+    # row and the child is restarted, instead of the node running out of memory. Higher lets huge pages
+    # and long raw-format documents (every page is held until the document is done) through.
+    memory_limit_mb: int = Field(default=4096, ge=0)
+    # Each page's own text layer (PyMuPDF get_text), cut to this many characters, travels with the page
+    # for the page policy's fallback; 0 = not extracted. Costs a few ms a page and the text's bytes
+    # between the stages.
+    text_layer_max_chars: int = Field(default=100_000, ge=0)
 
 
 class PoolConfig(BaseModel):
@@ -111,6 +120,36 @@ class PoolConfig(BaseModel):
     ocr_sub_batch_size: int = Field(default=8, ge=1)
 
 
+class PagePolicy(BaseModel):
+    """Second chances for a page whose OCR ended in a loop (`repetition`) or at the token cap (`length`):
+    retries first, then the page's own text layer. Every attempt's usage is charged to the page."""
+
+    model_config = _FROZEN
+
+    # Finish reasons that count as a failed OCR attempt; () turns retries and fallback off.
+    retry_on: tuple[Literal["repetition", "length"], ...] = ("repetition", "length")
+    # Pruning used by retries: "off" keeps every visual token (pruning can cause a loop; an unpruned page
+    # costs more prefill), "configured" keeps the engine's setting (then only sampled retries differ).
+    retry_pruning: Literal["off", "configured"] = "off"
+    # One greedy retry with retry_pruning. Skipped when it would repeat the first attempt exactly (pruning
+    # already off, or retry_pruning "configured").
+    greedy_retry: bool = True
+    # Then this many sampled retries at rising temperature (temperature_start, + temperature_step, ...):
+    # sampling breaks loops that greedy decoding falls into, at the price of a less likely reading.
+    sampled_retries: int = Field(default=0, ge=0, le=8)
+    temperature_start: float = Field(default=0.4, gt=0, le=2)
+    temperature_step: float = Field(default=0.3, ge=0, le=1)
+    # A page that still fails takes its PDF text layer when it has one (born-digital pages: exact text,
+    # but plain text, no markdown or reading-order repair). Off: the first attempt's text and reason stay.
+    text_layer_fallback: bool = True
+    # Fewer non-space characters than this is "no text layer" (a page number or a stamp is not the page).
+    text_layer_min_chars: int = Field(default=16, ge=1)
+    # A document whose share of failed pages (error rows, fallen back to the text layer, or still ending in
+    # a loop or at the cap) exceeds this is flagged (doc_flagged, RunSummary.documents_flagged) for review.
+    # Lower flags more documents.
+    flag_document_share: float = Field(default=0.2, ge=0, le=1)
+
+
 class PipelineConfig(BaseModel):
     """One digitize run. Loaded from YAML plus `a.b=value` overrides by jobs/digitize.py."""
 
@@ -125,6 +164,7 @@ class PipelineConfig(BaseModel):
     render: RenderConfig = Field(default_factory=RenderConfig)
     pools: PoolConfig = Field(default_factory=PoolConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    page_policy: PagePolicy = Field(default_factory=PagePolicy)
     pricing: str = ""  # pricing YAML path; "" = infra/pricing.yaml
     run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
     # Documents per committed part file: smaller parts lose less on a crash, more parts cost listing time.

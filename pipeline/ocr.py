@@ -1,11 +1,15 @@
-"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation."""
+"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation, and
+the page policy's second chances (retries, then the text layer) for pages that loop or hit the cap."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from pipeline.config import PagePolicy
+from pipeline.recovery import fall_back, needs_retry, retry_plan, usage_of, with_attempt
 from pipeline.redact import describe_error
 from pipeline.render import decode_page
 from pipeline.rows import mark_error
@@ -14,13 +18,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class Engine(Protocol):  # what the pipeline uses of rtprune.engines.hf.OcrEngine
+class Engine(Protocol):  # what the pipeline uses of an engine (rtprune.engines: hf, vllm)
     model_id: str
     model_mode: str
     prune_method: str
     prune_config_hash: str
 
-    def ocr(self, images: list[Any]) -> list[Any]: ...
+    # prune: None = configured pruning, PruneConfig(method="none") = off; temperature > 0 samples (seeded).
+    def ocr(self, images: list[Any], *, prune: Any = None, temperature: float = 0.0) -> list[Any]: ...
     def visual_tokens(self, width_px: int, height_px: int) -> int: ...
 
 
@@ -53,13 +58,9 @@ def cost_sorted_batches(costs: Sequence[int], size: int) -> list[list[int]]:
 
 
 def _with_result(row: dict[str, Any], result: Any, engine: Engine) -> dict[str, Any]:
-    u = result.usage
-    return {**row, "text": result.text, "finish_reason": u.finish_reason, "model_id": engine.model_id,
-            "model_mode": engine.model_mode, "prune_method": engine.prune_method,
-            "prune_config_hash": engine.prune_config_hash, "visual_tokens": u.visual_tokens,
-            "visual_tokens_kept": u.visual_tokens_kept, "prompt_tokens": u.prompt_tokens,
-            "output_tokens": u.output_tokens, "encode_s": u.encode_s, "prune_s": u.prune_s,
-            "prefill_s": u.prefill_s, "decode_s": u.decode_s, "gpu_s": u.gpu_s}
+    return {**row, **usage_of(result), "text": result.text, "finish_reason": result.usage.finish_reason,
+            "text_source": "ocr", "ocr_attempts": 1, "model_id": engine.model_id, "model_mode": engine.model_mode,
+            "prune_method": engine.prune_method, "prune_config_hash": engine.prune_config_hash}
 
 
 def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], list[Any], dict[int, str]]:
@@ -75,24 +76,57 @@ def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], 
     return done, images, failed
 
 
-def ocr_pages(engine: Engine, rows: list[dict[str, Any]], sub_batch_size: int,
-              oom: tuple[type[BaseException], ...], on_oom: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
-    """OCR every ok row (error rows pass through untouched); returns rows in input order. The next
-    sub-batch's images are decoded on a thread while the engine runs the current one (PIL releases the
-    GIL while decoding): PNG decoding costs ~14 ms a page, a real share of a fast engine's time."""
-    out = list(rows)
-    todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
-    costs = [engine.visual_tokens(rows[i]["width_px"], rows[i]["height_px"]) for i in todo]
-    batches = [[todo[k] for k in b] for b in cost_sorted_batches(costs, sub_batch_size)]
+def _run_pass(engine: Engine, ocr_fn: Callable[[list[Any]], list[Any]], rows: list[dict[str, Any]],
+              indices: list[int], sub_batch_size: int, oom: tuple[type[BaseException], ...],
+              on_oom: Callable[[], None]) -> dict[int, Any]:
+    """ocr_fn over the pages `indices` in cost-sorted sub-batches -> {index: PageResult, or why it failed}.
+    The next sub-batch's images are decoded on a thread while the engine runs the current one (PIL
+    releases the GIL while decoding): PNG decoding costs ~14 ms a page, a real share of a fast engine's time."""
+    costs = [engine.visual_tokens(rows[i]["width_px"], rows[i]["height_px"]) for i in indices]
+    batches = [[indices[k] for k in b] for b in cost_sorted_batches(costs, sub_batch_size)]
+    results: dict[int, Any] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(_decode, rows, batches[0]) if batches else None
         for n in range(len(batches)):
-            indices, images, failed = pending.result()
+            done, images, failed = pending.result()
             if n + 1 < len(batches):
                 pending = pool.submit(_decode, rows, batches[n + 1])
-            for i, reason in failed.items():
-                out[i] = mark_error(rows[i], "ocr", reason)
-            results = run_resilient(engine.ocr, images, oom, on_oom) if images else []
-            for i, result in zip(indices, results, strict=True):
-                out[i] = mark_error(rows[i], "ocr", result) if isinstance(result, str) else _with_result(rows[i], result, engine)
+            results.update(failed)
+            results.update(zip(done, run_resilient(ocr_fn, images, oom, on_oom) if images else [], strict=True))
+    return results
+
+
+def ocr_pages(engine: Engine, rows: list[dict[str, Any]], sub_batch_size: int,
+              oom: tuple[type[BaseException], ...], on_oom: Callable[[], None] = lambda: None,
+              policy: PagePolicy | None = None) -> list[dict[str, Any]]:
+    """OCR every ok row (error rows pass through untouched), then give pages that failed the policy's
+    second chances; returns rows in input order."""
+    policy = policy if policy is not None else PagePolicy()
+    out = list(rows)
+    todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    for i, result in _run_pass(engine, engine.ocr, rows, todo, sub_batch_size, oom, on_oom).items():
+        out[i] = mark_error(rows[i], "ocr", result) if isinstance(result, str) else _with_result(rows[i], result, engine)
+    return second_chances(engine, out, policy, lambda fn, indices: _run_pass(engine, fn, out, indices,
+                                                                              sub_batch_size, oom, on_oom))
+
+
+def second_chances(engine: Engine, out: list[dict[str, Any]], policy: PagePolicy,
+                   run_pass: Callable[[Callable[[list[Any]], list[Any]], list[int]], dict[int, Any]]) -> list[dict[str, Any]]:
+    """Retry the pages whose OCR ended in one of policy.retry_on, all failing pages together in each round
+    (so they batch), with the plan's overrides; a page leaves the rounds once an attempt ends otherwise.
+    Pages that never do fall back to their text layer. Every attempt's usage is added to its page."""
+    pending = [i for i, r in enumerate(out) if needs_retry(r, policy)]
+    last_reason = {i: out[i]["finish_reason"] for i in pending}
+    for attempt in retry_plan(policy, engine.prune_method):
+        if not pending:
+            break
+        results = run_pass(partial(engine.ocr, prune=attempt.prune, temperature=attempt.temperature), pending)
+        for i in pending:
+            result = results[i]
+            reason = "" if isinstance(result, str) else result.usage.finish_reason
+            out[i] = with_attempt(out[i], result, accepted=bool(reason) and reason not in policy.retry_on)
+            last_reason[i] = reason or last_reason[i]
+        pending = [i for i in pending if out[i]["text_source"] == "ocr"]
+    for i in pending:
+        out[i] = fall_back(out[i], policy, last_reason[i])
     return out

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from pipeline.config import StorageConfig
 from pipeline.redact import redact_uri
 from pipeline.retry import retry
-from pipeline.schema import PAGES_SCHEMA
+from pipeline.schema import PAGES_SCHEMA, conform
 from pipeline.storage import filesystem
 from pipeline.summary import RunSummary
 
@@ -167,7 +167,8 @@ def read_committed(output_uri: str, storage_options: StorageConfig | dict[str, A
     latest = _latest_version(records)
     tables = []
     for rec in records:
-        table = pq.read_table(io.BytesIO(out.fs.cat_file(out.path(rec["file"]))), schema=PAGES_SCHEMA)
+        # Parts written before a schema change lack its new columns: conform fills them.
+        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(out.path(rec["file"])))))
         if latest_only:
             keep = [latest[(d, rec["engine_config_hash"])] == (rec["run_id"], rec["seq"])
                     for d in table.column("doc_id").to_pylist()]

@@ -44,6 +44,6 @@ def render_document(doc: dict[str, Any], renderer: IsolatedRenderer, storage: St
     for i, page in enumerate(outcome.pages):
         row = new_row(stamp, doc, i, outcome.page_count)
         row.update(render_s=share_s, cpu_s=share_s, image=page.data, width_px=page.width_px,
-                   height_px=page.height_px, page_format=cfg.page_format)
+                   height_px=page.height_px, page_format=cfg.page_format, text_layer=page.text_layer)
         rows.append(mark_error(row, "render", page.error) if page.error else row)
     return rows

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from pipeline.config import RenderConfig
@@ -16,6 +17,7 @@ class RenderedPage:
     data: bytes  # PNG, or raw RGB (height * width * 3) when page_format == "raw"
     dpi: float  # effective dpi: lower than asked when the pixel cap scaled the page down
     error: str = ""  # this page alone failed to rasterize (the others still go on)
+    text_layer: str = ""  # the page's own text (PyMuPDF), cut to RenderConfig.text_layer_max_chars
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,16 @@ class RenderOutcome:
     pages: list[RenderedPage] = field(default_factory=list)
     page_count: int = -1  # -1: the document could not be opened
     error: str = ""  # non-empty: the whole document failed (one error row)
+    restart: bool = False  # the process that rendered it should not be reused (it ran out of memory)
+
+
+# MuPDF reports a failed allocation as an FzError whose message names the call ("malloc (N bytes) failed").
+_ALLOC_FAILED = re.compile(r"\b(?:m|c|re)alloc\b.*\bfailed\b")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or MuPDF failing to allocate (both: the process hit its memory limit)."""
+    return isinstance(exc, MemoryError) or bool(_ALLOC_FAILED.search(str(exc)))
 
 
 def page_zoom(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
@@ -44,6 +56,8 @@ def _open(data: bytes, cfg: RenderConfig):  # -> pymupdf.Document | str (reason)
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
+        if is_out_of_memory(exc):
+            raise MemoryError(str(exc)) from exc
         return f"cannot open PDF: {type(exc).__name__}: {exc}"[:300]
     if not doc.is_pdf:  # MuPDF opens images and other formats even when told the bytes are a PDF
         doc.close()
@@ -67,19 +81,31 @@ def _render_page(page, cfg: RenderConfig) -> RenderedPage:
     zoom = page_zoom(page.rect.width, page.rect.height, cfg.dpi, cfg.max_pixels_per_page)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
     data = pix.tobytes("png") if cfg.page_format == "png" else bytes(pix.samples)
-    return RenderedPage(pix.width, pix.height, data, zoom * 72.0)
+    return RenderedPage(pix.width, pix.height, data, zoom * 72.0, text_layer=text_layer(page, cfg.text_layer_max_chars))
+
+
+def text_layer(page, max_chars: int) -> str:
+    """The page's own text (born-digital PDFs have one, scans usually not), at most max_chars characters.
+    Invalid code points (lone surrogates from broken font maps) are replaced: Arrow refuses them."""
+    if max_chars <= 0:
+        return ""
+    text = page.get_text("text")[:max_chars]
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _render_page_or_error(doc, index: int, cfg: RenderConfig) -> RenderedPage:
     try:
         return _render_page(doc[index], cfg)
     except Exception as exc:  # one broken page (bad image stream, font) must not sink the document
+        if is_out_of_memory(exc):  # out of memory is the document's (and the process's) problem
+            raise MemoryError(str(exc)) from exc
         return RenderedPage(0, 0, b"", 0.0, error=f"page render failed: {type(exc).__name__}: {exc}"[:300])
 
 
 def render_pdf(data: bytes, cfg: RenderConfig) -> RenderOutcome:
     """All pages of one document, or a document-level reason it cannot be opened. A page that fails to
-    rasterize becomes a page with `error` set, so the rest of the document still gets text."""
+    rasterize becomes a page with `error` set, so the rest of the document still gets text. Running out of
+    memory raises MemoryError (the isolation layer turns it into the document's error and a restart)."""
     opened = _open(data, cfg)
     if isinstance(opened, str):
         return RenderOutcome(error=opened)

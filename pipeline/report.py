@@ -24,6 +24,8 @@ DIMENSIONS = ("run", "day", "model", "prune")
 # Aggregating in Arrow first keeps the Python side proportional to runs x settings, not to pages.
 _SLICE_KEYS = ["run_id", "model_id", "model_mode", "prune_method", "prune_config_hash"]
 _SUMMED = ["status", "gpu_s", "cpu_s", "visual_tokens", "visual_tokens_kept", "cost_direct_usd"]
+# The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/recovery.py).
+_RECOVERY = ["retried", "recovered", "text_layer"]
 
 
 class ReportError(ValueError):
@@ -44,6 +46,9 @@ class RunSlice:
     visual_tokens: int
     visual_tokens_kept: int
     cost_direct_usd: float  # as stored in the rows
+    pages_retried: int = 0  # more than one OCR attempt (every attempt's cost is in the page's)
+    pages_recovered: int = 0  # text from a retry
+    pages_text_layer: int = 0  # fell back to the PDF's text layer
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class CostRow:
     runs_without_summary: int
     pages_ok_with_summary: int
     cost_direct_with_summary_usd: float
+    pages_retried: int = 0
+    pages_recovered: int = 0
+    pages_text_layer: int = 0
 
     @property
     def gpu_hours(self) -> float:
@@ -119,7 +127,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
     night) still gets an empty slice, so its cluster cost is reported."""
     grouped = _with_ok_column(pages).group_by(_SLICE_KEYS).aggregate(
         [("status", "count"), ("ok", "sum"), ("gpu_s", "sum"), ("cpu_s", "sum"), ("visual_tokens", "sum"),
-         ("visual_tokens_kept", "sum"), ("cost_direct_usd", "sum")]
+         ("visual_tokens_kept", "sum"), ("cost_direct_usd", "sum"), *((c, "sum") for c in _RECOVERY)]
     ) if pages.num_rows else None
     slices = []
     for r in grouped.to_pylist() if grouped is not None else []:
@@ -129,7 +137,8 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
             prune=prune_label(r["prune_method"], r["prune_config_hash"]), pages_ok=pages_ok,
             pages_failed=int(r["status_count"]) - pages_ok, gpu_s=r["gpu_s_sum"], cpu_s=r["cpu_s_sum"],
             visual_tokens=int(r["visual_tokens_sum"]), visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
-            cost_direct_usd=r["cost_direct_usd_sum"],
+            cost_direct_usd=r["cost_direct_usd_sum"], pages_retried=int(r["retried_sum"] or 0),
+            pages_recovered=int(r["recovered_sum"] or 0), pages_text_layer=int(r["text_layer_sum"] or 0),
         ))
     seen = {s.run_id for s in slices}
     for s in summaries:
@@ -140,11 +149,22 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
 
 
 def _with_ok_column(pages: pa.Table) -> pa.Table:
-    """Add an int 'ok' column (1 when status == 'ok') so one Arrow group_by counts ok and failed pages."""
+    """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) so one Arrow
+    group_by counts them all. Tables from before the page policy count 0 for the last three."""
     import pyarrow.compute as pc
 
-    ok = pc.cast(pc.equal(pages["status"], "ok"), pa.int64())
-    return pages.select([c for c in _SLICE_KEYS + _SUMMED if c in pages.column_names]).append_column("ok", ok)
+    def flag(mask) -> pa.ChunkedArray | pa.Array:  # a null (a row built without the column) counts 0
+        return pc.fill_null(pc.cast(mask, pa.int64()), 0)
+
+    table = pages.select([c for c in _SLICE_KEYS + _SUMMED if c in pages.column_names])
+    table = table.append_column("ok", flag(pc.equal(pages["status"], "ok")))
+    zeros = pa.array([0] * pages.num_rows, pa.int64())
+    has = set(pages.column_names)
+    table = table.append_column("retried", flag(pc.greater(pages["ocr_attempts"], 1)) if "ocr_attempts" in has else zeros)
+    for name, source in (("recovered", "ocr_retry"), ("text_layer", "text_layer")):
+        column = flag(pc.equal(pages["text_source"], source)) if "text_source" in has else zeros
+        table = table.append_column(name, column)
+    return table
 
 
 def runs_without_summary(pages: pa.Table, summaries: list[RunSummary]) -> list[str]:
@@ -255,6 +275,9 @@ def _row(group: str, slices: list[RunSlice], pricing: Pricing | None, loaded: di
         runs_without_summary=len({s.run_id for s in slices} - set(loaded)),
         pages_ok_with_summary=sum(s.pages_ok for s in priced),
         cost_direct_with_summary_usd=sum(direct_cost(s, pricing) for s in priced),
+        pages_retried=sum(s.pages_retried for s in slices),
+        pages_recovered=sum(s.pages_recovered for s in slices),
+        pages_text_layer=sum(s.pages_text_layer for s in slices),
     )
 
 
@@ -263,6 +286,9 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("runs", lambda r: f"{r.runs}"),
     ("pages ok", lambda r: f"{r.pages_ok:,}"),
     ("failed", lambda r: f"{r.pages_failed:,}"),
+    ("retried", lambda r: f"{r.pages_retried:,}"),
+    ("recovered", lambda r: f"{r.pages_recovered:,}"),
+    ("text layer", lambda r: f"{r.pages_text_layer:,}"),
     ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
     ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
     ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),

@@ -1,7 +1,7 @@
 """Page rows: the typed record every stage passes on, and its conversion to and from Arrow.
 
-Between the render and OCR stages a row also carries the page image (IMAGE_FIELDS); the OCR stage drops
-them. Every row leaving the pipeline conforms to PAGES_SCHEMA: no nulls, "" for not applicable."""
+Between the render and OCR stages a row also carries the page image and its text layer (IMAGE_FIELDS);
+the OCR stage drops them. Every row leaving the pipeline conforms to PAGES_SCHEMA: no nulls, "" for not applicable."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ IMAGE_FIELDS = [
     pa.field("width_px", pa.int32(), nullable=False),
     pa.field("height_px", pa.int32(), nullable=False),
     pa.field("page_format", pa.string(), nullable=False),
+    pa.field("text_layer", pa.string(), nullable=False),  # the PDF's own text, for the page policy's fallback
 ]
 RENDERED_SCHEMA = pa.schema(list(PAGES_SCHEMA) + IMAGE_FIELDS)
 
 _DEFAULTS: dict[str, Any] = {
-    f.name: ("" if pa.types.is_string(f.type) else 0.0 if pa.types.is_floating(f.type) else 0)
+    f.name: ("" if pa.types.is_string(f.type) else 0.0 if pa.types.is_floating(f.type)
+             else False if pa.types.is_boolean(f.type) else 0)
     for f in RENDERED_SCHEMA
 }
 _DEFAULTS["image"] = b""
@@ -53,7 +55,7 @@ def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: i
 def mark_error(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
     """The same row as an error of `stage`; the text and image are dropped (nothing half-done survives)."""
     return {**row, "status": "error", "error_stage": stage, "error": reason or "unknown error",
-            "text": "", "finish_reason": "", "image": b""}
+            "text": "", "finish_reason": "", "text_source": "", "image": b"", "text_layer": ""}
 
 
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema = PAGES_SCHEMA) -> pa.Table:

@@ -104,7 +104,8 @@ def build_dataset(cfg: PipelineConfig, docs: list[DocRef], stamp: RunStamp):  # 
                         compute=ray.data.ActorPoolStrategy(size=p.render_actors), num_cpus=p.render_num_cpus,
                         runtime_env=ACTOR_ENV)
     initial = p.ocr_initial_actors or p.ocr_max_actors
-    return ds.map_batches(OcrStage, fn_constructor_kwargs={"engine": cfg.engine, "sub_batch_size": p.ocr_sub_batch_size},
+    return ds.map_batches(OcrStage, fn_constructor_kwargs={"engine": cfg.engine, "sub_batch_size": p.ocr_sub_batch_size,
+                                                                 "policy": cfg.page_policy},
                           batch_size=p.ocr_batch_size, batch_format="pyarrow",
                           compute=ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
                                                              initial_size=initial),
@@ -152,7 +153,7 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
     todo, skipped, first_seq = plan(cfg, out)
     log.info("run %s: %d documents to process, %d already committed", cfg.run_id, len(todo), skipped)
     committer = Committer(out, cfg.run_id, engine_config_hash(cfg.engine), pricing, cfg.commit_documents,
-                          cfg.commit_interval_s, first_seq)
+                          cfg.commit_interval_s, first_seq, cfg.page_policy.flag_document_share)
     with NodeSampler(cfg.node_sample_interval_s) as sampler:
         if todo:
             _stream(cfg, todo, committer, progress)

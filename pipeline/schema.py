@@ -17,12 +17,17 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("error_stage", pa.string(), "list | read | render | ocr; '' when ok"),
     ("error", pa.string(), "why the page failed; '' when ok"),
     ("text", pa.string(), "OCR output (markdown); '' on error"),
-    ("finish_reason", pa.string(), "eos | length | repetition; '' on error"),
+    ("finish_reason", pa.string(), "eos | length | repetition (of the attempt whose text was kept; of the last "
+                                   "attempt when the text layer was taken); '' on error"),
+    ("text_source", pa.string(), "ocr | ocr_retry | text_layer: where `text` came from; '' on error"),
+    ("ocr_attempts", pa.int32(), "OCR attempts made for the page (retries included); 0 if it never reached OCR"),
+    ("doc_flagged", pa.bool_(), "the document's share of failed or fallen-back pages exceeds the page "
+                                "policy's flag_document_share"),
     ("model_id", pa.string(), "checkpoint used"),
     ("model_mode", pa.string(), "resolution mode (v1) or 'dynamic' (v2)"),
     ("prune_method", pa.string(), "pruning method"),
     ("prune_config_hash", pa.string(), "hash of the full pruning config"),
-    ("visual_tokens", pa.int32(), "visual tokens before pruning"),
+    ("visual_tokens", pa.int32(), "visual tokens before pruning (usage columns sum every OCR attempt)"),
     ("visual_tokens_kept", pa.int32(), "visual tokens the language model saw"),
     ("prompt_tokens", pa.int32(), "prompt length after pruning"),
     ("output_tokens", pa.int32(), "generated tokens"),
@@ -42,3 +47,21 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
 
 PAGES_SCHEMA = pa.schema([pa.field(n, t, nullable=False, metadata={"doc": d}) for n, t, d in _COLUMNS])
 COLUMN_NAMES = [n for n, _, _ in _COLUMNS]
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A pages table written by an older version -> PAGES_SCHEMA: columns added since get the values the
+    old rows meant (their text came from one OCR attempt, nothing was flagged); columns no longer in the
+    schema are dropped. A column of the wrong type still fails the cast: that is not an old file."""
+    import pyarrow.compute as pc
+
+    ok = pc.equal(table["status"], "ok")
+    reached_ocr = pc.or_(ok, pc.equal(table["error_stage"], "ocr"))
+    n = table.num_rows
+    filled = {
+        "text_source": pc.if_else(ok, "ocr", ""),
+        "ocr_attempts": pc.cast(reached_ocr, pa.int32()),
+        "doc_flagged": pa.array([False] * n, pa.bool_()),
+    }
+    columns = [table[name] if name in table.column_names else filled[name] for name in COLUMN_NAMES]
+    return pa.Table.from_arrays(columns, schema=PAGES_SCHEMA)

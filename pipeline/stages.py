@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PagePolicy, PipelineConfig
 from pipeline.isolation import IsolatedRenderer
 from pipeline.ocr import ocr_pages
 from pipeline.rasterize import render_document
@@ -38,17 +38,20 @@ def _empty_cuda_cache() -> None:
 
 
 class OcrStage:
-    """Page rows in, OCR'd page rows (PAGES_SCHEMA) out. Loads the engine once per actor."""
+    """Page rows in, OCR'd page rows (PAGES_SCHEMA) out. Loads the engine once per actor. Pages that loop or
+    hit the token cap get the page policy's second chances (retries, text layer) inside the same call."""
 
-    def __init__(self, engine: EngineConfig, sub_batch_size: int) -> None:
+    def __init__(self, engine: EngineConfig, sub_batch_size: int, policy: PagePolicy | None = None) -> None:
         import torch
 
         from rtprune.engines import create_engine
 
         self._engine = create_engine(engine)
         self._sub_batch_size = sub_batch_size
+        self._policy = policy if policy is not None else PagePolicy()
         self._oom = (torch.OutOfMemoryError,)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = ocr_pages(self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache)
+        rows = ocr_pages(self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache,
+                         self._policy)
         return to_table(rows, PAGES_SCHEMA)

@@ -15,6 +15,13 @@ class RunSummary(BaseModel):
     documents: int
     pages_ok: int
     pages_failed: int
+    # The page policy's second chances (0 in summaries written before it existed): pages with more than
+    # one OCR attempt, pages whose text came from a retry, pages that took their PDF text layer, and
+    # documents whose share of failed or fallen-back pages exceeded the policy's threshold.
+    pages_retried: int = 0
+    pages_recovered: int = 0
+    pages_text_layer: int = 0
+    documents_flagged: int = 0
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

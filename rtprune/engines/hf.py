@@ -50,6 +50,18 @@ def timed(device: torch.device, out: list[float]) -> Iterator[None]:
     out.append(time.perf_counter() - start)
 
 
+@contextmanager
+def seeded(device: torch.device, seed: int, active: bool) -> Iterator[None]:
+    """Run the block from RNG state `seed` (when active), leaving the process's RNG state as it was."""
+    if not active:
+        yield
+        return
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 @dataclass(frozen=True)
 class Generation:
     """generate's result per row: new ids (up to and including EOS), why it ended; batch phase seconds."""
@@ -95,7 +107,8 @@ class FirstForwardTimer:
 
 
 class OcrEngine:
-    """Pages in, text and per-page usage out. One backend (model), one pruning config, greedy decoding."""
+    """Pages in, text and per-page usage out. One backend (model), one pruning config, greedy decoding;
+    `ocr` takes per-call overrides of both (pruning off, sampling) for retries."""
 
     def __init__(self, config: EngineConfig, backend: Backend | None = None) -> None:
         from rtprune.models.loader import load_backend
@@ -197,8 +210,9 @@ class OcrEngine:
             self.backend.model(**inputs, use_cache=True, logits_to_keep=1)
         return seconds[0]
 
-    def generate(self, pruned: Sequence[PrunedPage]) -> Generation:
-        """Greedy decoding of a batch of pruned pages, capped and guarded against loops."""
+    def generate(self, pruned: Sequence[PrunedPage], temperature: float = 0.0) -> Generation:
+        """Decoding of a batch of pruned pages, capped and guarded against loops: greedy, or sampled at
+        `temperature` (> 0) from a generator seeded with EngineConfig.seed, so a retry is reproducible."""
         from transformers import GenerationConfig
 
         batch = self.build_prompts(pruned)
@@ -206,12 +220,14 @@ class OcrEngine:
         guard = RepetitionGuard(batch.input_ids.shape[1], cfg.repetition_ngram, cfg.repetition_window,
                                 int(tok.eos_token_id), self._whitelist)
         # A fresh GenerationConfig, so a checkpoint's own sampling defaults cannot leak in.
-        gen_config = GenerationConfig(do_sample=False, max_new_tokens=cfg.max_new_tokens,
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 \
+            else {"do_sample": False}
+        gen_config = GenerationConfig(**sampling, max_new_tokens=cfg.max_new_tokens,
                                       eos_token_id=int(tok.eos_token_id), pad_token_id=self._pad_id(),
                                       use_cache=True)
         timer, seconds = FirstForwardTimer(self.backend.model, self.device), []
         try:
-            with timed(self.device, seconds), torch.inference_mode():
+            with seeded(self.device, cfg.seed, temperature > 0), timed(self.device, seconds), torch.inference_mode():
                 out = self.backend.model.generate(**self._model_inputs(pruned, batch), generation_config=gen_config,
                                                   logits_processor=[guard])
         finally:
@@ -232,19 +248,27 @@ class OcrEngine:
         ended = row.numel() > 0 and int(row[-1]) == self.backend.tokenizer.eos_token_id
         return "eos" if ended else "length"
 
-    def ocr(self, images: Sequence[Any]) -> list[PageResult]:
+    def ocr(self, images: Sequence[Any], *, prune: PruneConfig | None = None,
+            temperature: float = 0.0) -> list[PageResult]:
         """One batch of page images -> one PageResult per page. Raises if the batch fails; an out-of-memory
-        error propagates unchanged so the caller can split the batch and retry."""
-        return self.ocr_timed(images)[0]
+        error propagates unchanged so the caller can split the batch and retry.
 
-    def ocr_timed(self, images: Sequence[Any]) -> tuple[list[PageResult], BatchSeconds]:
+        Per-call overrides (a retry of a page that looped): `prune` replaces the configured pruning for
+        this call (PruneConfig(method="none") keeps every visual token); `temperature` > 0 samples instead
+        of decoding greedily, seeded from EngineConfig.seed."""
+        return self.ocr_timed(images, prune=prune, temperature=temperature)[0]
+
+    def ocr_timed(self, images: Sequence[Any], *, prune: PruneConfig | None = None,
+                  temperature: float = 0.0) -> tuple[list[PageResult], BatchSeconds]:
         """ocr, plus the batch-level phase seconds that the pages' usage records share."""
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         if not images:
             return [], BatchSeconds(0.0, 0.0, 0.0, 0.0)
         pages = self.prepare(images)
         features, encode_s = self.encode(pages)
-        pruned, prune_s = self.prune(pages, features)
-        gen = self.generate(pruned)
+        pruned, prune_s = self.prune(pages, features, prune)
+        gen = self.generate(pruned, temperature)
         return self.results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
                                                                            gen.decode_s)
 

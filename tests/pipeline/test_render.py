@@ -104,3 +104,48 @@ def test_render_document_errors_are_rows(tmp_path):
     assert [(r["page_index"], r["status"], r["error_stage"]) for r in missing] == [(-1, "error", "read")]
     assert "FileNotFoundError" in missing[0]["error"]
     assert big[0]["error_stage"] == "render" and "max_bytes" in big[0]["error"]
+
+
+def _big_pages_pdf(side_pt: float, pages: int = 1) -> bytes:
+    import pymupdf
+
+    doc = pymupdf.open()
+    for i in range(pages):
+        doc.new_page(width=side_pt, height=side_pt).insert_text((72, 72), f"page {i}", fontsize=24)
+    return doc.tobytes()
+
+
+# The render child holds ~450 MB before any document. 7,000 pt at 144 dpi is a 14,000 x 14,000 px pixmap
+# (588 MB) in one allocation (MuPDF runs out); 16 pages of 2,000 pt in raw format hold ~770 MB of page
+# bytes by the end of the document (Python runs out).
+HUGE_PAGE = RenderConfig(max_pixels_per_page=10**9, page_format="raw", memory_limit_mb=768)
+MEMORY_HOGS = {
+    "one_huge_page": (_big_pages_pdf(7_000), HUGE_PAGE),
+    "many_raw_pages": (_big_pages_pdf(2_000, pages=16), RenderConfig(page_format="raw", memory_limit_mb=768)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MEMORY_HOGS))
+def test_a_document_past_the_memory_limit_is_an_error_and_the_next_one_renders(case):
+    data, cfg = MEMORY_HOGS[case]
+    renderer = IsolatedRenderer(cfg)
+    try:
+        out = renderer.render(data)
+        assert out.pages == [] and out.error.startswith("out of memory") and "768 MB" in out.error
+        assert renderer.restarts == 1  # the child that hit its limit is replaced
+        ok = renderer.render(sample_pdf_bytes(2))
+        assert ok.error == "" and len(ok.pages) == 2 and renderer.restarts == 1
+    finally:
+        renderer.close()
+
+
+def test_without_the_limit_the_same_page_renders():
+    """The huge page really needs the memory: the limit, not the page, made it fail above."""
+    out = render_pdf(_big_pages_pdf(7_000), HUGE_PAGE)  # in this process: no limit
+    assert out.error == "" and out.pages[0].width_px == 14_000
+
+
+def test_a_limit_below_the_renderers_own_needs_stops_the_job():
+    renderer = IsolatedRenderer(RenderConfig(memory_limit_mb=64))
+    with pytest.raises(RuntimeError, match="memory_limit_mb=64 is below"):
+        renderer.render(sample_pdf_bytes(1))

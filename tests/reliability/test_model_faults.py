@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SMALL = (300, 300)  # small pages keep the v2 encoder's CPU time down
 
 
-def _run(tmp_path: Path, docs: dict[str, bytes], engine: dict[str, Any]) -> tuple[dict[str, str], Any]:
+def _run(tmp_path: Path, docs: dict[str, bytes], engine: dict[str, Any],
+         page_policy: dict[str, Any] | None = None) -> tuple[dict[str, str], Any]:
     from pipeline.output import read_committed
     from pipeline.run import run_pipeline
 
@@ -30,6 +31,7 @@ def _run(tmp_path: Path, docs: dict[str, bytes], engine: dict[str, Any]) -> tupl
         str(tmp_path / "out"),
         engine=engine,
         pools={"ocr_batch_size": 8, "ocr_sub_batch_size": 4},
+        page_policy=page_policy or {},
     )
     with local_ray():
         run_pipeline(cfg)
@@ -55,8 +57,9 @@ def test_engine_exception_fails_one_page_and_repetition_is_flagged(tmp_path: Pat
 
 def test_token_cap_stops_a_page_that_never_ends(tmp_path: Path) -> None:
     # With the default guard (30-gram in a 90-token window) nothing trips within 16 tokens: the cap does.
+    # No retries: one attempt's tokens per page (retries are tests/pipeline/test_page_policy.py's subject).
     engine = {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 16}
-    uris, table = _run(tmp_path, {"long.pdf": healthy_pdf(3, "cap", size_pt=SMALL)}, engine)
+    uris, table = _run(tmp_path, {"long.pdf": healthy_pdf(3, "cap", size_pt=SMALL)}, engine, {"retry_on": []})
     rows = rows_by_doc(table)[uris["long.pdf"]]
     assert [r["status"] for r in rows] == ["ok"] * 3
     capped = [r for r in rows if r["finish_reason"] == "length"]
