@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
     parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print what a run would process (documents, bytes, estimated pages) and exit")
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
@@ -124,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     _init_ray(cfg, args.local_cpus, args.local_gpus)
     from pipeline.output import Output
     from pipeline.redact import describe_error
-    from pipeline.run import run_pipeline
+    from pipeline.run import plan_only, run_pipeline
 
     try:
+        if args.plan_only:
+            print(plan_only(cfg))
+            return 0
         summary = run_pipeline(cfg)
     except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
