@@ -92,7 +92,14 @@ def _config(manifest: Path, out: Path):
 def _ray():
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    for attempt in range(3):  # a loaded machine can miss Ray's fixed 30 s start-up wait
+        try:
+            ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+            ray.shutdown()
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
@@ -103,7 +110,8 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
     from pipeline.output import Output
     from pipeline.run import engine_config_hash
 
-    _ray()
+    if mode == "new":
+        _ray()
     cfg = _config(manifest, out)
     key = engine_config_hash(cfg.engine)
     base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
