@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
     parser.add_argument("--ray-progress", action="store_true",
                         help="also show Ray Data's own progress and resource dumps (ray_data_progress=true)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print what a run would process (documents, bytes, estimated pages) and exit")
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
@@ -133,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     _init_ray(cfg, args.local_cpus, args.local_gpus)
     from pipeline.output import Output
     from pipeline.redact import describe_error
-    from pipeline.run import run_pipeline
+    from pipeline.run import plan_only, run_pipeline
 
     handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:
+        if args.plan_only:
+            print(plan_only(cfg))
+            return 0
         summary = run_pipeline(cfg, handler.progress)
     except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in

@@ -39,14 +39,17 @@ class CommitStats:
 
 
 class Committer:
-    """Feed it output batches; it commits every `commit_documents` complete documents (or after
-    `commit_interval_s` with anything complete), and the rest on finish()."""
+    """Feed it output batches; it commits the complete documents it holds once they reach
+    `commit_documents` documents, `part_target_rows` rows or `part_target_bytes` bytes (0 = no such
+    limit), or after `commit_interval_s` with anything complete; the rest on finish()."""
 
     def __init__(self, out: Output, run_id: str, engine_config_hash: str, pricing: Pricing,
                  commit_documents: int, commit_interval_s: float, first_seq: int,
-                 flag_document_share: float = 1.0) -> None:
+                 flag_document_share: float = 1.0, part_target_rows: int = 0,
+                 part_target_bytes: int = 0) -> None:
         self._out, self._run_id, self._hash, self._pricing = out, run_id, engine_config_hash, pricing
         self._commit_documents, self._interval_s = commit_documents, commit_interval_s
+        self._target_rows, self._target_bytes = part_target_rows, part_target_bytes
         self._seq = first_seq
         self._flag_share = flag_document_share  # documents are whole only here: flag them here
         self._partial: dict[str, list[pa.Table]] = {}
@@ -63,9 +66,15 @@ class Committer:
                 del self._partial[doc_id]
                 self.documents_complete += 1
                 self._complete.append(flag_document(pa.concat_tables(parts).sort_by("page_index"), self._flag_share))
-        due = time.monotonic() - self._last_commit >= self._interval_s
-        if len(self._complete) >= self._commit_documents or (self._complete and due):
+        if self._complete and (self._part_full() or time.monotonic() - self._last_commit >= self._interval_s):
             self._commit()
+
+    def _part_full(self) -> bool:
+        if self._commit_documents and len(self._complete) >= self._commit_documents:
+            return True
+        if self._target_rows and sum(t.num_rows for t in self._complete) >= self._target_rows:
+            return True
+        return bool(self._target_bytes) and sum(t.nbytes for t in self._complete) >= self._target_bytes
 
     def finish(self) -> None:
         if self._complete:

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from rtprune.engines.types import EngineConfig
 
@@ -150,6 +150,35 @@ class PagePolicy(BaseModel):
     flag_document_share: float = Field(default=0.2, ge=0, le=1)
 
 
+class PlanConfig(BaseModel):
+    """Planning: how the input is listed and diffed against the committed index in bounded memory."""
+
+    model_config = _FROZEN
+
+    # doc_id ranges the input is spilled into and merged by (a power of two; raised to the index's own
+    # count). More ranges: less driver memory per range, more small local files.
+    buckets: int = Field(default=256, ge=1, le=65536)
+    # Input rows the driver buffers before spilling them to the range files: driver memory vs file count.
+    spill_rows: int = Field(default=500_000, ge=1)
+    # Concurrent metadata requests for a URI list (one per entry): faster planning vs load on the store.
+    list_threads: int = Field(default=16, ge=1, le=256)
+    # Local folder for planning's spill and to-do files ("" = the system temp folder); needs room for
+    # about 100 bytes per listed document.
+    scratch_dir: str = ""
+    # Index rows per range before compaction doubles the ranges: larger ranges mean fewer index files
+    # per plan, more driver memory while merging one.
+    index_bucket_rows: int = Field(default=1_000_000, ge=1)
+    # --plan-only's page estimate for documents not yet opened: bytes of PDF per page.
+    bytes_per_page: int = Field(default=100_000, ge=1)
+
+    @field_validator("buckets")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("must be a power of two")
+        return value
+
+
 class PipelineConfig(BaseModel):
     """One digitize run. Loaded from YAML plus `a.b=value` overrides by jobs/digitize.py."""
 
@@ -158,18 +187,31 @@ class PipelineConfig(BaseModel):
     # fsspec URI of a folder/prefix (all *.pdf below it), a glob, or a manifest file (*.txt / *.lst, one
     # URI per line). Any fsspec protocol works: s3://, gs://, file://, a plain local path.
     input: str
+    # How to read `input`: "auto" (a manifest.json or *.csv/*.csv.gz/*.parquet file or glob is an inventory,
+    # *.txt/*.lst/*.manifest a URI list, anything else a prefix/glob of PDFs), or force "prefix", "uris"
+    # or "inventory" (e.g. a folder of inventory files).
+    input_kind: Literal["auto", "prefix", "uris", "inventory"] = "auto"
+    # Columns of header-less inventory CSV files when no manifest.json names them (S3 Inventory's order).
+    inventory_columns: tuple[str, ...] = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
     # Where pages/, _ledger/ and runs/ go (any fsspec URI).
     output: str
     storage: StorageConfig = Field(default_factory=StorageConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     pools: PoolConfig = Field(default_factory=PoolConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
     pricing: str = ""  # pricing YAML path; "" = infra/pricing.yaml
     run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
-    # Documents per committed part file: smaller parts lose less on a crash, more parts cost listing time.
-    commit_documents: int = Field(default=8, ge=1)
-    # Also commit whatever is complete after this long: bounds the work a crash loses in slow runs.
+    # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete
+    # documents reach part_target_rows page rows or part_target_bytes (in memory), or commit_documents
+    # documents; 0 turns a limit off. Larger parts read faster and list cheaper; a killed run redoes the
+    # documents of the part in flight.
+    part_target_rows: int = Field(default=10_000, ge=0)
+    part_target_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
+    commit_documents: int = Field(default=0, ge=0)
+    # Also commit whatever is complete after this long: bounds the work a crash loses (and the part size
+    # of slow runs).
     commit_interval_s: float = Field(default=60.0, gt=0)
     # Part files without a ledger record older than this are deleted at the start of a run; younger ones
     # may belong to a run still writing (two runs on one output at once).

@@ -96,10 +96,14 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol in ("file", "local")
 
 
-def table_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(table.cast(PAGES_SCHEMA), buf, compression="zstd")
+    pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    return parquet_bytes(table.cast(PAGES_SCHEMA))
 
 
 def commit_part(out: Output, run_id: str, seq: int, table: pa.Table, documents: list[dict[str, Any]],
@@ -146,6 +150,27 @@ def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) ->
             out.fs.rm_file(path)
             removed.append(path)
     return removed
+
+
+def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
+    """clean_orphans for one run, from names alone (part-{seq} pairs with ledger {seq}): for runs that
+    may have crashed between a part and its record, without reading any record."""
+    ledgered = {p.rsplit("/", 1)[1][:-5] for p in out.glob(f"_ledger/{run_id}/*.json")}
+    now = time.time()
+    removed = []
+    for path in out.glob(f"pages/{run_id}/part-*.parquet"):
+        if path.rsplit("/", 1)[1][len("part-"):-len(".parquet")] in ledgered:
+            continue
+        mtime = _mtime(out.fs.info(path))
+        if now - mtime >= grace_s:
+            out.fs.rm_file(path)
+            removed.append(path)
+    return removed
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    mtime = info.get("mtime") or info.get("LastModified")
+    return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
 def _latest_version(records: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, int]]:

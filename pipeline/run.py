@@ -1,5 +1,6 @@
-"""One digitize run, driver side: plan (list minus ledger), build the Ray Data pipeline, stream and
-commit its output, price the run, write the summary. Expects Ray to be initialised by the caller."""
+"""One digitize run, driver side: plan (input minus the committed index, pipeline/plan.py), build the Ray
+Data pipeline, stream and commit its output, fold the commits into the index, price the run, write the
+summary. Expects Ray to be initialised by the caller."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.accounting import NodeState, RunInfo, node_seconds, node_state, summarize
 from pipeline.commit import SUMMARY_COLUMNS, Committer
+from pipeline.compaction import compact
 from pipeline.config import PipelineConfig
 from pipeline.console import ConsoleProgress, configure_ray_data
-from pipeline.output import Output, clean_orphans, committed_documents, read_ledger, write_summary
+from pipeline.index import mark_open
+from pipeline.listing import DOC_SCHEMA
+from pipeline.output import Output, write_summary
+from pipeline.plan import MAX_BLOCKS, Plan, plan_run
 from pipeline.pricing import load_pricing
+from pipeline.redact import describe_error
 from pipeline.rows import RunStamp
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.storage import DocRef, list_documents
+from pipeline.storage import DocRef
 from pipeline.summary import RunSummary
 from rtprune.engines.types import EngineConfig
 
@@ -40,21 +47,28 @@ def run_stamp(cfg: PipelineConfig) -> RunStamp:
 
 
 def plan(cfg: PipelineConfig, out: Output) -> tuple[list[DocRef], int, int]:
-    """(documents to process, documents skipped as already committed, first part seq for this run)."""
-    records = read_ledger(out)
-    removed = clean_orphans(out, records, cfg.orphan_grace_s)
-    if removed:
-        log.info("removed %d orphan part files of crashed runs", len(removed))
-    done = committed_documents(records)
-    key = engine_config_hash(cfg.engine)
-    docs = list_documents(cfg.input, cfg.storage)
-    todo = [d for d in docs if not _is_done(done.get((d.doc_id, d.content_hash, key)), cfg.retry_failed)]
-    seqs = [r["seq"] for r in records if r["run_id"] == cfg.run_id]
-    return todo, len(docs) - len(todo), max(seqs, default=-1) + 1
+    """(documents to process, documents skipped as already committed, first part seq for this run), as
+    a list in memory: for small runs and benchmarks; run_pipeline streams plan_run's files instead."""
+    p = plan_run(cfg, out, engine_config_hash(cfg.engine))
+    try:
+        rows = [r for f in p.todo_files for r in pq.read_table(f).to_pylist()]
+    finally:
+        p.cleanup()
+    return [DocRef(**r) for r in rows], p.skipped, p.first_seq
 
 
-def _is_done(committed_ok: bool | None, retry_failed: bool) -> bool:
-    return committed_ok is not None and (committed_ok or not retry_failed)
+def plan_only(cfg: PipelineConfig) -> str:
+    """What a run would process, without writing anything to the output (jobs.digitize --plan-only)."""
+    out = Output.open(cfg.output, cfg.storage)
+    p = plan_run(cfg, out, engine_config_hash(cfg.engine), read_only=True)
+    p.cleanup()
+    return f"plan for run {cfg.run_id}: " + plan_summary(p, cfg.plan.bytes_per_page)
+
+
+def plan_summary(p: Plan, bytes_per_page: int) -> str:
+    return (f"{p.listed} documents listed, {p.skipped} already committed, {p.todo} to process "
+            f"({p.todo_bytes} bytes, about {p.estimated_pages(bytes_per_page)} pages); planning read the index "
+            f"generation {p.index_gen or 'none'} and {p.pending_records} newer ledger records")
 
 
 class NodeSampler:
@@ -92,13 +106,26 @@ class NodeSampler:
 ACTOR_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
 
 
-def build_dataset(cfg: PipelineConfig, docs: list[DocRef], stamp: RunStamp):  # -> ray.data.Dataset
+def todo_dataset(todo: Plan | list[DocRef]):  # -> ray.data.Dataset
+    """The documents to process as a dataset. A plan's block files are put into the object store one at
+    a time (spilled to disk past its size): the driver holds only their references, and any node can read
+    them (the files are on the driver's local disk). Ray Data's `local://` reads did the same, but took
+    minutes to schedule on a loaded machine and are deprecated."""
+    import ray
+
+    if isinstance(todo, Plan):
+        refs = [ray.put(pq.read_table(f, schema=DOC_SCHEMA)) for f in todo.todo_files]
+        return ray.data.from_arrow_refs(refs)
+    return ray.data.from_items([asdict(d) for d in todo], override_num_blocks=max(1, min(len(todo), MAX_BLOCKS)))
+
+
+def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStamp):  # -> ray.data.Dataset
     import ray
 
     from pipeline.stages import OcrStage, RenderStage
 
     p = cfg.pools
-    ds = ray.data.from_items([asdict(d) for d in docs], override_num_blocks=max(1, min(len(docs), 10_000)))
+    ds = todo_dataset(docs)
     ds = ds.map_batches(RenderStage, fn_constructor_kwargs={"cfg": cfg, "stamp": stamp},
                         batch_size=p.render_batch_size, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=p.render_actors), num_cpus=p.render_num_cpus,
@@ -113,7 +140,7 @@ def build_dataset(cfg: PipelineConfig, docs: list[DocRef], stamp: RunStamp):  # 
                           runtime_env=ACTOR_ENV)
 
 
-def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer,
+def _stream(cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer,
             progress: ConsoleProgress | None) -> None:
     from ray.data import DataContext
 
@@ -121,7 +148,7 @@ def _stream(cfg: PipelineConfig, docs: list[DocRef], committer: Committer,
         DataContext.get_current().execution_no_progress_timeout_s = cfg.no_progress_timeout_s
     configure_ray_data(cfg.ray_data_progress)
     if progress:
-        progress.start(len(docs))
+        progress.start(docs.todo if isinstance(docs, Plan) else len(docs))
     try:
         for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(batch_size=None,
                                                                             batch_format="pyarrow"):
@@ -150,16 +177,33 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
     pricing = load_pricing(cfg.pricing or None)
     out = Output.open(cfg.output, cfg.storage)
     out.check_writable()
-    todo, skipped, first_seq = plan(cfg, out)
-    log.info("run %s: %d documents to process, %d already committed", cfg.run_id, len(todo), skipped)
-    committer = Committer(out, cfg.run_id, engine_config_hash(cfg.engine), pricing, cfg.commit_documents,
-                          cfg.commit_interval_s, first_seq, cfg.page_policy.flag_document_share)
-    with NodeSampler(cfg.node_sample_interval_s) as sampler:
-        if todo:
-            _stream(cfg, todo, committer, progress)
+    key = engine_config_hash(cfg.engine)
+    todo = plan_run(cfg, out, key)
+    try:
+        log.info("run %s: %s", cfg.run_id, plan_summary(todo, cfg.plan.bytes_per_page))
+        committer = Committer(out, cfg.run_id, key, pricing, cfg.commit_documents, cfg.commit_interval_s,
+                              todo.first_seq, cfg.page_policy.flag_document_share, cfg.part_target_rows,
+                              cfg.part_target_bytes)
+        with NodeSampler(cfg.node_sample_interval_s) as sampler:
+            if todo.todo:
+                mark_open(out, cfg.run_id)  # before the first commit: planners read this run's records
+                _stream(cfg, todo, committer, progress)
+    finally:
+        todo.cleanup()
+    _compact(cfg, out)
     empty = PAGES_SCHEMA.empty_table().select(SUMMARY_COLUMNS)
     slim = pa.concat_tables(committer.stats.slim) if committer.stats.slim else empty
     info = _run_info(cfg, slim, started, time.perf_counter() - t0)
     summary = summarize(slim, info, node_seconds(sampler.samples, pricing), pricing)
     write_summary(out, summary)
     return summary
+
+
+def _compact(cfg: PipelineConfig, out: Output) -> None:
+    """Fold this run's commits into the index. Not fatal: the commits are safe in the ledger, and the
+    open marker makes the next planner read them."""
+    try:
+        compact(out, cfg.plan.index_bucket_rows, close=(cfg.run_id,), stale_after_s=cfg.orphan_grace_s)
+    except Exception as exc:  # noqa: BLE001 - any storage error; the run's output is committed already
+        log.warning("compaction failed (the next run or python -m jobs.compact folds the ledger): %s",
+                    describe_error(exc, cfg.storage.secrets()))

@@ -16,7 +16,6 @@ from pipeline.redact import loggable_name, source_name
 log = logging.getLogger("pipeline")
 
 _S3_PROTOCOLS = {"s3", "s3a"}
-_MANIFEST_SUFFIXES = (".txt", ".lst", ".manifest")
 
 
 @dataclass(frozen=True)
@@ -83,33 +82,14 @@ def _is_pdf(path: str) -> bool:
     return path.lower().endswith(".pdf")
 
 
-def _read_manifest(uri: str, storage: StorageConfig) -> list[str]:
-    fs, path = filesystem(uri, storage)
-    with fs.open(path, "rt") as f:
-        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+def list_documents(input_uri: str, storage: StorageConfig, list_threads: int = 16) -> list[DocRef]:
+    """Every document the input names, sorted by URI: a folder/prefix yields its *.pdf files (recursively);
+    a glob its matches; a URI list (.txt/.lst) the URIs it lists. The whole list in memory: for small
+    inputs and tests; runs plan through pipeline.listing.iter_documents page by page."""
+    from pipeline.listing import iter_documents
 
-
-def list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
-    """Every document the input names, sorted by URI so runs are reproducible. A folder/prefix yields
-    its *.pdf files (recursively); a glob its matches; a manifest file (.txt/.lst) the URIs it lists."""
-    if input_uri.lower().endswith(_MANIFEST_SUFFIXES):
-        refs = [_manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
-        return sorted(refs, key=lambda r: r.source_uri)
-    fs, path = filesystem(input_uri, storage)
-    is_url = input_uri.lower().startswith(("http://", "https://"))  # '?' starts a query there, not a glob
-    if not is_url and any(ch in path for ch in "*?["):
-        found = fs.glob(path, detail=True)
-        if not found:  # as with a missing path: a mistyped pattern must not "succeed" with nothing to do
-            raise FileNotFoundError(f"input matched nothing: {loggable_name(source_name(input_uri))}")
-    elif fs.isdir(path):
-        found = {p: i for p, i in fs.find(path, detail=True).items() if _is_pdf(p)}
-    elif fs.exists(path):
-        found = {path: fs.info(path)}
-    else:  # a mistyped input must stop the job, not "succeed" with nothing to do
-        raise FileNotFoundError(f"input not found: {loggable_name(source_name(input_uri))}")
-    # find/glob return each object's metadata with the listing: no extra request per document.
-    files = {p: i for p, i in found.items() if i.get("type") != "directory"}
-    return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
+    refs = [r for page in iter_documents(input_uri, storage, list_threads) for r in page]
+    return sorted(refs, key=lambda r: r.source_uri)
 
 
 def read_bytes(uri: str, storage: StorageConfig) -> bytes:
