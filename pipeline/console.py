@@ -8,12 +8,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TextIO
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.progress import ProgressCounter, format_failure, format_progress
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("pipeline")
 
@@ -61,6 +61,8 @@ def configure_ray_data(verbose: bool) -> None:
 
 def batch_counts(batch: pa.Table) -> tuple[int, list[tuple[str, int, str, str]]]:
     """(rows, failed rows as (source_uri, page_index, error_stage, error)) of one output batch."""
+    import pyarrow.compute as pc  # here, not at import: jobs/digitize imports this module before any work
+
     failed = batch.filter(pc.not_equal(batch["status"], "ok"))
     cols = [failed[c].to_pylist() for c in ("source_uri", "page_index", "error_stage", "error")]
     return batch.num_rows, list(zip(*cols, strict=True))
