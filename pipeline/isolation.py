@@ -80,6 +80,9 @@ def _child_main(conn: Connection, cfg: RenderConfig, render_fn: RenderFn) -> Non
             data = conn.recv()
         except EOFError:
             return
+        except MemoryError as exc:  # the document's bytes alone do not fit; restart=True: the pipe is not reused
+            conn.send(out_of_memory(exc, cfg))
+            continue
         outcome = _render_one(data, cfg, render_fn)
         try:
             conn.send(outcome)
