@@ -66,7 +66,11 @@ def _stale_runs(out: Output, stale_after_s: float) -> list[str]:
 
 
 def _fold(out: Output, state: IndexState | None, records: list[dict], bucket_rows: int) -> IndexState:
-    new = records_table(records)
+    return fold_table(out, state, records_table(records), bucket_rows)
+
+
+def fold_table(out: Output, state: IndexState | None, new: pa.Table, bucket_rows: int) -> IndexState:
+    """Fold INDEX_SCHEMA rows (oldest first) into a new index generation; returns it."""
     old_buckets = state.buckets if state else 1
     counts = dict(state.counts) if state else {}
     rows = sum(counts.values()) + new.num_rows
