@@ -107,8 +107,27 @@ class PoolConfig(BaseModel):
     # Pages per OCR call: larger batches amortise overhead and sort better by cost, but raise OOM risk
     # and hold more pages in flight.
     ocr_batch_size: int = Field(default=16, ge=1)
-    # Pages per model forward inside a call: the GPU batch.
+    # Pages per model forward inside a call: the GPU batch (hf engine only; vLLM batches continuously).
     ocr_sub_batch_size: int = Field(default=8, ge=1)
+
+    # --- the vLLM engine (engine.backend=vllm): one async engine per actor, pages from many batches in it.
+    # Pages one actor keeps in its engine at once; also the engine's max_num_seqs. More keeps the GPU's
+    # decode steps full (throughput) until the KV cache is the limit, and holds more pages' memory; it
+    # should not exceed what the engine runs at once, since a page queued inside the engine would be
+    # charged busy seconds it does not use (pipeline/cost_sharing.py).
+    ocr_max_pages_in_flight: int = Field(default=64, ge=1)
+    # Ray Data batches one actor works on at once (the actor's max_concurrency). Enough batches must be in
+    # flight to keep ocr_max_pages_in_flight pages in the engine while finished batches leave and new ones
+    # arrive: about ocr_max_pages_in_flight / ocr_batch_size + 2. More only holds more rows in memory.
+    ocr_batches_in_flight: int = Field(default=8, ge=1)
+    # Share of GPU memory vLLM takes for weights, activations and the KV cache. Higher fits more pages in
+    # the KV cache (more in flight, fewer preemptions); lower leaves room for anything else on the GPU.
+    # Too high for the model fails the actor at start (vLLM profiles memory then), not mid-run.
+    ocr_gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # How often Ray redoes an OCR batch whose actor died (engine crash, GPU out of memory at run time, node
+    # loss): the actor restarts and the batch's unfinished pages are redone. -1 = forever; a finite number
+    # stops the job when a page kills the engine every time, instead of restarting without end.
+    ocr_max_task_retries: int = Field(default=3, ge=-1)
 
 
 class PipelineConfig(BaseModel):
