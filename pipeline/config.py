@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from rtprune.engines.types import EngineConfig
+from rtprune.engines.vllm_settings import VllmSettings
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -111,19 +112,18 @@ class PoolConfig(BaseModel):
     ocr_sub_batch_size: int = Field(default=8, ge=1)
 
     # --- the vLLM engine (engine.backend=vllm): one async engine per actor, pages from many batches in it.
-    # Pages one actor keeps in its engine at once; also the engine's max_num_seqs. More keeps the GPU's
-    # decode steps full (throughput) until the KV cache is the limit, and holds more pages' memory; it
-    # should not exceed what the engine runs at once, since a page queued inside the engine would be
-    # charged busy seconds it does not use (pipeline/cost_sharing.py).
-    ocr_max_pages_in_flight: int = Field(default=64, ge=1)
+    # The engine's serving settings, per actor (rtprune/engines/vllm_settings.py says what each trades
+    # off). max_num_seqs is also how many pages the actor keeps in its engine at once: more keeps decode
+    # steps full (throughput) until the KV cache is the limit, and holds more pages' memory. The stage
+    # never submits more than that, since a page queued inside the engine would be charged busy seconds it
+    # does not use (pipeline/cost_sharing.py). gpu_memory_utilization: vLLM's share of the GPU; too high
+    # for the model fails the actor at start (vLLM profiles memory then), not mid-run. On CPU, set
+    # kv_cache_gib.
+    ocr_vllm: VllmSettings = Field(default_factory=VllmSettings)
     # Ray Data batches one actor works on at once (the actor's max_concurrency). Enough batches must be in
-    # flight to keep ocr_max_pages_in_flight pages in the engine while finished batches leave and new ones
-    # arrive: about ocr_max_pages_in_flight / ocr_batch_size + 2. More only holds more rows in memory.
+    # flight to keep max_num_seqs pages in the engine while finished batches leave and new ones arrive:
+    # about max_num_seqs / ocr_batch_size + 2. More only holds more rows in memory.
     ocr_batches_in_flight: int = Field(default=8, ge=1)
-    # Share of GPU memory vLLM takes for weights, activations and the KV cache. Higher fits more pages in
-    # the KV cache (more in flight, fewer preemptions); lower leaves room for anything else on the GPU.
-    # Too high for the model fails the actor at start (vLLM profiles memory then), not mid-run.
-    ocr_gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     # How often Ray redoes an OCR batch whose actor died (engine crash, GPU out of memory at run time, node
     # loss): the actor restarts and the batch's unfinished pages are redone. -1 = forever; a finite number
     # stops the job when a page kills the engine every time, instead of restarting without end.

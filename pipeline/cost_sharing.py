@@ -14,8 +14,8 @@ engine's own per-page phase timings, or, when the engine reports none, prefill b
 by output tokens.
 
 The meter counts pages *in flight at the engine*: a page waiting in the engine's queue would be charged for
-time it does not use, so the stage admits at most as many pages as the engine runs at once (the
-`ocr_max_pages_in_flight` knob). No torch, no Ray: unit-tested alone.
+time it does not use, so the stage admits at most as many pages as the engine runs at once
+(`pools.ocr_vllm.max_num_seqs`). No torch, no Ray: unit-tested alone.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class BusyClock:
         self._in_flight = 0
         self.busy_s = 0.0  # wall seconds with at least one page in flight, so far
         self.charged_s = 0.0  # shares handed out to finished pages, so far
+        self.peak_in_flight = 0  # most pages in flight at once, so far
 
     @property
     def in_flight(self) -> int:
@@ -59,6 +60,7 @@ class BusyClock:
         """A page enters the engine (now, or at time t); returns its token for finish()."""
         self._advance(t)
         self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         return self._virtual_s
 
     def finish(self, token: float, t: float | None = None) -> float:

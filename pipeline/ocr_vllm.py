@@ -129,12 +129,10 @@ def engine_dead_errors() -> tuple[type[BaseException], ...]:
 
 
 def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> Any:
-    """The actor's engine, sized by the pool settings (pages in flight = max_num_seqs, GPU memory share)."""
+    """The actor's engine, with the pool's serving settings."""
     from rtprune.engines.vllm import VllmEngine
 
-    return VllmEngine(engine.model_copy(update={"backend": "vllm"}),
-                      engine_kwargs={"max_num_seqs": pool.ocr_max_pages_in_flight,
-                                     "gpu_memory_utilization": pool.ocr_gpu_memory_utilization})
+    return VllmEngine(engine.model_copy(update={"backend": "vllm"}), pool.ocr_vllm)
 
 
 class VllmOcrStage:
@@ -144,7 +142,7 @@ class VllmOcrStage:
 
     def __init__(self, engine: EngineConfig, pool: PoolConfig) -> None:
         self._engine = build_vllm_engine(engine, pool)
-        self._meter = EngineMeter(pool.ocr_max_pages_in_flight)
+        self._meter = EngineMeter(pool.ocr_vllm.max_num_seqs)
         self._fatal = engine_dead_errors()
 
     @property

@@ -57,5 +57,6 @@ def test_nightly_runs_the_vllm_engine_with_enough_batches_to_fill_it(nightly):
     assert parsed.engine.backend == "vllm"  # "auto" would resolve on the GPU-less head to hf
     p = parsed.pools
     # Batches in flight must hold the engine's pages plus one batch arriving and one leaving.
-    assert p.ocr_batches_in_flight * p.ocr_batch_size >= p.ocr_max_pages_in_flight + 2 * p.ocr_batch_size
-    assert 0.5 <= p.ocr_gpu_memory_utilization <= 0.95 and p.ocr_max_task_retries >= 1
+    assert p.ocr_batches_in_flight * p.ocr_batch_size >= p.ocr_vllm.max_num_seqs + 2 * p.ocr_batch_size
+    assert 0.5 <= p.ocr_vllm.gpu_memory_utilization <= 0.95 and p.ocr_max_task_retries >= 1
+    assert p.ocr_vllm.kv_cache_gib is None  # on GPUs vLLM sizes the cache from gpu_memory_utilization
