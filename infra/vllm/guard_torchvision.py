@@ -3,13 +3,14 @@
 Its compiled ops cannot load without CUDA torch; `_meta_registrations.py` then registers fake kernels for
 ops that do not exist, and `import torchvision` fails with "operator torchvision::nms does not exist". The
 other registrations in that file are already guarded by `torchvision.extension._has_ops()`; this adds the
-same guard to the two `torch.library.register_fake` ones. Idempotent; a torchvision whose ops load (a CPU
+same guard to the two `torch.library.register_fake` ones. Idempotent; only this environment's copy changes; a torchvision whose ops load (a CPU
 build, or a CUDA machine) is left as it is.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,11 @@ def main() -> int:
     if UNGUARDED not in source:
         print(f"torchvision does not import, and {path} has no unguarded registration to fix", file=sys.stderr)
         return 1
-    path.write_text(source.replace(UNGUARDED, GUARDED))
+    # A new file renamed over the old one: installers hard-link package files from their cache, and
+    # writing through the link would change every environment that shares it.
+    patched = path.with_suffix(".py.guarded")
+    patched.write_text(source.replace(UNGUARDED, GUARDED))
+    os.replace(patched, path)
     if not imports_cleanly():
         print("torchvision still does not import after guarding its fake-op registrations", file=sys.stderr)
         return 1
