@@ -1,5 +1,6 @@
-"""Killing the vLLM OCR actor mid-run (SIGKILL to its process, after pages were committed): Ray restarts the
-actor with a new engine and redoes its unfinished batches; every page is committed exactly once."""
+"""Killing the vLLM OCR actor mid-run, after pages were committed: SIGKILL to the actor's process, or to its
+vLLM engine process (the actor sees EngineDeadError and exits). Either way Ray restarts the actor with a
+new engine and redoes its unfinished batches; every page is committed exactly once."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def committed_pages(out: Path) -> int:
     return sum(json.loads(p.read_text())["rows"] for p in out.glob("_ledger/*/*.json"))
 
 
-@pytest.fixture(scope="module")
-def killed_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["actor", "engine"])
+def killed_run(request, tmp_path_factory):
     from pipeline.config import PipelineConfig
     from pipeline.output import read_committed
     from pipeline.run import run_pipeline
@@ -67,7 +68,11 @@ def killed_run(tmp_path_factory):
         (victim,) = ocr_actor_pids()
         engine_procs = psutil.Process(victim).children(recursive=True)
         report.update(victim=victim, committed_at_kill=committed_pages(root / "out"), engine_procs=engine_procs)
-        os.kill(victim, signal.SIGKILL)
+        if request.param == "actor":
+            os.kill(victim, signal.SIGKILL)
+        else:  # vLLM's engine core: the actor's child named VLLM::EngineCore
+            (core,) = [p for p in engine_procs if "EngineCore" in " ".join(p.cmdline())]
+            core.kill()
         while run.is_alive() and not report.get("replacement"):  # the restarted actor: same actor, new process
             report["replacement"] = next((p for p in ocr_actor_pids() if p != victim), None)
             time.sleep(0.2)

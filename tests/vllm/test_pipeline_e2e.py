@@ -83,8 +83,8 @@ def test_usage_and_cost_columns_are_filled(runs):
     ok = pages.filter(pc.equal(pages["status"], "ok")).to_pylist()
     for r in ok:
         assert r["model_id"] == cfg.engine.model and r["model_mode"] == "tiny" and r["text"]
-        assert r["visual_tokens"] == r["visual_tokens_kept"] > 0 and r["output_tokens"] > 0
-        assert r["prompt_tokens"] > r["visual_tokens"] and r["render_s"] > 0
+        assert r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["output_tokens"] > 0  # pruned in vLLM
+        assert r["prompt_tokens"] > r["visual_tokens_kept"] and r["render_s"] > 0
         assert r["gpu_s"] > 0 and r["gpu_s"] == pytest.approx(sum(r[p] for p in PHASES))
         assert r["cost_direct_usd"] == pytest.approx(r["gpu_s"] * r["gpu_usd_per_s"] + r["cpu_s"] * r["cpu_usd_per_s"])
         assert r["cost_direct_usd"] > 0 and r["pricing_name"] and r["gpu_node_type"]

@@ -80,7 +80,8 @@ def test_ok_pages_have_text_tokens_and_gpu_seconds(outputs):
     assert len(ok) == 5
     for r in ok:
         assert r["finish_reason"] in ("eos", "length", "repetition") and r["output_tokens"] > 0
-        assert r["visual_tokens"] == r["visual_tokens_kept"] > 0 and r["prompt_tokens"] > r["visual_tokens"]
+        # pruned inside the model (the default RTPrune setting): fewer visual tokens reach the decoder
+        assert r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["prompt_tokens"] > r["visual_tokens_kept"]
         assert r["gpu_s"] > 0 and r["gpu_s"] == pytest.approx(sum(r[p] for p in PHASES))
         assert r["prefill_s"] > 0 and r["decode_s"] > 0  # split by the engine's own phase timings
         assert r["model_id"].endswith("deepseek-ocr-v1-tiny") and r["model_mode"] == "tiny"
