@@ -23,6 +23,7 @@ from vLLM's request metrics (rtprune.engines.vllm_pages.share_busy_time); queuei
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import threading
 from collections import deque
@@ -269,7 +270,10 @@ class VllmEngine:
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.shutdown()
-            self._llm = None
+            self._llm = llm = None
+            # AsyncLLM sits in reference cycles; collect it now, while the interpreter is whole (its __del__
+            # shuts down again, which fails once module globals are gone at exit).
+            gc.collect()
         self._thread.stop()
 
     def __enter__(self) -> VllmEngine:
