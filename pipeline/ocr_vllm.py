@@ -115,8 +115,15 @@ async def ocr_row(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
     except fatal:
         raise
     except Exception as exc:  # the engine rejected or failed this page: it fails alone
-        return mark_error(row, "ocr", page_reason(exc))
+        return failed_row(row, page_reason(exc), share.seconds)
     return result_row(row, result, engine, share.seconds)
+
+
+def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, Any]:
+    """The `ocr` error row of a page the engine refused or failed on. It keeps the share of busy time it
+    held (as prefill: it never produced text), so every busy second is charged to some row and failed pages
+    show what they cost; a page refused before the model holds almost none."""
+    return {**mark_error(row, "ocr", reason), **split_phases(share_s, PhaseWork(prefill_s=1.0)), "gpu_s": share_s}
 
 
 def engine_dead_errors() -> tuple[type[BaseException], ...]:

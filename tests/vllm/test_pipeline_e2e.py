@@ -21,7 +21,8 @@ from pipeline.cost_sharing import PHASES
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
 
-pytestmark = [pytest.mark.ray,
+# slow: Ray, two actor pools and a vLLM engine start; 2-6 minutes on a shared 2-core machine.
+pytestmark = [pytest.mark.ray, pytest.mark.slow,
               pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")]
 
 HEALTHY = {"in/a.pdf": 1, "in/b.pdf": 2, "in/deep/c.pdf": 3, "in/d.pdf": 2}
@@ -93,7 +94,8 @@ def test_usage_and_cost_columns_are_filled(runs):
 def test_gpu_seconds_fit_inside_the_run(runs):
     """One engine: the pages' shares add up to its busy time, which cannot exceed the run's wall time."""
     _, first, _, pages, _ = runs
-    assert 0 < sum(pages["gpu_s"].to_pylist()) == pytest.approx(first.gpu_s) < first.wall_s
+    gpu_s = sum(pages["gpu_s"].to_pylist())
+    assert gpu_s == pytest.approx(first.gpu_s) and 0 < gpu_s < first.wall_s
 
 
 def test_the_cost_report_reads_the_run(runs, tmp_path):
@@ -104,7 +106,8 @@ def test_the_cost_report_reads_the_run(runs, tmp_path):
     (row,) = [r for r in table.rows if r.group == cfg.run_id]
     assert (row.pages_ok, row.pages_failed) == (first.pages_ok, first.pages_failed)
     assert row.cost_direct_usd == pytest.approx(first.cost_direct_usd) and row.gpu_s == pytest.approx(first.gpu_s)
-    assert row.cost_fully_loaded_usd == pytest.approx(first.cost_fully_loaded_usd) > row.cost_direct_usd
+    assert row.cost_fully_loaded_usd == pytest.approx(first.cost_fully_loaded_usd)
+    assert row.cost_fully_loaded_usd > row.cost_direct_usd > 0
 
 
 def test_a_second_run_processes_nothing(runs):
