@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from rtprune.engines.types import EngineConfig
+from rtprune.engines.vllm_settings import VllmSettings
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -116,8 +117,26 @@ class PoolConfig(BaseModel):
     # Pages per OCR call: larger batches amortise overhead and sort better by cost, but raise OOM risk
     # and hold more pages in flight.
     ocr_batch_size: int = Field(default=16, ge=1)
-    # Pages per model forward inside a call: the GPU batch.
+    # Pages per model forward inside a call: the GPU batch (hf engine only; vLLM batches continuously).
     ocr_sub_batch_size: int = Field(default=8, ge=1)
+
+    # --- the vLLM engine (engine.backend=vllm): one async engine per actor, pages from many batches in it.
+    # The engine's serving settings, per actor (rtprune/engines/vllm_settings.py says what each trades
+    # off). max_num_seqs is also how many pages the actor keeps in its engine at once: more keeps decode
+    # steps full (throughput) until the KV cache is the limit, and holds more pages' memory. The stage
+    # never submits more than that, since a page queued inside the engine would be charged busy seconds it
+    # does not use (pipeline/cost_sharing.py). gpu_memory_utilization: vLLM's share of the GPU; too high
+    # for the model fails the actor at start (vLLM profiles memory then), not mid-run. On CPU, set
+    # kv_cache_gib.
+    ocr_vllm: VllmSettings = Field(default_factory=VllmSettings)
+    # Ray Data batches one actor works on at once (the actor's max_concurrency). Enough batches must be in
+    # flight to keep max_num_seqs pages in the engine while finished batches leave and new ones arrive:
+    # about max_num_seqs / ocr_batch_size + 2. More only holds more rows in memory.
+    ocr_batches_in_flight: int = Field(default=8, ge=1)
+    # How often Ray redoes an OCR batch whose actor died (engine crash, GPU out of memory at run time, node
+    # loss): the actor restarts and the batch's unfinished pages are redone. -1 = forever; a finite number
+    # stops the job when a page kills the engine every time, instead of restarting without end.
+    ocr_max_task_retries: int = Field(default=3, ge=-1)
 
 
 class PagePolicy(BaseModel):

@@ -30,6 +30,7 @@ from pipeline.rows import RunStamp
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.storage import DocRef
 from pipeline.summary import RunSummary
+from rtprune.engines import resolve_backend
 from rtprune.engines.types import EngineConfig
 
 log = logging.getLogger("pipeline")
@@ -131,6 +132,8 @@ def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStam
                         compute=ray.data.ActorPoolStrategy(size=p.render_actors), num_cpus=p.render_num_cpus,
                         runtime_env=ACTOR_ENV)
     initial = p.ocr_initial_actors or p.ocr_max_actors
+    if resolve_backend(cfg.engine) == "vllm":
+        return _vllm_ocr(ds, cfg)
     return ds.map_batches(OcrStage, fn_constructor_kwargs={"engine": cfg.engine, "sub_batch_size": p.ocr_sub_batch_size,
                                                                  "policy": cfg.page_policy},
                           batch_size=p.ocr_batch_size, batch_format="pyarrow",
@@ -138,6 +141,25 @@ def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStam
                                                              initial_size=initial),
                           num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None,
                           runtime_env=ACTOR_ENV)
+
+
+def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
+    """The OCR stage on vLLM: async actors, each keeping pages of several batches in one engine. Ray Data
+    sends an actor up to ocr_batches_in_flight batches at once and runs them concurrently in the actor
+    (max_concurrency); a dead actor is restarted and its unfinished batches redone (max_task_retries)."""
+    import ray
+
+    from pipeline.ocr_vllm import VllmOcrStage
+
+    p = cfg.pools
+    compute = ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
+                                         initial_size=p.ocr_initial_actors or p.ocr_max_actors,
+                                         max_tasks_in_flight_per_actor=p.ocr_batches_in_flight)
+    return ds.map_batches(VllmOcrStage, fn_constructor_kwargs={"engine": cfg.engine, "pool": p},
+                          batch_size=p.ocr_batch_size, batch_format="pyarrow", compute=compute,
+                          num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None,
+                          runtime_env=ACTOR_ENV, max_concurrency=p.ocr_batches_in_flight,
+                          max_restarts=-1, max_task_retries=p.ocr_max_task_retries)
 
 
 def _stream(cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer,

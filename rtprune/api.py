@@ -5,6 +5,10 @@ clamp(round(r * n_prunable), 1, n_prunable) with r the fixed `retention` or the 
 (rtprune/ratio.py). The result keeps n_protected + budget tokens in their original order. A page with
 nothing to drop (method "none", budget = n_prunable, no prunable tokens) comes back unchanged: the very
 same tensor object, bit for bit.
+
+With `config.count_from_pixels` the budget depends on the page's pixels and size only (`pixel_budget`):
+an engine that must fix the kept count before encoding (vLLM) computes it in its front end, then passes it
+as `budgets` so the same selection runs on the features.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rtprune.method import rtprune_batch
 from rtprune.ratio import dynamic_retention, redundancy, text_density
 from rtprune.select import default_budget
 
-__all__ = ["PruneConfig", "PruneResult", "prune", "prune_batch"]
+__all__ = ["PruneConfig", "PruneResult", "pixel_budget", "prune", "prune_batch"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,28 @@ def prune_batch(
     return [_result(tokens[i], plans[i], selections.get(i)) for i in range(n)]
 
 
+def pixel_budget(config: PruneConfig, n_prunable: int, image: torch.Tensor | None = None,
+                 token_boxes: torch.Tensor | None = None) -> int:
+    """Prunable tokens kept when the count may not depend on the features (`count_from_pixels`).
+
+    Fixed retention: default_budget(n_prunable, retention). Dynamic: the ratio with R at redundancy_ref
+    and T from `image` (H, W) in [0, 1] over `token_boxes` (N, 4) (no image: T at density_ref, as in
+    dynamic_retention). method "none" or identity: n_prunable. The same rule `prune_batch` applies.
+    """
+    if config.method == "none" or config.is_identity or n_prunable <= 0:
+        return max(n_prunable, 0)
+    if not config.dynamic:
+        return default_budget(n_prunable, config.retention)
+    return default_budget(n_prunable, _pixel_ratio(config, image, token_boxes)[0])
+
+
+def _pixel_ratio(config: PruneConfig, image: torch.Tensor | None,
+                 token_boxes: torch.Tensor | None) -> tuple[float, float | None]:
+    """The dynamic ratio without its feature signal: R at redundancy_ref -> (ratio, T or None)."""
+    dens = None if image is None else text_density(image, config, token_boxes)
+    return dynamic_retention(config, config.redundancy_ref, dens), dens
+
+
 def _aligned(values: Sequence | None, n: int, name: str) -> list:
     if values is None:
         return [None] * n
@@ -136,6 +162,9 @@ def _plan(
         return _Plan(prunable, n_prunable, n_prunable, 1.0)
     if not config.dynamic:
         return _Plan(prunable, n_prunable, default_budget(n_prunable, config.retention), config.retention)
+    if config.count_from_pixels:
+        ratio, dens = _pixel_ratio(config, image, token_boxes)
+        return _Plan(prunable, n_prunable, default_budget(n_prunable, ratio), ratio, None, dens)
     red = redundancy(tokens[prunable], config.redundancy_anchors)
     dens = None if image is None else text_density(image, config, token_boxes)
     ratio = dynamic_retention(config, red, dens)

@@ -44,6 +44,13 @@ class PruneConfig:
       density_grid: cells per side of the fallback grid when no token boxes are given.
       redundancy_anchors: tokens (strided) compared with all others to estimate R; more is slower.
 
+    Count rule
+      count_from_pixels: the kept count depends on the page's pixels and size only, so it is known before
+                   the encoder runs: the dynamic ratio takes R at redundancy_ref (its neutral value; T still
+                   counts) and the newlines of fully pruned rows stay (no collapse). Engines that fix a
+                   page's placeholder count before encoding (vLLM) need it; the transformers engine honours
+                   it too, so both keep the same tokens. Costs the R signal and the collapsed positions.
+
     Stage 2: optimal-transport merge of dropped tokens into kept ones (see rtprune/transport.py)
       ot_formulation: "balanced" (both marginals uniform: every kept token absorbs the same share),
                    "semi_relaxed" (every dropped token moves all its mass; kept tokens absorb as much as
@@ -77,6 +84,7 @@ class PruneConfig:
     cell_text_threshold: float = 0.02
     density_grid: int = 20
     redundancy_anchors: int = 64
+    count_from_pixels: bool = False
     ot_formulation: Formulation = "balanced"
     ot_epsilon: float = 0.1
     ot_max_iter: int = 50
@@ -114,8 +122,9 @@ class PruneConfig:
                              f"'balanced'), got {self.ot_tau!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
-        if not isinstance(self.dynamic, bool):
-            raise ValueError(f"dynamic must be a bool, got {self.dynamic!r}")
+        for name in ("dynamic", "count_from_pixels"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     @property
     def is_identity(self) -> bool:
@@ -123,8 +132,12 @@ class PruneConfig:
         return self.method == "none" or (self.retention == 1.0 and not self.dynamic)
 
     def config_hash(self) -> str:
-        """Stable 12-hex digest over all fields (sorted JSON), for the output rows."""
-        blob = json.dumps(asdict(self), sort_keys=True, allow_nan=True).encode()
+        """Stable 12-hex digest over all fields (sorted JSON), for the output rows. count_from_pixels enters
+        only when set, so configs written before it existed keep their digests."""
+        fields = asdict(self)
+        if not self.count_from_pixels:
+            del fields["count_from_pixels"]
+        blob = json.dumps(fields, sort_keys=True, allow_nan=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 

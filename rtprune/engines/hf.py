@@ -174,7 +174,9 @@ class OcrEngine:
         )
         out = []
         for layout, result in zip(layouts, results, strict=True):
-            keep = collapse_newlines(result.kept_index, layout.newline)
+            # count_from_pixels keeps a pruned row's newline: the count must not depend on the features
+            newline = None if config.count_from_pixels else layout.newline
+            keep = collapse_newlines(result.kept_index, newline)
             out.append(PrunedPage(result.tokens[keep], result.kept_index[keep], layout.n_tokens))
         return out
 

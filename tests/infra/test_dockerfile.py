@@ -36,3 +36,34 @@ def test_cuda_base_and_editable_install_of_the_copied_project():
     assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:[\d.]+-\S*runtime", DOCKERFILE, re.MULTILINE)
     assert "pip install --editable \"/home/ray/rtprune-ocr\"" in DOCKERFILE
     assert re.search(r"^USER ray$", DOCKERFILE, re.MULTILINE)
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_image_installs_the_vllm_extra_keeping_the_projects_transformers_pin():
+    pyproject = _pyproject()
+    (vllm_pin,) = pyproject["project"]["optional-dependencies"]["vllm"]
+    assert re.fullmatch(r"vllm==[\d.]+", vllm_pin)  # the CUDA build, one exact version
+    assert re.search(r'--editable "/home/ray/rtprune-ocr\[vllm\]"', DOCKERFILE)
+    (transformers_pin,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("transformers")]
+    override = re.search(r"printf '([^'\\]+)\\n' > /tmp/overrides.txt", DOCKERFILE)
+    assert override and override.group(1) == transformers_pin
+    assert re.search(r"^ARG WITH_VLLM=1$", DOCKERFILE, re.MULTILINE)  # vLLM is in the default image
+
+
+def test_the_vllm_plugin_is_an_entry_point_so_the_install_registers_it_in_every_vllm_process():
+    plugins = _pyproject()["project"].get("entry-points", {}).get("vllm.general_plugins", {})
+    assert plugins, "pyproject.toml declares no vllm.general_plugins entry point"
+    for target in plugins.values():
+        module = target.split(":")[0]
+        assert (ROOT / (module.replace(".", "/") + ".py")).exists() or (ROOT / module.replace(".", "/")).is_dir()
+        assert module.split(".")[0] in {p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert "import vllm, rtprune.vllm_plugin" in DOCKERFILE  # the build fails if vLLM or the plugin cannot load
+
+
+def test_the_cuda_base_matches_the_torch_wheels():
+    cuda = re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.(\d+)", DOCKERFILE, re.MULTILINE)
+    index = re.search(r"^ARG TORCH_INDEX_URL=\S+/whl/cu(\d+)$", DOCKERFILE, re.MULTILINE)
+    assert cuda and index and index.group(1) == cuda.group(1) + cuda.group(2)

@@ -49,3 +49,14 @@ def test_render_actors_fit_the_cpu_workers(nightly):
     k8s_cpus = sum(g["maxReplicas"] * int(g["rayStartParams"]["num-cpus"]) for g in _k8s_groups()
                    if "num-gpus" not in g["rayStartParams"])
     assert pools["render_actors"] * pools["render_num_cpus"] <= k8s_cpus
+
+
+def test_nightly_runs_the_vllm_engine_with_enough_batches_to_fill_it(nightly):
+    config = pytest.importorskip("pipeline.config")
+    parsed = config.PipelineConfig.model_validate(nightly)
+    assert parsed.engine.backend == "vllm"  # "auto" would resolve on the GPU-less head to hf
+    p = parsed.pools
+    # Batches in flight must hold the engine's pages plus one batch arriving and one leaving.
+    assert p.ocr_batches_in_flight * p.ocr_batch_size >= p.ocr_vllm.max_num_seqs + 2 * p.ocr_batch_size
+    assert 0.5 <= p.ocr_vllm.gpu_memory_utilization <= 0.95 and p.ocr_max_task_retries >= 1
+    assert p.ocr_vllm.kv_cache_gib is None  # on GPUs vLLM sizes the cache from gpu_memory_utilization

@@ -176,3 +176,13 @@ def test_submit_script_waits_for_the_rayjob_and_reports_its_outcome(tmp_path, st
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0].startswith("create -f /etc/rtprune-ocr/rayjob.yaml")
     assert sum("jobDeploymentStatus" in c for c in calls) == len(states)  # polled until the end state
+
+
+def test_gpu_pods_give_the_vllm_engine_shared_memory(cluster_spec):
+    (gpu,) = [g for g in cluster_spec["workerGroupSpecs"] if "nvidia.com/gpu" in _container(g)["resources"]["limits"]]
+    pod = gpu["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in _container(gpu)["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
+    limit = volumes[mount["name"]]["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Gi") and int(limit[:-2]) < int(_container(gpu)["resources"]["limits"]["memory"][:-2])

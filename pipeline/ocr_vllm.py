@@ -1,0 +1,169 @@
+"""The OCR stage on the vLLM engine: one async engine per actor, pages from many Ray Data batches in it at
+once (continuous batching), each page charged its share of the engine's busy time.
+
+Shape: `ocr_row` is the whole life of one page (decode its image, run the engine, make its row, or an
+error row); `VllmOcrStage.__call__` only fans a batch out to it. A page policy (retry, fallback) wraps
+`ocr_row` without touching the stage.
+
+Faults:
+- a page the engine rejects or fails on (too long for the model, bad image) -> an `ocr` error row with the
+  reason; the other pages go on;
+- the engine process dies (vLLM's EngineDeadError: a crash, GPU out of memory at run time) -> the actor
+  exits its process, Ray restarts it (new engine) and redoes its unfinished batches
+  (`pools.ocr_max_task_retries`); finished batches already left the actor, so no page comes out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from pipeline.config import PoolConfig
+from pipeline.cost_sharing import BusyClock, PhaseWork, split_phases
+from pipeline.redact import describe_error
+from pipeline.render import decode_page
+from pipeline.rows import from_batch, mark_error, to_table
+from pipeline.schema import PAGES_SCHEMA
+from rtprune.engines.types import EngineConfig
+
+log = logging.getLogger("pipeline")
+
+ENGINE_DIED_EXIT_CODE = 70  # EX_SOFTWARE: Ray sees an unexpected exit and restarts the actor
+
+
+class AsyncEngine(Protocol):  # what this stage uses of rtprune.engines.vllm.VllmEngine
+    model_id: str
+    model_mode: str
+    prune_method: str
+    prune_config_hash: str
+
+    async def ocr_page(self, image: Any, *, prune: Any = None, temperature: float = 0.0) -> Any: ...
+
+
+@dataclass
+class Share:
+    """A page's share of its engine's busy seconds, known once the page has left the engine."""
+
+    seconds: float = 0.0
+
+
+class EngineMeter:
+    """Admission and metering for one engine: at most `max_in_flight` pages at once (a semaphore), and a
+    BusyClock that charges each page its share of the busy time while it is in the engine."""
+
+    def __init__(self, max_in_flight: int) -> None:
+        self.clock = BusyClock()
+        self._max_in_flight = max_in_flight
+        self._slots: asyncio.Semaphore | None = None  # made on first use, inside the actor's event loop
+
+    @contextlib.asynccontextmanager
+    async def page(self) -> AsyncIterator[Share]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_in_flight)
+        async with self._slots:
+            share = Share()
+            token = self.clock.start()
+            try:
+                yield share
+            finally:
+                share.seconds = self.clock.finish(token)
+
+
+def page_reason(exc: BaseException) -> str:
+    """The error text of a failed page: vLLM wraps the real cause (EngineGenerateError has no message)."""
+    parts = [describe_error(exc)]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and not str(exc):
+        parts.append(describe_error(cause))
+    return ": ".join(parts)[:500]
+
+
+def result_row(row: dict[str, Any], result: Any, engine: AsyncEngine, share_s: float) -> dict[str, Any]:
+    """The ok row: text, the engine's token counts, and share_s split into the phase columns."""
+    u = result.usage
+    work = PhaseWork(u.encode_s, u.prune_s, u.prefill_s, u.decode_s, u.prompt_tokens, u.output_tokens)
+    phases = split_phases(share_s, work)
+    return {**row, "text": result.text, "finish_reason": u.finish_reason, "model_id": engine.model_id,
+            "model_mode": engine.model_mode, "prune_method": engine.prune_method,
+            "prune_config_hash": engine.prune_config_hash, "visual_tokens": u.visual_tokens,
+            "visual_tokens_kept": u.visual_tokens_kept, "prompt_tokens": u.prompt_tokens,
+            "output_tokens": u.output_tokens, **phases, "gpu_s": sum(phases.values())}
+
+
+async def ocr_row(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
+                  fatal: tuple[type[BaseException], ...] = (), *, prune: Any = None,
+                  temperature: float = 0.0) -> dict[str, Any]:
+    """One page row through the engine: the ok row with text and usage, or an `ocr` error row. Rows that
+    are already errors pass through. Exceptions in `fatal` (the engine itself is gone) propagate."""
+    if row["status"] != "ok":
+        return row
+    try:  # ~14 ms of PNG decoding a page: off the event loop, which feeds the engine
+        image = await asyncio.to_thread(decode_page, row["image"], row["width_px"], row["height_px"],
+                                        row["page_format"])
+    except Exception as exc:  # a page image that does not decode fails alone
+        return mark_error(row, "ocr", "cannot decode page image: " + describe_error(exc))
+    try:
+        async with meter.page() as share:
+            result = await engine.ocr_page(image, prune=prune, temperature=temperature)
+    except fatal:
+        raise
+    except Exception as exc:  # the engine rejected or failed this page: it fails alone
+        return failed_row(row, page_reason(exc), share.seconds)
+    return result_row(row, result, engine, share.seconds)
+
+
+def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, Any]:
+    """The `ocr` error row of a page the engine refused or failed on. It keeps the share of busy time it
+    held (as prefill: it never produced text), so every busy second is charged to some row and failed pages
+    show what they cost; a page refused before the model holds almost none."""
+    return {**mark_error(row, "ocr", reason), **split_phases(share_s, PhaseWork(prefill_s=1.0)), "gpu_s": share_s}
+
+
+def engine_dead_errors() -> tuple[type[BaseException], ...]:
+    """vLLM's "the engine process is gone" exception, when vLLM is installed."""
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:
+        return ()
+    return (EngineDeadError,)
+
+
+def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> Any:
+    """The actor's engine, with the pool's serving settings."""
+    from rtprune.engines.vllm import VllmEngine
+
+    return VllmEngine(engine.model_copy(update={"backend": "vllm"}), pool.ocr_vllm)
+
+
+class VllmOcrStage:
+    """Page rows in, OCR'd page rows (PAGES_SCHEMA) out, on one vLLM engine per actor. Async: Ray Data
+    runs up to `pools.ocr_batches_in_flight` calls at once in the actor's event loop, so the engine holds
+    pages of several batches and a batch's slow page does not idle the GPU."""
+
+    def __init__(self, engine: EngineConfig, pool: PoolConfig) -> None:
+        self._engine = build_vllm_engine(engine, pool)
+        self._meter = EngineMeter(pool.ocr_vllm.max_num_seqs)
+        self._fatal = engine_dead_errors()
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds this actor's engine had at least one page in flight (what its pages' gpu_s add up to)."""
+        return self._meter.clock.busy_s
+
+    async def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = from_batch(batch)
+        try:
+            out = await asyncio.gather(*(ocr_row(self._engine, r, self._meter, self._fatal) for r in rows))
+        except self._fatal as exc:
+            # The engine cannot serve again. Exit the process so Ray restarts the actor with a new engine
+            # and redoes this actor's unfinished batches (raising would fail the batch, and the job).
+            log.error("vLLM engine died (%s); restarting the OCR actor", describe_error(exc))
+            os._exit(ENGINE_DIED_EXIT_CODE)
+        return to_table(out, PAGES_SCHEMA)

@@ -1,0 +1,47 @@
+"""VllmSettings: what the vLLM engine needs beyond EngineConfig (serving capacity and memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VllmSettings(BaseModel):
+    """vLLM's serving knobs. Every field trades something off; the comments say what."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Sequences decoded together: more raises throughput until the KV cache or the device is full, and
+    # raises each page's latency.
+    max_num_seqs: int = Field(default=64, ge=1)
+    # Tokens one engine step may process (prefill chunks + decodes); larger prefills whole pages in one
+    # step, smaller keeps decode steps short while pages are being prefilled. None: vLLM's default.
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    # Longest prompt + output a page may have; a page past it fails alone. None: the checkpoint's limit.
+    max_model_len: int | None = Field(default=None, ge=1)
+    # KV cache size in GiB (required on CPU, where no memory profiling runs); None on GPUs uses
+    # gpu_memory_utilization. More cache lets more pages decode at once.
+    kv_cache_gib: float | None = Field(default=None, gt=0)
+    # Share of GPU memory vLLM may take (weights, activations, KV cache); the rest stays for others.
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # CUDA graphs off: slower decode steps, faster start and less memory. Ignored on CPU.
+    enforce_eager: bool = False
+    # "auto" reads the weights from the checkpoint; "dummy" gives random weights of the real sizes without
+    # reading them (benchmarks of the architecture, never for text).
+    load_format: str = "auto"
+    # Any other AsyncEngineArgs field, passed as is (wins over everything above).
+    engine_overrides: dict[str, Any] = Field(default_factory=dict)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """These settings as AsyncEngineArgs keywords (None fields left to vLLM)."""
+        kwargs: dict[str, Any] = {"max_num_seqs": self.max_num_seqs, "load_format": self.load_format,
+                                  "gpu_memory_utilization": self.gpu_memory_utilization,
+                                  "enforce_eager": self.enforce_eager}
+        if self.max_num_batched_tokens is not None:
+            kwargs["max_num_batched_tokens"] = self.max_num_batched_tokens
+        if self.max_model_len is not None:
+            kwargs["max_model_len"] = self.max_model_len
+        if self.kv_cache_gib is not None:
+            kwargs["kv_cache_memory_bytes"] = int(self.kv_cache_gib * 2**30)
+        return kwargs | self.engine_overrides

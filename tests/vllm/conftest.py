@@ -1,0 +1,92 @@
+"""The vLLM plugin tests: one engine per session (its start costs 30-50 s on CPU), every mode per request.
+
+Skipped as a whole where vLLM is not installed (the main environment); they run in the CPU build's
+environment (docs/vllm.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+collect_ignore_glob = [] if importlib.util.find_spec("vllm") is not None else ["test_*.py"]
+
+REPO = Path(__file__).resolve().parents[2]
+_CANDIDATES = [base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)]
+FIXTURE = next((c for c in _CANDIDATES if (c / "model.safetensors").is_file()), _CANDIDATES[0])
+PROMPT = "<image>\nFree OCR."
+# fixture mode -> (our mode, global view S, crop grid (w, h) or None)
+FIXTURE_MODES = {
+    "tiny512": ("tiny", 512, None),
+    "small640": ("small", 640, None),
+    "base1024": ("base", 1024, None),
+    "large1280": ("large", 1280, None),
+    "gundam1024_w3h2": ("gundam", 1024, (3, 2)),
+}
+
+
+def fixture_view(k: int, size: int) -> torch.Tensor:
+    """The fixture README's view k: (3, S, S) float32, computed in float64 as specified."""
+    ch = np.arange(3, dtype=np.float64)[:, None, None]
+    y = np.arange(size, dtype=np.float64)[None, :, None]
+    x = np.arange(size, dtype=np.float64)[None, None, :]
+    p = np.sin(0.013 * (x + 1) * (ch + 1) + 0.7 * k) * np.cos(0.007 * (y + 1) * (ch + 2) - 0.3 * k)
+    p = p + 0.25 * np.sin(0.0005 * (x + 1) * (y + 1) + ch + k)
+    return torch.from_numpy(np.clip(p, -1, 1)).float()
+
+
+def fixture_views(name: str) -> dict[str, torch.Tensor]:
+    """The fixture's exact pixels as the plugin's pre-processed views (one image)."""
+    _, size, grid = FIXTURE_MODES[name]
+    w, h = grid or (1, 1)
+    crops = [fixture_view(1 + r * w + c, 640) for r in range(h) for c in range(w)] if grid else []
+    return {
+        "pixel_values": fixture_view(0, size)[None],
+        "images_crop": torch.stack(crops) if crops else torch.zeros((0, 3, 640, 640)),
+        "images_spatial_crop": torch.tensor([[w, h]]),
+    }
+
+
+needs_fixture = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(),
+                                   reason=f"v1 conformance fixture not found at {FIXTURE}")
+
+
+@pytest.fixture(scope="session")
+def v1_model_dir(tmp_path_factory) -> Path:
+    if not (FIXTURE / "model.safetensors").is_file():
+        pytest.skip(f"v1 conformance fixture not found at {FIXTURE}")
+    from rtprune.vllm_plugin.fixture import prepare_model_dir
+
+    return prepare_model_dir(FIXTURE, tmp_path_factory.mktemp("v1-vllm"))
+
+
+@pytest.fixture(scope="session")
+def v1_llm(v1_model_dir):
+    """One fp32 engine over the fixture, default mode base; tests pick modes and pruning per request."""
+    for key, value in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                       "OMP_NUM_THREADS": "2"}.items():
+        os.environ.setdefault(key, value)
+    from vllm import LLM
+
+    from rtprune.vllm_plugin import engine_kwargs
+
+    llm = LLM(**engine_kwargs(v1_model_dir, "base", dtype="float32", accept_views=True, max_model_len=2048,
+                              max_num_seqs=8, seed=0, max_logprobs=1024, enforce_eager=True))
+    yield llm
+    del llm
+
+
+@pytest.fixture(scope="session")
+def hf_v1(v1_model_dir):
+    """The transformers engine's v1 backend over the same folder (fp32), mode set per test."""
+    from transformers import AutoTokenizer
+
+    from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
+
+    tok = AutoTokenizer.from_pretrained(str(v1_model_dir))
+    return DeepseekOcrV1Backend.from_pretrained(str(v1_model_dir), mode="base", tokenizer=tok, prompt=PROMPT)

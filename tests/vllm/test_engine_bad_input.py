@@ -1,0 +1,64 @@
+"""Bad pages fail alone with a clear reason; the pages beside them finish."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from rtprune.api import PruneConfig  # noqa: E402
+from rtprune.engines.vllm_pages import PageBatchError, PageError  # noqa: E402
+from tests.vllm.engine_fixtures import FIXTURE, engine_config, model_dir, text_page, vllm_engine  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}")
+
+MAX_MODEL_LEN = 700  # a 1400 x 1400 Gundam page (3x3 crops, 1203 visual tokens) does not fit
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    config = engine_config(model_dir(tmp_path_factory.mktemp("model")), max_new_tokens=8)
+    with vllm_engine(config, max_model_len=MAX_MODEL_LEN) as engine:
+        yield engine
+
+
+def test_each_bad_page_fails_alone(engine):
+    good = text_page(600, 500, seed=0)
+    pages = [good, text_page(1, 1, seed=1), text_page(1400, 1400, seed=2), text_page(1, 20000, seed=3), good]
+    results = engine.ocr_settled(pages)
+    assert [type(r).__name__ for r in results] == ["PageResult", "PageError", "PageError", "PageError",
+                                                   "PageResult"]
+    assert "1x1 px" in results[1].reason and results[1].stage == "input"
+    assert "max" in results[2].reason.lower() and "1203" in results[2].reason or "length" in results[2].reason
+    assert "aspect ratio" in results[3].reason
+    assert results[0].text == results[4].text and results[0].usage.output_tokens == 8
+
+
+def test_ocr_raises_with_every_pages_outcome(engine):
+    pages = [text_page(600, 500, seed=0), text_page(1, 1, seed=1)]
+    with pytest.raises(PageBatchError) as info:
+        engine.ocr(pages)
+    assert isinstance(info.value.results[1], PageError)
+    assert info.value.results[0].usage.output_tokens == 8
+
+
+def test_ocr_page_raises_page_error(engine):
+    async def one():
+        return await engine.ocr_page(text_page(1, 20000, seed=3))
+
+    with pytest.raises(PageError, match="aspect ratio"):
+        asyncio.run(one())
+
+
+def test_retention_never_drops_protected_tokens(engine):
+    """The lowest retention keeps every protected token (newlines, separator) plus one; zero is refused
+    when the config is made, before any page runs."""
+    page = text_page(600, 500, seed=0)
+    full = engine.ocr([page], prune=PruneConfig(method="none"))[0].usage
+    low = engine.ocr([page], prune=PruneConfig(retention=1e-6))[0].usage
+    n_protected = 16 + 1  # a page without crops: the 16 x 16 global grid's newlines and the separator
+    assert low.visual_tokens_kept == n_protected + 1 < full.visual_tokens_kept
+    with pytest.raises(ValueError, match="retention"):
+        PruneConfig(retention=0.0)

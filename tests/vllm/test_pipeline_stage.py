@@ -1,0 +1,133 @@
+"""VllmOcrStage on the real vLLM engine (CPU build, the tiny v1 fixture), without Ray: several batches at
+once in one engine, error rows for the pages it cannot take, and per-page GPU seconds that add up to the
+engine's measured busy time."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+
+import pytest
+from PIL import Image
+from pipeline_vllm_fixtures import FIXTURE, VLLM_CPU_ENV, engine_section, model_dir, pools_section  # noqa: E402
+
+from pipeline.config import PoolConfig
+from pipeline.cost_sharing import PHASES
+from pipeline.rows import RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
+from pipeline.schema import PAGES_SCHEMA
+from rtprune.engines.types import EngineConfig
+
+pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")
+
+STAMP = RunStamp("run-1", "m", "tiny", "none", "h")
+SIZES = [(600, 800), (800, 600), (512, 512), (900, 1300), (700, 700), (640, 900), (1000, 700), (500, 900)]
+
+
+def _png(width: int, height: int, seed: int) -> bytes:
+    img = Image.new("RGB", (width, height), "white")
+    for k in range(12 if min(width, height) > 16 else 0):  # a few dark bars so pages differ
+        y = (seed * 37 + k * 53) % (height - 8)
+        img.paste((20 * k % 255, 0, 0), (10, y, width - 10, y + 6))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _row(doc: str, index: int, width: int, height: int, image: bytes | None = None) -> dict:
+    row = new_row(STAMP, {"doc_id": doc, "source_uri": f"file:///{doc}.pdf", "content_hash": "c"}, index, 1)
+    return {**row, "image": _png(width, height, index) if image is None else image, "width_px": width,
+            "height_px": height, "page_format": "png"}
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory):
+    for key, value in VLLM_CPU_ENV.items():
+        os.environ.setdefault(key, value)
+    from pipeline.ocr_vllm import VllmOcrStage
+
+    folder = model_dir(tmp_path_factory.mktemp("model"))
+    stage = VllmOcrStage(EngineConfig(**engine_section(folder)), PoolConfig(**pools_section()))
+    yield stage
+    stage._engine.close()
+
+
+@pytest.fixture(scope="module")
+def outputs(stage):
+    """Four batches sent at once, as Ray Data does with ocr_batches_in_flight > 1."""
+    batches = [[_row(f"d{b}", i, *SIZES[(2 * b + i) % len(SIZES)]) for i in range(2)] for b in range(4)]
+    batches[1][1] = _row("d1", 1, 1, 1)  # a 1x1 px page: refused by the engine, alone
+    batches[2][0] = _row("d2", 0, 600, 800, image=b"not a png")  # cannot be decoded
+    batches[3][0] = mark_error(_row("d3", 0, 600, 800), "render", "timed out")  # passes through
+    tables = [to_table(b, RENDERED_SCHEMA) for b in batches]
+
+    async def run_all():
+        return await asyncio.gather(*(stage(t) for t in tables))
+
+    return batches, asyncio.run(run_all())
+
+
+def test_every_row_comes_back_in_order_with_the_pages_schema(outputs):
+    batches, tables = outputs
+    for batch, table in zip(batches, tables, strict=True):
+        assert table.schema == PAGES_SCHEMA
+        assert [(r["doc_id"], r["page_index"]) for r in table.to_pylist()] == \
+               [(r["doc_id"], r["page_index"]) for r in batch]
+
+
+def test_ok_pages_have_text_tokens_and_gpu_seconds(outputs):
+    ok = [r for t in outputs[1] for r in t.to_pylist() if r["status"] == "ok"]
+    assert len(ok) == 5
+    for r in ok:
+        assert r["finish_reason"] in ("eos", "length", "repetition") and r["output_tokens"] > 0
+        # pruned inside the model (the default RTPrune setting): fewer visual tokens reach the decoder
+        assert r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["prompt_tokens"] > r["visual_tokens_kept"]
+        assert r["gpu_s"] > 0 and r["gpu_s"] == pytest.approx(sum(r[p] for p in PHASES))
+        assert r["prefill_s"] > 0 and r["decode_s"] > 0  # split by the engine's own phase timings
+        assert r["model_id"].endswith("deepseek-ocr-v1-tiny") and r["model_mode"] == "tiny"
+
+
+def test_pages_the_engine_cannot_take_become_error_rows_with_the_reason(outputs):
+    rows = {(r["doc_id"], r["page_index"]): r for t in outputs[1] for r in t.to_pylist()}
+    tiny = rows[("d1", 1)]
+    assert (tiny["status"], tiny["error_stage"]) == ("error", "ocr") and "1x1 px" in tiny["error"]
+    bad = rows[("d2", 0)]
+    assert bad["status"] == "error" and "cannot decode page image" in bad["error"]
+    passed = rows[("d3", 0)]
+    assert (passed["error_stage"], passed["error"]) == ("render", "timed out")
+    assert rows[("d2", 0)]["gpu_s"] == rows[("d3", 0)]["gpu_s"] == 0  # never reached the engine
+    assert tiny["gpu_s"] == tiny["prefill_s"] >= 0  # refused in the engine: its (small) share, as prefill
+
+
+def test_pages_of_several_batches_were_in_the_engine_at_once(stage, outputs):
+    assert stage._meter.clock.peak_in_flight > 2  # more than one batch of 2 pages
+
+
+def test_gpu_seconds_add_up_to_the_engines_busy_time(stage, outputs):
+    gpu_s = sum(r["gpu_s"] for t in outputs[1] for r in t.to_pylist())
+    busy_s = stage.busy_s
+    assert busy_s > 0 and gpu_s == pytest.approx(busy_s, rel=1e-9)
+
+
+def test_more_work_costs_more_on_the_same_engine(stage):
+    """A page forced to 8 output tokens beside one stopped at 1 pays more of the time they shared."""
+    from pipeline.ocr_vllm import EngineMeter, ocr_row
+
+    engine, meter = stage._engine, EngineMeter(8)
+
+    class Capped:  # the same engine, a different token cap per page
+        def __init__(self, cap: int) -> None:
+            self.cap = cap
+            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
+                setattr(self, name, getattr(engine, name))
+
+        async def ocr_page(self, image, **kw):
+            return await engine.ocr_page(image, max_new_tokens=self.cap, ignore_eos=True, **kw)
+
+    async def run():
+        return await asyncio.gather(ocr_row(Capped(1), _row("s", 0, 600, 800), meter),
+                                    ocr_row(Capped(8), _row("l", 0, 600, 800), meter))
+
+    short, long_ = asyncio.run(run())
+    assert (short["output_tokens"], long_["output_tokens"]) == (1, 8)
+    assert long_["gpu_s"] > short["gpu_s"] > 0
