@@ -216,12 +216,14 @@ class VllmEngine:
 
     async def _generate(self, request: dict[str, Any], params: Any, request_id: str) -> Any:
         """Stream the request (each step's output updates the busy-time ledger); -> its final output."""
+        from vllm.exceptions import VLLMClientError
+
         final = None
         try:
             async for out in self._llm.generate(request, params, request_id):
                 self._running[request_id] = self._timeline(out)
                 final = out
-        except ValueError as exc:  # vLLM refused the request (too long for max_model_len, bad input)
+        except (VLLMClientError, ValueError) as exc:  # vLLM refused this request (longer than max_model_len...)
             raise PageError(f"vLLM refused the page: {exc}") from exc
         if final is None or not final.finished:
             raise PageError("vLLM ended the request without a final output")
