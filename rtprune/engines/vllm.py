@@ -23,7 +23,6 @@ from vLLM's request metrics (rtprune.engines.vllm_pages.share_busy_time); queuei
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import threading
 from collections import deque
@@ -272,10 +271,10 @@ class VllmEngine:
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.shutdown()
-            self._llm = llm = None
-            # AsyncLLM sits in reference cycles; collect it now, while the interpreter is whole (its __del__
-            # shuts down again, which fails once module globals are gone at exit).
-            gc.collect()
+            # AsyncLLM.__del__ shuts down again; at interpreter exit, with module globals gone, that raises
+            # and prints a traceback. Done once is enough.
+            llm.shutdown = lambda *_a, **_k: None
+            self._llm = None
         self._thread.stop()
 
     def __enter__(self) -> VllmEngine:
