@@ -32,9 +32,9 @@ def _dense(logprobs: dict, vocab: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def fixture_outputs(v1_llm, v1_model_dir):
     """All five modes in one generate call: each request carries its own views (and so its mode)."""
-    from vllm import SamplingParams
-
     import json
+
+    from vllm import SamplingParams
 
     image_token_id = json.loads((v1_model_dir / "config.json").read_text())["image_token_id"]
     requests = [{"prompt_token_ids": [0, image_token_id] + PROMPT_IDS_AFTER_IMAGE,
