@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -230,6 +231,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # results appear as they are measured, also in a log file
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -256,12 +258,17 @@ def main() -> None:
                                    else PruneConfig(method="none")) for r in [1.0, *args.prefill_retentions]}
             vllm = run_vllm(engine, images, lengths, prune)
             block = engine._llm.vllm_config.cache_config.block_size
+        # printed as soon as measured: a long run that is stopped still leaves its numbers
+        report_prefill(prefill, args, kv_bytes_per_token(folder, args.dtype), sum(lengths) / len(lengths), block)
+        print(f"\nvLLM (all at once): {vllm['s']:.1f} s, {args.pages / vllm['s']:.3f} pages/s, "
+              f"{vllm['tokens'] / vllm['s']:.1f} tokens/s")
         hf = hf_engine(args, folder, config.model_copy(update={"backend": "hf"}))
         hf_batch(hf, images[:2], [2, 2], prune)  # warm-up
-        hf_runs = {b: run_hf(hf, images, lengths, b, prune) for b in args.hf_batches}
-        per_token = kv_bytes_per_token(folder, args.dtype)
+        hf_runs = {}
+        for b in args.hf_batches:
+            hf_runs[b] = run_hf(hf, images, lengths, b, prune)
+            print(f"transformers batch {b}: {hf_runs[b]['s']:.1f} s")
     report_throughput(vllm, hf_runs, args.pages)
-    report_prefill(prefill, args, per_token, sum(lengths) / len(lengths), block)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from vLLM's request metrics (rtprune.engines.vllm_pages.share_busy_time); queuei
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import threading
 from collections import deque
@@ -216,12 +215,14 @@ class VllmEngine:
 
     async def _generate(self, request: dict[str, Any], params: Any, request_id: str) -> Any:
         """Stream the request (each step's output updates the busy-time ledger); -> its final output."""
+        from vllm.exceptions import VLLMClientError
+
         final = None
         try:
             async for out in self._llm.generate(request, params, request_id):
                 self._running[request_id] = self._timeline(out)
                 final = out
-        except ValueError as exc:  # vLLM refused the request (too long for max_model_len, bad input)
+        except (VLLMClientError, ValueError) as exc:  # vLLM refused this request (longer than max_model_len...)
             raise PageError(f"vLLM refused the page: {exc}") from exc
         if final is None or not final.finished:
             raise PageError("vLLM ended the request without a final output")
@@ -270,10 +271,10 @@ class VllmEngine:
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.shutdown()
-            self._llm = llm = None
-            # AsyncLLM sits in reference cycles; collect it now, while the interpreter is whole (its __del__
-            # shuts down again, which fails once module globals are gone at exit).
-            gc.collect()
+            # AsyncLLM.__del__ shuts down again; at interpreter exit, with module globals gone, that raises
+            # and prints a traceback. Done once is enough.
+            llm.shutdown = lambda *_a, **_k: None
+            self._llm = None
         self._thread.stop()
 
     def __enter__(self) -> VllmEngine:

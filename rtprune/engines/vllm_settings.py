@@ -25,7 +25,8 @@ class VllmSettings(BaseModel):
     kv_cache_gib: float | None = Field(default=None, gt=0)
     # Share of GPU memory vLLM may take (weights, activations, KV cache); the rest stays for others.
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    # CUDA graphs off: slower decode steps, faster start and less memory. Ignored on CPU.
+    # No torch.compile and no CUDA graphs: slower steps, a much faster start (compiling takes minutes on a
+    # small CPU machine) and less memory.
     enforce_eager: bool = False
     # "auto" reads the weights from the checkpoint; "dummy" gives random weights of the real sizes without
     # reading them (benchmarks of the architecture, never for text).

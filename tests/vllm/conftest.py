@@ -67,16 +67,22 @@ def v1_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def v1_llm(v1_model_dir):
-    """One fp32 engine over the fixture, default mode base; tests pick modes and pruning per request."""
+    """One fp32 engine over the fixture, default mode base; tests pick modes and pruning per request.
+
+    Engine core and worker run in this process (no multiprocessing, "uni" executor): each spawned vLLM
+    process re-imports vLLM, which costs more than the engine's own start; the plugin still loads through
+    its entry point.
+    """
     for key, value in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-                       "OMP_NUM_THREADS": "2"}.items():
+                       "OMP_NUM_THREADS": "2", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
         os.environ.setdefault(key, value)
     from vllm import LLM
 
     from rtprune.vllm_plugin import engine_kwargs
 
     llm = LLM(**engine_kwargs(v1_model_dir, "base", dtype="float32", accept_views=True, max_model_len=2048,
-                              max_num_seqs=8, seed=0, max_logprobs=1024, enforce_eager=True))
+                              max_num_seqs=8, seed=0, max_logprobs=1024, enforce_eager=True,
+                              distributed_executor_backend="uni"))
     yield llm
     del llm
 

@@ -49,7 +49,7 @@ def vllm_engine(config: EngineConfig, **settings: Any) -> Any:
     from rtprune.engines.vllm_settings import VllmSettings
 
     cpu_env()
-    fields = {"kv_cache_gib": 1.0, "max_num_seqs": 8} | settings
+    fields = {"kv_cache_gib": 1.0, "max_num_seqs": 8, "enforce_eager": True} | settings
     return VllmEngine(config.model_copy(update={"backend": "vllm"}), VllmSettings(**fields))
 
 

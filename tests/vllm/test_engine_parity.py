@@ -26,7 +26,8 @@ PRUNINGS = {
     "keep-all": PruneConfig(method="none"),
     "r0.84": PruneConfig(retention=0.84),
     "r0.6": PruneConfig(retention=0.6),
-    "dynamic": PruneConfig(dynamic=True),
+    # capped below 1: these dense test pages would otherwise keep everything
+    "dynamic": PruneConfig(dynamic=True, max_retention=0.9),
 }
 
 
