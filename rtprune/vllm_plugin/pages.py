@@ -54,8 +54,7 @@ class PagePlan:
         width_px, height_px, mode_id, budget, n_kept = (int(v) for v in row)
         mode = MODE_NAMES[mode_id]
         n_visual = count_tokens(width_px, height_px, mode_spec(mode))
-        plan = cls(width_px, height_px, mode, n_visual, n_kept - budget, budget)
-        return plan
+        return cls(width_px, height_px, mode, n_visual, n_kept - budget, budget)
 
 
 def plan_page(width_px: int, height_px: int, mode: str, prune: PruneConfig,

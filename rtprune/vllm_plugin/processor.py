@@ -17,6 +17,7 @@ the encoder as given and are never pruned: for pixels made outside PIL (conforma
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,7 +45,7 @@ from rtprune.models.v1_preprocess import (
     mode_spec,
     prepare_views,
 )
-from rtprune.vllm_plugin.pages import decode_prune, encode_prune, plan_page
+from rtprune.vllm_plugin.pages import encode_prune, plan_page
 
 IMAGE_TAG = "<image>"
 MODE_KWARG, PRUNE_KWARG = "rtprune_mode", "rtprune_prune"
@@ -68,7 +69,8 @@ def fields_config(data: Mapping[str, Any]) -> dict[str, MultiModalFieldConfig]:
 
 
 def max_tokens_any_mode() -> int:
-    """The most placeholders one image can take in any mode (Gundam's worst crop grid)."""
+    """The most placeholders one image can take in any mode (Gundam's worst crop grid; Large without crops
+    and the smaller modes stay below it)."""
     grids = _candidate_grids(MIN_CROPS, MAX_CROPS) + [(1, 1)]
     return max(count_tokens(CROP_PX * w, CROP_PX * h, mode_spec(m)) for m in ("large", "gundam")
                for w, h in grids)
@@ -134,8 +136,6 @@ class RtpruneOCRProcessingInfo(BaseProcessingInfo):
 
 
 def _json_dict(blob: object) -> dict[str, Any]:
-    import json
-
     value = json.loads(blob) if isinstance(blob, str | bytes) else blob
     if not isinstance(value, dict):
         raise ValueError(f"{PRUNE_KWARG} must be a PruneConfig as a JSON object, got {blob!r}")
@@ -202,6 +202,3 @@ class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessing
 
         return [PromptReplacement(modality="image", target=[image_token_id], replacement=replacement)]
 
-
-__all__ = ["RtpruneOCRDummyInputsBuilder", "RtpruneOCRMultiModalProcessor", "RtpruneOCRProcessingInfo",
-           "decode_prune"]
