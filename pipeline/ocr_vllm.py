@@ -1,9 +1,9 @@
 """The OCR stage on the vLLM engine: one async engine per actor, pages from many Ray Data batches in it at
 once (continuous batching), each page charged its share of the engine's busy time.
 
-Shape: `ocr_row` is the whole life of one page (decode its image, run the engine, make its row, or an
-error row); `VllmOcrStage.__call__` only fans a batch out to it. A page policy (retry, fallback) wraps
-`ocr_row` without touching the stage.
+Shape: `ocr_row` is the whole life of one page attempt (decode its image, run the engine, make its row, or an
+error row); `ocr_row_with_policy` wraps it in the page policy (retries, text-layer fallback);
+`VllmOcrStage.__call__` only fans a batch out to it.
 
 Faults:
 - a page the engine rejects or fails on (too long for the model, bad image) -> an `ocr` error row with the
@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from pipeline.config import PoolConfig
+from pipeline.config import PagePolicy, PoolConfig
 from pipeline.cost_sharing import BusyClock, PhaseWork, split_phases
+from pipeline.recovery import USAGE_COLUMNS, add_attempt, fall_back, needs_retry, retry_plan
 from pipeline.redact import describe_error
 from pipeline.render import decode_page
 from pipeline.rows import from_batch, mark_error, to_table
@@ -94,7 +95,8 @@ def result_row(row: dict[str, Any], result: Any, engine: AsyncEngine, share_s: f
             "model_mode": engine.model_mode, "prune_method": engine.prune_method,
             "prune_config_hash": engine.prune_config_hash, "visual_tokens": u.visual_tokens,
             "visual_tokens_kept": u.visual_tokens_kept, "prompt_tokens": u.prompt_tokens,
-            "output_tokens": u.output_tokens, **phases, "gpu_s": sum(phases.values())}
+            "output_tokens": u.output_tokens, **phases, "gpu_s": sum(phases.values()), "text_source": "ocr",
+            "ocr_attempts": 1}
 
 
 async def ocr_row(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
@@ -123,7 +125,28 @@ def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, An
     """The `ocr` error row of a page the engine refused or failed on. It keeps the share of busy time it
     held (as prefill: it never produced text), so every busy second is charged to some row and failed pages
     show what they cost; a page refused before the model holds almost none."""
-    return {**mark_error(row, "ocr", reason), **split_phases(share_s, PhaseWork(prefill_s=1.0)), "gpu_s": share_s}
+    return {**mark_error(row, "ocr", reason), **split_phases(share_s, PhaseWork(prefill_s=1.0)), "gpu_s": share_s,
+            "ocr_attempts": 1}
+
+
+async def ocr_row_with_policy(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
+                              fatal: tuple[type[BaseException], ...], policy: PagePolicy) -> dict[str, Any]:
+    """ocr_row, then the page policy's second chances for a page that ended in one of policy.retry_on:
+    the same retry plan as the static-batch stage (pipeline/ocr.py second_chances), one page at a time
+    since the engine batches in-flight pages by itself. Every attempt's usage is added to the page."""
+    out = await ocr_row(engine, row, meter, fatal)
+    if not needs_retry(out, policy):
+        return out
+    last_reason = out["finish_reason"]
+    for attempt in retry_plan(policy, engine.prune_method):
+        again = await ocr_row(engine, row, meter, fatal, prune=attempt.prune, temperature=attempt.temperature)
+        reason = again["finish_reason"] if again["status"] == "ok" else ""
+        usage = {k: again[k] for k in USAGE_COLUMNS}
+        out = add_attempt(out, usage, again["text"], reason, accepted=bool(reason) and reason not in policy.retry_on)
+        last_reason = reason or last_reason
+        if out["text_source"] != "ocr":
+            return out
+    return fall_back(out, policy, last_reason)
 
 
 def engine_dead_errors() -> tuple[type[BaseException], ...]:
@@ -147,8 +170,9 @@ class VllmOcrStage:
     runs up to `pools.ocr_batches_in_flight` calls at once in the actor's event loop, so the engine holds
     pages of several batches and a batch's slow page does not idle the GPU."""
 
-    def __init__(self, engine: EngineConfig, pool: PoolConfig) -> None:
+    def __init__(self, engine: EngineConfig, pool: PoolConfig, policy: PagePolicy | None = None) -> None:
         self._engine = build_vllm_engine(engine, pool)
+        self._policy = policy if policy is not None else PagePolicy()
         self._meter = EngineMeter(pool.ocr_vllm.max_num_seqs)
         self._fatal = engine_dead_errors()
 
@@ -160,7 +184,8 @@ class VllmOcrStage:
     async def __call__(self, batch: pa.Table) -> pa.Table:
         rows = from_batch(batch)
         try:
-            out = await asyncio.gather(*(ocr_row(self._engine, r, self._meter, self._fatal) for r in rows))
+            out = await asyncio.gather(*(ocr_row_with_policy(self._engine, r, self._meter, self._fatal, self._policy)
+                                         for r in rows))
         except self._fatal as exc:
             # The engine cannot serve again. Exit the process so Ray restarts the actor with a new engine
             # and redoes this actor's unfinished batches (raising would fail the batch, and the job).

