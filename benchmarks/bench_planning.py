@@ -120,6 +120,28 @@ def _ray():
     DataContext.get_current().enable_progress_bars = False
 
 
+def _hwm_mb() -> float:
+    """This process's own peak RSS (VmHWM): ru_maxrss would carry the parent's peak across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _report_memory(every_s: float = 10.0) -> None:
+    """Peak so far on stderr, so a measurement cut short still says how much it used."""
+    import threading
+
+    def loop() -> None:
+        t0 = time.perf_counter()
+        while True:
+            time.sleep(every_s)
+            print(f"[{time.perf_counter() - t0:.0f} s] driver peak so far {_hwm_mb():.0f} MB", file=sys.stderr,
+                  flush=True)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def measure(mode: str, manifest: Path, out: Path) -> dict:
     """One measurement in this (fresh) process: wall seconds, driver peak RSS, result counts."""
     from pipeline.output import Output
@@ -129,7 +151,8 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
         _ray()
     cfg = _config(manifest, out)
     key = engine_config_hash(cfg.engine)
-    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_mb = _hwm_mb()
+    _report_memory()
     t0 = time.perf_counter()
     if mode == "new":
         from pipeline.plan import plan_run
@@ -154,7 +177,7 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
         todo, skipped, _ = legacy_plan(cfg, Output.open(str(out)), key, docs=docs)
         counts = {"listed": len(docs), "todo": len(todo)}
     wall_s = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _hwm_mb()
     return {"mode": mode, "wall_s": wall_s, "peak_mb": peak_mb, "base_mb": base_mb, **counts}
 
 
