@@ -129,9 +129,9 @@ def test_cli_writes_the_trend_chart_and_tables(tmp_path, capsys):
     assert width >= 800 and height >= 500 and (report_dir / TREND_CHART_NAME).stat().st_size > 20_000
     md = (report_dir / MARKDOWN_NAME).read_text()
     assert "## Trend: last 7 days to 2025-11-07 (UTC)" in md and f"]({TREND_CHART_NAME})" in md
-    assert "| 2025-11-03 | 2 | 50 | 2 | 2.2400 | 11.2000 |" in md
-    assert "| 2025-11-04 | 0 | 0 | 0 | n/a | n/a |" in md
-    assert "| **total** | **4** | **70** | **2** | **1.8857** | **13.0000** |" in md
+    assert "| 2025-11-03 | 2 | 50 | 2 | 0 | 0 | 0 | 2.2400 | 11.2000 |" in md
+    assert "| 2025-11-04 | 0 | 0 | 0 | 0 | 0 | 0 | n/a | n/a |" in md
+    assert "| **total** | **4** | **70** | **2** | **0** | **0** | **0** | **1.8857** | **13.0000** |" in md
     assert "| 2025-10-30 |" not in md.split("## Trend")[1]
     out = capsys.readouterr().out
     assert "trend: last 7 days to 2025-11-07 (utc)" in out
@@ -149,4 +149,4 @@ def test_no_trend_with_zero_days_and_today_by_default(tmp_path, capsys):
     assert main(["--output", output, "--days", "3", "--out-dir", str(tmp_path / "b")]) == 0
     md = (tmp_path / "b" / MARKDOWN_NAME).read_text()
     assert f"## Trend: last 3 days to {today.isoformat()} (UTC)" in md
-    assert f"| {today.isoformat()} | 1 | 0 | 0 | n/a | n/a |" in md
+    assert f"| {today.isoformat()} | 1 | 0 | 0 | 0 | 0 | 0 | n/a | n/a |" in md
