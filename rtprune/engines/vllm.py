@@ -123,7 +123,11 @@ class VllmEngine:
 
     @property
     def prune_config_hash(self) -> str:
-        return self.config.prune.config_hash()
+        """The hash of what runs: the plugin prunes under the pixel count rule (count_from_pixels), so a
+        dynamic setting reports another hash here than on the transformers engine's default rule."""
+        from rtprune.vllm_plugin.pages import effective_prune
+
+        return effective_prune(self.config.prune).config_hash()
 
     def visual_tokens(self, width_px: int, height_px: int) -> int:
         from rtprune.vllm_plugin import visual_token_counts

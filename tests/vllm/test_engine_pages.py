@@ -81,3 +81,21 @@ def test_prefilling_request_takes_the_larger_share_of_a_shared_step():
     prefill_s, decode_s = share_busy_time(prefilling, [decoding])
     assert decode_s == 0
     assert prefill_s == pytest.approx(990 / 1000)
+
+
+def test_the_reported_prune_hash_is_that_of_the_rule_the_plugin_runs():
+    """The plugin prunes under the pixel count rule, so output rows (and the ledger) must not mistake a
+    vLLM run of a dynamic setting for a transformers run of the same setting."""
+    from types import SimpleNamespace
+
+    from rtprune.api import PruneConfig
+    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.vllm import VllmEngine
+
+    def reported(prune: PruneConfig) -> str:
+        return VllmEngine.prune_config_hash.fget(SimpleNamespace(config=EngineConfig(prune=prune)))
+
+    dynamic = PruneConfig(dynamic=True)
+    assert reported(dynamic) != dynamic.config_hash()
+    pixel_rule = PruneConfig(dynamic=True, count_from_pixels=True)
+    assert reported(dynamic) == reported(pixel_rule) == pixel_rule.config_hash()
