@@ -14,15 +14,17 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pipeline.config import PipelineConfig
 from pipeline.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
 from pipeline.redact import redact_text
 from pipeline.summary import RunSummary
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger("pipeline")
 
@@ -53,15 +55,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
-    """YAML file (or the embedded default) plus overrides -> validated config. Unknown keys are named."""
-    data = yaml.safe_load(Path(path).read_text()) if path else EMBEDDED_DEFAULT
+def load_typed_config(model: type[M], path: str | None, overrides: list[str], default: dict[str, Any]) -> M:
+    """YAML file (or `default`) plus overrides -> a validated `model`. Unknown keys are named."""
+    data = yaml.safe_load(Path(path).read_text()) if path else default
     data = apply_overrides(data or {}, overrides)
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
+
+
+def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
+    """The digitize job's config: a job YAML (or the embedded default) plus overrides."""
+    return load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
 
 
 class _RedactingFilter(logging.Filter):

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from jobs.digitize import apply_overrides
+from jobs.digitize import load_typed_config
 from pipeline.export import ExportConfig, ExportResult, run_export
 from pipeline.redact import describe_error, redact_uri
 
@@ -23,14 +19,8 @@ EMBEDDED_DEFAULT: dict[str, Any] = {"output": "out", "dest": "out/export"}
 
 
 def load_config(path: str | None, overrides: list[str]) -> ExportConfig:
-    """YAML file (or the embedded default) plus overrides -> validated config. Unknown keys are named."""
-    data = yaml.safe_load(Path(path).read_text()) if path else EMBEDDED_DEFAULT
-    data = apply_overrides(data or {}, overrides)
-    try:
-        return ExportConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
+    """The export job's config: a YAML file (or the embedded default) plus overrides."""
+    return load_typed_config(ExportConfig, path, overrides, EMBEDDED_DEFAULT)
 
 
 def describe(result: ExportResult, dest: str) -> str:
