@@ -16,6 +16,7 @@ from rtprune.models.base import PreparedPage, TokenLayout
 from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend, V1LoadError, save_v1_checkpoint
 from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
 from rtprune.models.v1_preprocess import MODES, count_tokens, crop_grid
+from tests.fixture_pixels import fixture_view
 
 REPO = Path(__file__).resolve().parents[2]
 # <repo>/../shared in the main checkout; a git worktree one level deeper sees it at <repo>/../../shared.
@@ -38,16 +39,6 @@ FIXTURE_MODES = {
 FIXTURE_TO_MODE = {"tiny512": "tiny", "small640": "small", "base1024": "base", "large1280": "large",
                    "gundam1024_w3h2": "gundam"}  # fmt: skip
 TOLERANCE = 1e-4
-
-
-def fixture_view(k: int, size: int) -> torch.Tensor:
-    """The fixture README's view k: (3, S, S) float32, computed in float64 as specified."""
-    ch = np.arange(3, dtype=np.float64)[:, None, None]
-    y = np.arange(size, dtype=np.float64)[None, :, None]
-    x = np.arange(size, dtype=np.float64)[None, None, :]
-    p = np.sin(0.013 * (x + 1) * (ch + 1) + 0.7 * k) * np.cos(0.007 * (y + 1) * (ch + 2) - 0.3 * k)
-    p = p + 0.25 * np.sin(0.0005 * (x + 1) * (y + 1) + ch + k)
-    return torch.from_numpy(np.clip(p, -1, 1)).float()
 
 
 def fixture_inputs(size: int, grid: tuple[int, int] | None) -> dict:

@@ -10,9 +10,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+
+from tests.fixture_pixels import fixture_view
 
 collect_ignore_glob = [] if importlib.util.find_spec("vllm") is not None else ["test_*.py"]
 
@@ -28,16 +29,6 @@ FIXTURE_MODES = {
     "large1280": ("large", 1280, None),
     "gundam1024_w3h2": ("gundam", 1024, (3, 2)),
 }
-
-
-def fixture_view(k: int, size: int) -> torch.Tensor:
-    """The fixture README's view k: (3, S, S) float32, computed in float64 as specified."""
-    ch = np.arange(3, dtype=np.float64)[:, None, None]
-    y = np.arange(size, dtype=np.float64)[None, :, None]
-    x = np.arange(size, dtype=np.float64)[None, None, :]
-    p = np.sin(0.013 * (x + 1) * (ch + 1) + 0.7 * k) * np.cos(0.007 * (y + 1) * (ch + 2) - 0.3 * k)
-    p = p + 0.25 * np.sin(0.0005 * (x + 1) * (y + 1) + ch + k)
-    return torch.from_numpy(np.clip(p, -1, 1)).float()
 
 
 def fixture_views(name: str) -> dict[str, torch.Tensor]:
