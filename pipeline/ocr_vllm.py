@@ -8,15 +8,20 @@ error row); `ocr_row_with_policy` wraps it in the page policy (retries, text-lay
 Faults:
 - a page the engine rejects or fails on (too long for the model, bad image) -> an `ocr` error row with the
   reason; the other pages go on;
-- the engine process dies (vLLM's EngineDeadError: a crash, GPU out of memory at run time) -> the actor
+- the engine process dies (a crash, GPU out of memory at run time, killed) -> every page in flight fails
+  with the engine's EngineDied (never an error row: no page's fault); the actor closes its engine and
   exits its process, Ray restarts it (new engine) and redoes its unfinished batches
   (`pools.ocr_max_task_retries`); finished batches already left the actor, so no page comes out twice.
+- the actor itself is killed -> the same restart and redo; its engine core, now without a parent, ends
+  itself (rtprune.vllm_plugin.lifeline).
+- the end of the run: Ray Data drops the actor, whose `__del__` closes the engine (quietly).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -150,12 +155,15 @@ async def ocr_row_with_policy(engine: AsyncEngine, row: dict[str, Any], meter: E
 
 
 def engine_dead_errors() -> tuple[type[BaseException], ...]:
-    """vLLM's "the engine process is gone" exception, when vLLM is installed."""
+    """The "engine is gone" exceptions: the engine's EngineDied, and vLLM's own EngineDeadError when vLLM
+    is installed (the engine converts it; listed in case one escapes)."""
+    from rtprune.engines.vllm_pages import EngineDied
+
     try:
         from vllm.v1.engine.exceptions import EngineDeadError
     except ImportError:
-        return ()
-    return (EngineDeadError,)
+        return (EngineDied,)
+    return EngineDied, EngineDeadError
 
 
 def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> Any:
@@ -187,8 +195,43 @@ class VllmOcrStage:
             out = await asyncio.gather(*(ocr_row_with_policy(self._engine, r, self._meter, self._fatal, self._policy)
                                          for r in rows))
         except self._fatal as exc:
-            # The engine cannot serve again. Exit the process so Ray restarts the actor with a new engine
-            # and redoes this actor's unfinished batches (raising would fail the batch, and the job).
-            log.error("vLLM engine died (%s); restarting the OCR actor", describe_error(exc))
-            os._exit(ENGINE_DIED_EXIT_CODE)
+            self._exit_for_restart(exc)
         return to_table(out, PAGES_SCHEMA)
+
+    def _exit_for_restart(self, exc: BaseException) -> None:
+        """The engine cannot serve again: close it (its processes end with it), then exit the process so
+        Ray restarts the actor with a new engine and redoes this actor's unfinished batches (raising would
+        fail the batch, and the job). The first of the actor's concurrent calls to see it does this."""
+        log.error("vLLM engine died (%s); restarting the OCR actor", describe_error(exc))
+        with contextlib.suppress(Exception):
+            self.close()
+        os._exit(ENGINE_DIED_EXIT_CODE)
+
+    def close(self) -> None:
+        """Shut the engine down (its vLLM processes end). Idempotent."""
+        engine, self._engine = getattr(self, "_engine", None), None
+        if engine is not None:
+            engine.close()
+
+    def __del__(self) -> None:
+        # Ray Data's map actors end gracefully through __ray_shutdown__, which drops this object: the
+        # engine closes here, not at interpreter exit.
+        with contextlib.suppress(Exception):
+            self.close()
+            if in_ray_actor():
+                # The process ends next. Its final garbage collection walks everything vLLM, torch and
+                # transformers allocated, which took minutes on a loaded machine, so the actor outlived
+                # the run (and ray.shutdown()). Frozen objects are skipped; exit reclaims them (vLLM's
+                # engine core does the same on ROCm).
+                gc.freeze()
+
+
+def in_ray_actor() -> bool:
+    """Whether this process is a Ray actor (whose end follows its UDF's __del__)."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None

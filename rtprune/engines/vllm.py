@@ -23,6 +23,7 @@ from vLLM's request metrics (rtprune.engines.vllm_pages.share_busy_time); queuei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -34,6 +35,7 @@ from typing import Any
 from rtprune.api import PruneConfig
 from rtprune.engines.types import EngineConfig, PageResult, PageUsage
 from rtprune.engines.vllm_pages import (
+    EngineDied,
     PageBatchError,
     PageError,
     Timeline,
@@ -60,6 +62,14 @@ class _LoopThread:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=30)
+
+
+async def _cancel_output_handler(llm: Any) -> None:
+    task = getattr(llm, "output_handler", None)
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class VllmEngine:
@@ -142,6 +152,7 @@ class VllmEngine:
         prune: None = the engine's pruning, PruneConfig(method="none") = off. temperature > 0 samples
         (seeded from EngineConfig.seed). max_new_tokens / ignore_eos override the cap and let a page run
         to it (benchmarks force output lengths with them)."""
+        self._check_open()
         future = self._thread.submit(self._ocr_page(image, prune, temperature, max_new_tokens, ignore_eos))
         return await asyncio.wrap_future(future)
 
@@ -158,6 +169,7 @@ class VllmEngine:
                     ignore_eos: bool = False) -> list[PageResult | PageError]:
         """Like ocr, with each page's PageError in its place instead of an exception; max_new_tokens: a cap
         per page (benchmarks)."""
+        self._check_open()
         caps = list(max_new_tokens) if max_new_tokens is not None else [None] * len(images)
         if len(caps) != len(images):
             raise ValueError(f"{len(caps)} caps for {len(images)} pages")
@@ -170,9 +182,13 @@ class VllmEngine:
 
         return self._thread.submit(run_all()).result()
 
+    def _check_open(self) -> None:
+        if getattr(self, "_llm", None) is None:  # closed: its loop no longer runs, a call would never end
+            raise EngineDied("the engine was closed")
+
     @staticmethod
     def _settle(result: Any) -> PageResult | PageError:
-        """A page's outcome; anything but a PageError (the engine core died, a bug) ends the whole call."""
+        """A page's outcome; anything but a PageError (EngineDied, a bug) ends the whole call."""
         if isinstance(result, BaseException) and not isinstance(result, PageError):
             raise result
         return result
@@ -189,6 +205,10 @@ class VllmEngine:
         self._running[request_id] = None
         try:
             final = await self._generate(request, params, request_id)
+        except Exception as exc:
+            if self.dead:  # whatever vLLM raised (EngineDeadError, a wrapped error): not this page's fault
+                raise EngineDied(f"vLLM's engine died: {type(exc).__name__}") from exc
+            raise
         finally:
             self._running.pop(request_id, None)
         return self._result(final, n_visual, n_kept)
@@ -270,15 +290,27 @@ class VllmEngine:
         self._finished.append(own)
         return share_busy_time(own, others)
 
-    def close(self) -> None:
-        """Shut vLLM down (its engine process and workers) and stop the loop thread."""
+    @property
+    def dead(self) -> bool:
+        """True once vLLM's engine core is gone (vLLM's client watches its process) or this engine was
+        closed: nothing more can run on it."""
         llm = getattr(self, "_llm", None)
+        return llm is None or bool(llm.errored)
+
+    def close(self) -> None:
+        """Shut vLLM down (its engine process and workers) and stop the loop thread. Idempotent, quiet.
+
+        vLLM's output handler reads the engine core's socket; stopping the engine core first makes that read
+        fail and the handler log an EngineDeadError with a traceback, so a normal shutdown would look like
+        an engine death. It is cancelled first (pages still in flight, if any, never finish)."""
+        llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
+            with contextlib.suppress(Exception):
+                self._thread.submit(_cancel_output_handler(llm)).result(timeout=10)
             llm.shutdown()
             # AsyncLLM.__del__ shuts down again; at interpreter exit, with module globals gone, that raises
             # and prints a traceback. Done once is enough.
             llm.shutdown = lambda *_a, **_k: None
-            self._llm = None
         self._thread.stop()
 
     def __enter__(self) -> VllmEngine:

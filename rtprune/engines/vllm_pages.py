@@ -38,6 +38,12 @@ class PageError(Exception):
         self.reason, self.stage = reason, stage
 
 
+class EngineDied(RuntimeError):
+    """vLLM's engine is gone (its engine core process died: a crash, out of memory, killed): no page's
+    fault. Every page in flight fails with it and the engine cannot serve again; the caller closes it and
+    redoes those pages on a new engine (they are not error rows)."""
+
+
 class PageBatchError(Exception):
     """Some pages of an `ocr` call failed. `results` holds every page in order: a PageResult for the pages
     that finished, the PageError for the ones that did not, so a caller can keep the finished pages instead

@@ -2,7 +2,8 @@
 
 Installed with this package, the entry point `vllm.general_plugins: rtprune = rtprune.vllm_plugin:register`
 runs in every vLLM process (front end, engine core, workers; `vllm serve` and ray.data.llm too) and
-registers ARCHITECTURE (lazily, by "module:Class"). A v1 checkpoint selects it with
+registers ARCHITECTURE (lazily, by "module:Class"); in vLLM's child processes it also makes them end when
+their parent dies (lifeline.py). A v1 checkpoint selects it with
 `hf_overrides={"architectures": [ARCHITECTURE]}` (`vllm serve DIR --hf-overrides '{"architectures":
 ["RtpruneDeepseekOCRForCausalLM"]}'`).
 
@@ -36,8 +37,13 @@ __all__ = ["ARCHITECTURE", "build_request", "effective_prune", "engine_kwargs", 
 
 
 def register() -> None:
-    """vLLM's plugin hook: make ARCHITECTURE known to this process's model registry (idempotent)."""
+    """vLLM's plugin hook: make ARCHITECTURE known to this process's model registry (idempotent), and in a
+    vLLM child process (engine core, worker) end it when its parent dies (rtprune.vllm_plugin.lifeline)."""
     from vllm import ModelRegistry
+
+    from rtprune.vllm_plugin.lifeline import watch_parent
+
+    watch_parent()
 
     if ARCHITECTURE not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(ARCHITECTURE, MODEL_CLASS)

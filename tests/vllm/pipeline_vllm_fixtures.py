@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +40,68 @@ def pools_section(**fields: Any) -> dict[str, Any]:
             "ocr_vllm": {"kv_cache_gib": 1.0, "max_num_seqs": 8, "enforce_eager": True}, **fields}
 
 
+# Set in every Ray worker of one local_ray (and so in the vLLM processes they start): finds them all after
+# the fact, re-parented or not.
+RUN_MARKER = "RTPRUNE_TEST_RAY_RUN"
+
+
+@dataclass
+class RayRun:
+    marker: str
+    session_dir: str = ""
+    leftovers: list[str] = field(default_factory=list)  # processes of this Ray still alive after shutdown
+
+    def actor_logs(self, name: str) -> str:
+        """The stdout and stderr of this Ray's workers whose logs mention `name` (an actor class)."""
+        texts = (p.read_text(errors="replace") for p in sorted(Path(self.session_dir, "logs").glob("worker-*")))
+        return "\n".join(t for t in texts if name in t)
+
+
 @contextlib.contextmanager
-def local_ray(num_cpus: int = 8, num_gpus: int = 2) -> Iterator[Any]:
-    """Local Ray with logical CPUs/GPUs; workers import this checkout and get vLLM's CPU settings."""
+def local_ray(num_cpus: int = 8, num_gpus: int = 2, grace_s: float = 120.0) -> Iterator[RayRun]:
+    """Local Ray with logical CPUs/GPUs; workers import this checkout and get vLLM's CPU settings. After
+    ray.shutdown(), waits up to grace_s for every process that carries this run's marker (Ray's workers,
+    vLLM's engine processes) to end; `leftovers` lists the ones that did not (they are then killed)."""
     import ray
     from ray.data import DataContext
 
+    run = RayRun(marker=uuid.uuid4().hex)
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV, RUN_MARKER: run.marker}
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV}})
-    DataContext.get_current().enable_progress_bars = False
+             runtime_env={"env_vars": env})
     try:
-        yield ray
+        run.session_dir = ray._private.worker._global_node.get_session_dir_path()
+        DataContext.get_current().enable_progress_bars = False
+        yield run
     finally:
         ray.shutdown()
+        run.leftovers = outliving_processes(run.marker, grace_s)
+
+
+def marked_processes(marker: str) -> list[Any]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(RUN_MARKER) == marker:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def outliving_processes(marker: str, grace_s: float) -> list[str]:
+    """Processes with the marker still alive after grace_s, as "pid cmdline"; killed once listed."""
+    import psutil
+
+    _, alive = psutil.wait_procs(marked_processes(marker), timeout=grace_s)
+    out = []
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            out.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            proc.kill()
+    return out
 
 
 def strip_pdf_bytes() -> bytes:

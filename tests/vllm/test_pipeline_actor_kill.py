@@ -12,7 +12,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pipeline_vllm_fixtures import FIXTURE, engine_section, local_ray, model_dir, pools_section
+from pipeline_vllm_fixtures import (
+    FIXTURE,
+    engine_section,
+    local_ray,
+    marked_processes,
+    model_dir,
+    pools_section,
+)
 
 from pipeline.samples import sample_pdf_bytes
 
@@ -45,7 +52,9 @@ def committed_pages(out: Path) -> int:
     return sum(json.loads(p.read_text())["rows"] for p in out.glob("_ledger/*/*.json"))
 
 
-@pytest.fixture(scope="module", params=["actor", "engine"])
+# ids that no test name contains, so -k picks one scenario (`-k kill_engine_core`: "engine" alone also
+# matches test_the_killed_actors_engine_processes_are_gone, i.e. both scenarios, ~2x the time).
+@pytest.fixture(scope="module", params=["actor", "engine"], ids=["kill_actor", "kill_engine_core"])
 def killed_run(request, tmp_path_factory):
     from pipeline.config import PipelineConfig
     from pipeline.output import read_committed
@@ -59,7 +68,7 @@ def killed_run(request, tmp_path_factory):
         "input": str(root / "in"), "output": str(root / "out"), "commit_documents": 1,
         "engine": engine_section(model_dir(root), max_new_tokens=24), "pools": pools_section()})
     report: dict = {}
-    with local_ray():
+    with local_ray() as ray_run:
         run = threading.Thread(target=lambda: report.update(summary=run_pipeline(cfg)), daemon=True)
         run.start()
         deadline = time.monotonic() + WAIT_S
@@ -67,7 +76,8 @@ def killed_run(request, tmp_path_factory):
             time.sleep(0.2)
         (victim,) = ocr_actor_pids()
         engine_procs = psutil.Process(victim).children(recursive=True)
-        report.update(victim=victim, committed_at_kill=committed_pages(root / "out"), engine_procs=engine_procs)
+        report.update(victim=victim, committed_at_kill=committed_pages(root / "out"), engine_procs=engine_procs,
+                      marked=[p.pid for p in marked_processes(ray_run.marker)])
         if request.param == "actor":
             os.kill(victim, signal.SIGKILL)
         else:  # vLLM's engine core: the actor's child named VLLM::EngineCore
@@ -78,6 +88,7 @@ def killed_run(request, tmp_path_factory):
             time.sleep(0.2)
         run.join(WAIT_S)
         report["finished"] = not run.is_alive()
+    report["leftovers"] = ray_run.leftovers
     report["table"] = read_committed(str(root / "out"), latest_only=False)
     return report
 
@@ -104,3 +115,11 @@ def test_the_killed_actors_engine_processes_are_gone(killed_run):
     assert procs  # the engine core process was found under the actor
     _, alive = psutil.wait_procs(procs, timeout=30)
     assert alive == [], [p.pid for p in alive]
+
+
+def test_nothing_of_the_run_outlives_ray(killed_run):
+    """The restarted actor closes its engine when Ray Data is done with it, and every vLLM process ends with
+    its parent: once Ray has shut down, no process of this run is left (Ray workers, engine cores, their
+    workers), re-parented or not. (The marker that finds them was on the actor and its engine processes.)"""
+    assert {killed_run["victim"], *(p.pid for p in killed_run["engine_procs"])} <= set(killed_run["marked"])
+    assert killed_run["leftovers"] == []

@@ -49,7 +49,7 @@ def stage(tmp_path_factory):
     folder = model_dir(tmp_path_factory.mktemp("model"))
     stage = VllmOcrStage(EngineConfig(**engine_section(folder)), PoolConfig(**pools_section()))
     yield stage
-    stage._engine.close()
+    stage.close()
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,42 @@ def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
     assert (born_out["text"], born_out["text_source"], born_out["finish_reason"]) == (layer, "text_layer", "length")
     assert (scan_out["text_source"], scan_out["finish_reason"], scan_out["status"]) == ("ocr", "length", "ok")
     assert scan_out["text"] == first["text"]
+
+
+def test_when_the_engine_dies_its_pages_fail_as_a_whole_not_as_error_rows(stage):
+    """Last (it kills the module's engine): vLLM's engine core killed while pages are in it. Every page
+    in flight, and any page sent after, raises EngineDied (the stage then exits its actor for Ray to redo
+    the batches); none becomes an error row. Closing the dead engine leaves none of its processes."""
+    import psutil
+
+    from pipeline.ocr_vllm import EngineMeter, engine_dead_errors, ocr_row
+    from rtprune.engines.vllm_pages import EngineDied
+
+    engine, meter, fatal = stage._engine, EngineMeter(8), engine_dead_errors()
+    procs = psutil.Process().children(recursive=True)
+    (core,) = [p for p in procs if "EngineCore" in " ".join(p.cmdline())]
+    vllm_procs = [p for p in procs if "VLLM" in " ".join(p.cmdline())]
+
+    class Long:  # the same engine, pages forced to 200 tokens: still running when the core is killed
+        def __init__(self) -> None:
+            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
+                setattr(self, name, getattr(engine, name))
+
+        async def ocr_page(self, image, **kw):
+            return await engine.ocr_page(image, max_new_tokens=200, ignore_eos=True, **kw)
+
+    async def run():
+        pages = [asyncio.ensure_future(ocr_row(Long(), _row("k", i, 600, 800), meter, fatal)) for i in range(4)]
+        while len(engine._running) < 4:  # every page is in the engine
+            await asyncio.sleep(0.05)
+        core.kill()
+        done = await asyncio.wait_for(asyncio.gather(*pages, return_exceptions=True), timeout=120)
+        late = await asyncio.gather(ocr_row(engine, _row("k", 9, 600, 800), meter, fatal), return_exceptions=True)
+        return done + late
+
+    outcomes = asyncio.run(run())
+    assert all(isinstance(o, EngineDied) for o in outcomes), outcomes
+    assert engine.dead
+    stage.close()
+    _, alive = psutil.wait_procs(vllm_procs, timeout=60)
+    assert alive == []
