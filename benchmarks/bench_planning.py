@@ -75,11 +75,14 @@ def write_ledger(out: Path, history: int, engine_hash: str) -> int:
                 for i in range(start, min(history, start + DOCS_PER_RECORD))]
         record = {"run_id": "history", "seq": seq, "file": f"pages/history/part-{seq:06d}.parquet",
                   "rows": len(docs), "documents": docs, "engine_config_hash": engine_hash,
-                  "committed_at": f"2026-01-01T00:00:00.{seq:06d}+00:00" if seq < 10**6 else
-                  f"2026-01-01T00:00:{seq // 10**6:02d}.{seq % 10**6:06d}+00:00"}
+                  "committed_at": _committed_at(seq)}
         (folder / f"{seq:06d}.json").write_text(json.dumps(record, sort_keys=True))
         seq += 1
     return seq
+
+
+def _committed_at(seq: int) -> str:
+    return f"2026-01-01T00:00:{seq // 10**6:02d}.{seq % 10**6:06d}+00:00"
 
 
 def write_index(out: Path, history: int, engine_hash: str):
@@ -92,7 +95,8 @@ def write_index(out: Path, history: int, engine_hash: str):
     table = pa.table({"doc_id": ids, "content_hash": [f"etag:{i:032x}" for i in range(history)],
                       "engine_config_hash": [engine_hash] * history, "ok": [True] * history,
                       "run_id": ["history"] * history,
-                      "seq": pa.array([i // DOCS_PER_RECORD for i in range(history)], pa.int64())},
+                      "seq": pa.array([i // DOCS_PER_RECORD for i in range(history)], pa.int64()),
+                      "committed_at": [_committed_at(i // DOCS_PER_RECORD) for i in range(history)]},
                      schema=INDEX_SCHEMA)
     return fold_table(Output.open(str(out)), None, table, 1_000_000)
 

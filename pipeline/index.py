@@ -31,7 +31,8 @@ from pipeline.output import Output, read_ledger
 
 INDEX_SCHEMA = pa.schema([("doc_id", pa.string()), ("content_hash", pa.string()),
                           ("engine_config_hash", pa.string()), ("ok", pa.bool_()), ("run_id", pa.string()),
-                          ("seq", pa.int64())])
+                          ("seq", pa.int64()), ("committed_at", pa.string())])
+# committed_at orders commits for readers (read_committed); files written before it had it read it as null.
 KEY = ["doc_id", "content_hash", "engine_config_hash"]
 _HEX = np.full(256, 0, dtype=np.uint64)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -78,6 +79,7 @@ def records_table(records: list[dict[str, Any]]) -> pa.Table:
             cols["ok"].append(bool(doc.get("ok", True)))
             cols["run_id"].append(rec["run_id"])
             cols["seq"].append(int(rec["seq"]))
+            cols["committed_at"].append(rec["committed_at"])
     return pa.table(cols, schema=INDEX_SCHEMA)
 
 
@@ -88,7 +90,8 @@ def latest_per_key(table: pa.Table, keys: list[str] = KEY) -> pa.Table:
     ordinal = pa.array(np.arange(table.num_rows, dtype=np.int64))
     last = table.select(keys).append_column("_i", ordinal).group_by(keys, use_threads=False).aggregate(
         [("_i", "max")])
-    return table.take(last["_i_max"]).sort_by("doc_id")
+    # taken in their original order, so rows of one doc_id stay oldest first (the sort is stable)
+    return table.take(np.sort(last["_i_max"].to_numpy())).sort_by("doc_id")
 
 
 def load_index(out: Output) -> IndexState | None:
@@ -149,3 +152,42 @@ def pending_records(out: Output, state: IndexState | None) -> list[dict[str, Any
         return read_ledger(out)
     records = [r for run in open_runs(out) for r in run_records(out, run, state.watermark.get(run, -1))]
     return sorted(records, key=lambda r: (r["committed_at"], r["run_id"], r["seq"]))
+
+
+def committed_table(out: Output, ledger: list[str]) -> pa.Table:
+    """Every committed document (INDEX_SCHEMA): the index plus the ledger records it does not hold,
+    oldest commit first by (committed_at, run_id, seq) as read_ledger orders records (index rows written
+    without committed_at first). `ledger` is a listing of the ledger: a record above its run's watermark
+    is read whether or not its run is open, so a reader also sees commits made without the open marker."""
+    state = load_index(out)
+    tables = [read_bucket(out, state, b) for b in sorted(state.files)] if state else []
+    watermark = state.watermark if state else {}
+    records = [json.loads(out.fs.cat_file(p)) for p in ledger
+               if int(p.rsplit("/", 1)[1][:-5]) > watermark.get(p.rsplit("/", 2)[-2], -1)]
+    table = pa.concat_tables([*tables, records_table(records)])
+    table = table.set_column(table.schema.get_field_index("committed_at"), "committed_at",
+                             pc.fill_null(table["committed_at"], ""))
+    return table.take(pc.sort_indices(table, [("committed_at", "ascending"), ("run_id", "ascending"),
+                                              ("seq", "ascending")]))
+
+
+def committed_parts(out: Output, latest_only: bool) -> list[tuple[str, pa.Array | None]]:
+    """The part files a reader needs, oldest commit first, each with the doc_ids to keep from it (None:
+    all): one listing of the ledger, the index, and only the records the index does not hold. latest_only
+    keeps each (doc_id, engine config)'s newest commit; otherwise every ledgered part."""
+    ledger = out.glob("_ledger/*/*.json")
+    committed = committed_table(out, ledger)
+    part_keys = ["committed_at", "run_id", "seq"]
+    if latest_only:
+        latest = latest_per_key(committed, ["doc_id", "engine_config_hash"])
+        parts = latest.group_by(part_keys, use_threads=False).aggregate([("doc_id", "list")])
+        parts = parts.sort_by([(k, "ascending") for k in part_keys])
+        return [(out.part_path(run, seq), pa.array(ids, pa.string())) for run, seq, ids in
+                zip(parts["run_id"].to_pylist(), parts["seq"].to_pylist(), parts["doc_id_list"].to_pylist(),
+                    strict=True)]
+    known = committed.group_by(["run_id", "seq"], use_threads=False).aggregate([("committed_at", "max")])
+    when = dict(zip(zip(known["run_id"].to_pylist(), known["seq"].to_pylist(), strict=True),
+                    known["committed_at_max"].to_pylist(), strict=True))
+    names = [p.rsplit("/", 2)[-2:] for p in ledger]
+    ledgered = sorted((when.get((run, int(name[:-5])), ""), run, int(name[:-5])) for run, name in names)
+    return [(out.part_path(run, seq), None) for _, run, seq in ledgered]

@@ -21,6 +21,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import StorageConfig
@@ -173,31 +174,21 @@ def _mtime(info: dict[str, Any]) -> float:
     return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
-def _latest_version(records: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, int]]:
-    """(doc_id, engine_config_hash) -> (run_id, seq) of its newest commit: a changed or retried document
-    replaces its older rows."""
-    latest: dict[tuple[str, str], tuple[str, int]] = {}
-    for rec in records:  # oldest first, so later commits win
-        for doc in rec["documents"]:
-            latest[(doc["doc_id"], rec["engine_config_hash"])] = (rec["run_id"], rec["seq"])
-    return latest
-
-
 def read_committed(output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None,
                    latest_only: bool = True) -> pa.Table:
-    """Committed page rows. latest_only: each document's newest commit per engine config (every page once);
-    False: every committed row of every run (what was paid for, superseded versions included)."""
+    """Committed page rows, oldest commit first. latest_only: each document's newest commit per engine
+    config (every page once); False: every committed row of every run (what was paid for, superseded
+    versions included). Which parts and rows come from the index plus pending records (pipeline/index.py),
+    so a reader does not read every ledger record ever written; it reads the parts it returns."""
+    from pipeline.index import committed_parts  # the index module imports this one
+
     out = Output.open(output_uri, storage_options)
-    records = read_ledger(out)
-    latest = _latest_version(records)
     tables = []
-    for rec in records:
+    for path, doc_ids in committed_parts(out, latest_only):
         # Parts written before a schema change lack its new columns: conform fills them.
-        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(out.path(rec["file"])))))
-        if latest_only:
-            keep = [latest[(d, rec["engine_config_hash"])] == (rec["run_id"], rec["seq"])
-                    for d in table.column("doc_id").to_pylist()]
-            table = table.filter(pa.array(keep, type=pa.bool_()))
+        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(path))))
+        if doc_ids is not None:
+            table = table.filter(pc.is_in(table["doc_id"], value_set=doc_ids))
         tables.append(table)
     return pa.concat_tables(tables) if tables else PAGES_SCHEMA.empty_table()
 

@@ -5,9 +5,9 @@ doc_id ranges.
    to local Parquet files, one per doc_id range ("bucket"), a chunk of `spill_rows` at a time.
 2. Bucket by bucket: the input rows of the range, minus the committed keys of the same range (the index
    bucket that covers it plus pending ledger records), give that range's to-do rows.
-3. The to-do rows are written to local Parquet files sized as Ray Data blocks; the pipeline reads them
-   with `ray.data.read_parquet("local://...")` on the driver's node. The driver never holds more than one
-   spill chunk or one bucket.
+3. The to-do rows are written to one local Parquet file per range; todo_blocks re-cuts them into Ray Data
+   blocks as the pipeline puts them into the object store. The driver never holds more than one spill
+   chunk, one bucket or one block.
 
 Why a merge in ranges and not a Ray Data join: doc_id is a uniform hash, so fixed ranges are balanced
 without sampling; the committed side is already range-partitioned (the index), so one index file serves
@@ -59,7 +59,8 @@ class Plan:
     first_seq: int = 0
     pending_records: int = 0  # ledger records planning read beside the index
     index_gen: int = 0  # 0: no index yet
-    todo_files: list[str] = field(default_factory=list)  # local Parquet files, DOC_SCHEMA
+    todo_files: list[str] = field(default_factory=list)  # local Parquet files, DOC_SCHEMA, one per doc_id range
+    rows_per_block: int = 1  # Ray Data block size of the hand-off (todo_blocks)
     scratch: str = ""
 
     def estimated_pages(self, bytes_per_page: int) -> int:
@@ -175,7 +176,8 @@ def _merge(cfg: PipelineConfig, out: Output, state: IndexState | None, spill: Bu
             per_bucket.append(os.path.join(spill.folder, f"todo-{b:05d}.parquet"))
             pq.write_table(todo, per_bucket[-1])
     plan.skipped = plan.listed - plan.todo
-    plan.todo_files = _block_files(per_bucket, plan.todo, spill.folder)
+    plan.todo_files = per_bucket
+    plan.rows_per_block = max(1, math.ceil(plan.todo / MAX_BLOCKS))
 
 
 def todo_rows(listed: pa.Table, committed: pa.Table, retry_failed: bool) -> pa.Table:
@@ -190,27 +192,20 @@ def todo_rows(listed: pa.Table, committed: pa.Table, retry_failed: bool) -> pa.T
     return listed.join(keys, keys=["doc_id", "content_hash"], join_type="left anti").sort_by("doc_id")
 
 
-def _block_files(per_bucket: list[str], todo: int, folder: str) -> list[str]:
-    """Re-cut the to-do rows into files of one Ray Data block each (at most MAX_BLOCKS files)."""
-    rows_per_file = max(1, math.ceil(todo / MAX_BLOCKS))
-    files: list[str] = []
+def todo_blocks(plan: Plan) -> Iterator[pa.Table]:
+    """The to-do rows in blocks of plan.rows_per_block (at most MAX_BLOCKS blocks), read from the range
+    files one at a time. Cut here rather than written as one file per block: thousands of tiny Parquet
+    writes and reads were most of the driver's planning time."""
     buffer: list[pa.Table] = []
-    buffered = 0
-
-    def emit(table: pa.Table) -> None:
-        files.append(os.path.join(folder, f"block-{len(files):06d}.parquet"))
-        pq.write_table(table, files[-1])
-
-    for path in per_bucket:
-        buffer.append(pq.read_table(path))
+    buffered, size = 0, plan.rows_per_block
+    for path in plan.todo_files:
+        buffer.append(pq.read_table(path, schema=DOC_SCHEMA))
         buffered += buffer[-1].num_rows
-        os.remove(path)
-        if buffered >= rows_per_file:
+        if buffered >= size:
             table = pa.concat_tables(buffer)
-            whole = (table.num_rows // rows_per_file) * rows_per_file
-            for start in range(0, whole, rows_per_file):
-                emit(table.slice(start, rows_per_file))
+            whole = (table.num_rows // size) * size
+            for start in range(0, whole, size):
+                yield table.slice(start, size)
             buffer, buffered = [table.slice(whole)], table.num_rows - whole
     if buffered:
-        emit(pa.concat_tables(buffer))
-    return files
+        yield pa.concat_tables(buffer)

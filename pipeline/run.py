@@ -21,9 +21,8 @@ from pipeline.compaction import compact
 from pipeline.config import PipelineConfig
 from pipeline.console import ConsoleProgress, configure_ray_data
 from pipeline.index import mark_open
-from pipeline.listing import DOC_SCHEMA
 from pipeline.output import Output, write_summary
-from pipeline.plan import MAX_BLOCKS, Plan, plan_run
+from pipeline.plan import MAX_BLOCKS, Plan, plan_run, todo_blocks
 from pipeline.pricing import load_pricing
 from pipeline.redact import describe_error
 from pipeline.rows import RunStamp
@@ -108,14 +107,14 @@ ACTOR_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def todo_dataset(todo: Plan | list[DocRef]):  # -> ray.data.Dataset
-    """The documents to process as a dataset. A plan's block files are put into the object store one at
-    a time (spilled to disk past its size): the driver holds only their references, and any node can read
-    them (the files are on the driver's local disk). Ray Data's `local://` reads did the same, but took
+    """The documents to process as a dataset. A plan's blocks (todo_blocks: cut from its range files) are
+    put into the object store one at a time (spilled to disk past its size): the driver holds only their
+    references, and any node can read them (the files are on the driver's local disk). Ray Data's `local://` reads did the same, but took
     minutes to schedule on a loaded machine and are deprecated."""
     import ray
 
     if isinstance(todo, Plan):
-        refs = [ray.put(pq.read_table(f, schema=DOC_SCHEMA)) for f in todo.todo_files]
+        refs = [ray.put(block) for block in todo_blocks(todo)]
         return ray.data.from_arrow_refs(refs)
     return ray.data.from_items([asdict(d) for d in todo], override_num_blocks=max(1, min(len(todo), MAX_BLOCKS)))
 

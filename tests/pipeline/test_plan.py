@@ -247,3 +247,21 @@ def test_inventory_rows_name_and_hash_objects_as_a_listing_does(info):
     if "LastModified" in listed:
         listed["LastModified"] = datetime.fromisoformat(listed["LastModified"].replace("Z", "+00:00"))
     assert rows["content_hash"].to_pylist() == [content_hash_of(listed)]
+
+
+def test_todo_blocks_recut_the_range_files_into_equal_blocks(tmp_path):
+    from pipeline.listing import DOC_SCHEMA
+    from pipeline.plan import Plan, todo_blocks
+
+    files = []
+    for b, n in enumerate([5, 0, 12, 3]):  # range files of uneven sizes
+        rows = [{"doc_id": f"{b:02d}{i:014x}", "uri": f"u{b}-{i}", "source_uri": f"u{b}-{i}", "size_bytes": i,
+                 "content_hash": "c", "error": ""} for i in range(n)]
+        files.append(str(tmp_path / f"todo-{b}.parquet"))
+        pq.write_table(pa.Table.from_pylist(rows, schema=DOC_SCHEMA), files[-1])
+    plan = Plan(todo=20, todo_files=files, rows_per_block=4)
+    blocks = list(todo_blocks(plan))
+    assert [b.num_rows for b in blocks] == [4, 4, 4, 4, 4]
+    ids = [d for b in blocks for d in b["doc_id"].to_pylist()]
+    assert ids == [d for f in files for d in pq.read_table(f)["doc_id"].to_pylist()]  # same rows, same order
+    assert [b.num_rows for b in todo_blocks(Plan(todo=20, todo_files=files, rows_per_block=7))] == [7, 7, 6]
