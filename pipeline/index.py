@@ -104,13 +104,16 @@ def load_index(out: Output) -> IndexState | None:
                       dict(data["watermark"]), data["rows"], {int(b): n for b, n in data["counts"].items()})
 
 
-def read_bucket(out: Output, state: IndexState | None, bucket: int, engine_config_hash: str | None = None) -> pa.Table:
+def read_bucket(out: Output, state: IndexState | None, bucket: int, engine_config_hash: str | None = None,
+                columns: list[str] | None = None) -> pa.Table:
+    """One index range; only the rows of engine_config_hash and only `columns` when given (both applied while
+    reading: planning reads ranges of millions of rows and needs three of the columns)."""
     if state is None or bucket not in state.files:
-        return INDEX_SCHEMA.empty_table()
-    table = pq.read_table(io.BytesIO(out.fs.cat_file(out.path(state.files[bucket]))), schema=INDEX_SCHEMA)
-    if engine_config_hash is not None:
-        table = table.filter(pc.equal(table["engine_config_hash"], engine_config_hash))
-    return table
+        table = INDEX_SCHEMA.empty_table()
+        return table.select(columns) if columns is not None else table
+    filters = [("engine_config_hash", "==", engine_config_hash)] if engine_config_hash is not None else None
+    return pq.read_table(io.BytesIO(out.fs.cat_file(out.path(state.files[bucket]))), schema=INDEX_SCHEMA,
+                         columns=columns, filters=filters)
 
 
 def _open_dir(out: Output) -> str:

@@ -47,6 +47,7 @@ from pipeline.listing import DOC_SCHEMA, iter_documents, refs_table
 from pipeline.output import Output, clean_run_orphans
 
 log = logging.getLogger("pipeline")
+PLAN_COLUMNS = ["doc_id", "content_hash", "ok"]  # what the merge reads of the committed side
 MAX_BLOCKS = 10_000  # Ray Data blocks of the to-do set: one document each for small runs, as before
 
 
@@ -155,7 +156,7 @@ def plan_run(cfg: PipelineConfig, out: Output, engine_config_hash: str, read_onl
 def _merge(cfg: PipelineConfig, out: Output, state: IndexState | None, spill: BucketSpill, nonempty: list[int],
            pending: list[dict], engine_config_hash: str, plan: Plan) -> None:
     tail = records_table(pending)
-    tail = tail.filter(pc.equal(tail["engine_config_hash"], engine_config_hash))
+    tail = tail.filter(pc.equal(tail["engine_config_hash"], engine_config_hash)).select(PLAN_COLUMNS)
     tail_bucket = bucket_ids(tail["doc_id"], spill.buckets)
     index_buckets = state.buckets if state else 1
     cached: tuple[int, pa.Table, np.ndarray] | None = None
@@ -163,7 +164,7 @@ def _merge(cfg: PipelineConfig, out: Output, state: IndexState | None, spill: Bu
     for b in nonempty:
         j = b * index_buckets // spill.buckets
         if cached is None or cached[0] != j:
-            rows = read_bucket(out, state, j, engine_config_hash)
+            rows = read_bucket(out, state, j, engine_config_hash, PLAN_COLUMNS)
             cached = (j, rows, bucket_ids(rows["doc_id"], spill.buckets))
         _, rows, sub = cached
         committed = pa.concat_tables([rows.filter(pa.array(sub == b)), tail.filter(pa.array(tail_bucket == b))])
