@@ -22,6 +22,10 @@ def _tiny_model() -> str:
 
 # Small max_new_tokens keeps CPU runs short: the pipeline's behaviour does not depend on text length.
 ENGINE_OVERRIDES = {"model": _tiny_model(), "mode": "tiny", "max_new_tokens": 8}
+# One OCR attempt per page. The tiny random model always ends at the token cap or in a loop, so the page
+# policy's default unpruned retry would double the OCR work of every pipeline test that is not about the
+# policy (test_page_policy.py and test_e2e_recovery.py keep the default). The text-layer fallback stays on.
+PAGE_POLICY_ONE_ATTEMPT = {"greedy_retry": False}
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,9 @@ TEST_DEFAULTS: dict[str, Any] = {
         "ocr_sub_batch_size": 4,
     },
     "render": {"timeout_s": 4.0},
+    # One OCR attempt per page: the tiny random model always ends at the token cap or in a loop, so the
+    # default unpruned retry would double the OCR work; retries are tests/pipeline/test_page_policy.py's subject.
+    "page_policy": {"greedy_retry": False},
     "commit_documents": 2,
     "node_sample_interval_s": 1.0,
 }
