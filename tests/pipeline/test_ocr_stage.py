@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from pipeline.config import PagePolicy, RenderConfig
@@ -47,7 +49,13 @@ class Faulty:
         return self._engine.ocr(images)
 
 
-def _rows(heights_pt=(842, 842, 600)):
+def _rows() -> list[dict]:
+    """Fresh row dicts (a test may replace or edit them) over pages rendered once per module."""
+    return [dict(r) for r in _rendered_rows()]
+
+
+@functools.cache
+def _rendered_rows(heights_pt=(842, 842, 600)) -> tuple[dict, ...]:
     stamp = RunStamp("r", "configured-model", "tiny", "rtprune", "h")
     doc = {"doc_id": "d", "source_uri": "s3://b/d.pdf", "content_hash": "c"}
     rows = []
@@ -61,7 +69,7 @@ def _rows(heights_pt=(842, 842, 600)):
         rows.append(new_row(stamp, doc, i, len(heights_pt)) | {
             "image": page.data, "width_px": page.width_px, "height_px": page.height_px, "page_format": "png",
             "render_s": 0.1})
-    return rows
+    return tuple(rows)
 
 
 def test_pages_get_text_and_usage_from_the_engine(engine):
