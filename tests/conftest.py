@@ -1,6 +1,9 @@
-"""Shared tiny-random backends: building one costs seconds, so tests that only read it share it."""
+"""Shared tiny-random backends and one local Ray: building either costs seconds, so tests that only use
+them share them."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -33,3 +36,16 @@ def tiny_v1():
     from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
 
     return DeepseekOcrV1Backend.tiny_random(mode="gundam", seed=0)
+
+
+@pytest.fixture(scope="session")
+def session_ray():
+    """One local Ray with 8 logical CPUs and 2 logical GPUs for the whole session (a start costs seconds of
+    CPU on a small machine); workers import this checkout. Tests take it through the `local_ray` fixture
+    (tests/pipeline/pipeline_fixtures.py) or reliability's pipeline_harness.local_ray(). A pipeline run
+    leaves nothing behind in it: its actors end with the run."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}})
+    yield ray
+    ray.shutdown()

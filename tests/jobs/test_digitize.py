@@ -25,6 +25,7 @@ pytest.importorskip("rtprune.engines.hf")
 
 ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
+from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
 
 POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
          "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
@@ -32,7 +33,7 @@ POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:
     return PipelineConfig.model_validate({"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-                                          "engine": ENGINE, "pools": POOLS, **extra})
+                                          "engine": ENGINE, "pools": POOLS, "page_policy": ONE_ATTEMPT, **extra})
 
 
 def _write(tmp_path: Path, name: str, pages: int, seed: int = 0) -> None:
@@ -90,7 +91,7 @@ def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray,
     for i, (name, n) in enumerate(pages.items()):
         _write(tmp_path, name, n, seed=i)
     job = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "engine": ENGINE, "pools": POOLS,
-           "commit_documents": 1, "run_id": "crashed"}
+           "page_policy": ONE_ATTEMPT, "commit_documents": 1, "run_id": "crashed"}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, "-m", "jobs.digitize", "--config", str(tmp_path / "job.yaml")],

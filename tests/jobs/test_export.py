@@ -24,7 +24,7 @@ from pipeline.schema import PAGES_SCHEMA
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf")
 
-from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
+from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 from reliability.hostile_names import hostile_names  # noqa: E402
 from reliability.s3_server import MotoS3  # noqa: E402
 
@@ -45,7 +45,7 @@ def digitized(local_ray, tmp_path_factory) -> Path:
     (root / "in" / "broken.pdf").write_bytes(corrupt_pdf_bytes())
     cfg = PipelineConfig.model_validate({"input": str(root / "in"), "output": str(root / "out"),
                                          "engine": ENGINE_OVERRIDES, "pools": POOLS, "run_id": "run-1",
-                                         "commit_documents": 2})
+                                         "page_policy": PAGE_POLICY_ONE_ATTEMPT, "commit_documents": 2})
     summary = run_pipeline(cfg)
     assert (summary.pages_ok, summary.pages_failed) == (6, 1)
     return root / "out"

@@ -1,9 +1,8 @@
-"""Shared fixtures: a module-scoped local Ray with logical GPUs, and a real S3-compatible server (moto)
+"""Shared fixtures: the local Ray with logical GPUs, and a real S3-compatible server (moto)
 on loopback."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 
@@ -22,18 +21,19 @@ def _tiny_model() -> str:
 
 # Small max_new_tokens keeps CPU runs short: the pipeline's behaviour does not depend on text length.
 ENGINE_OVERRIDES = {"model": _tiny_model(), "mode": "tiny", "max_new_tokens": 8}
+# One OCR attempt per page. The tiny random model always ends at the token cap or in a loop, so the page
+# policy's default unpruned retry would double the OCR work of every pipeline test that is not about the
+# policy (test_page_policy.py and test_e2e_recovery.py keep the default). The text-layer fallback stays on.
+PAGE_POLICY_ONE_ATTEMPT = {"greedy_retry": False}
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}})
+def local_ray(session_ray):
+    """The session's local Ray (8 logical CPUs, 2 logical GPUs; tests/conftest.py), progress bars off."""
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    return session_ray
 
 
 @dataclass(frozen=True)

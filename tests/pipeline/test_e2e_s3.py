@@ -22,7 +22,7 @@ from pipeline.schema import PAGES_SCHEMA
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf")
 
-from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
+from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 
 HEALTHY = {"reports/a.pdf": 1, "reports/b.pdf": 2, "reports/deep/c.pdf": 3}
 BROKEN = {"reports/corrupt.pdf": (corrupt_pdf_bytes(), "cannot open PDF"),
@@ -44,6 +44,7 @@ def run_result(local_ray, s3_server):
         "storage": {"endpoint_url": s3_server.endpoint_url, "key": s3_server.key, "secret": s3_server.secret,
                     "region": "us-east-1"},
         "render": {"max_bytes": 300_000}, "engine": ENGINE_OVERRIDES, "commit_documents": 3,
+        "page_policy": PAGE_POLICY_ONE_ATTEMPT,
         "pools": {"render_actors": 2, "render_num_cpus": 0.5, "ocr_max_actors": 1, "ocr_num_gpus": 1,
                   "ocr_num_cpus": 0.5, "ocr_batch_size": 4, "ocr_sub_batch_size": 2},
     })

@@ -31,6 +31,9 @@ TEST_DEFAULTS: dict[str, Any] = {
         "ocr_sub_batch_size": 4,
     },
     "render": {"timeout_s": 4.0},
+    # One OCR attempt per page: the tiny random model always ends at the token cap or in a loop, so the
+    # default unpruned retry would double the OCR work; retries are tests/pipeline/test_page_policy.py's subject.
+    "page_policy": {"greedy_retry": False},
     "commit_documents": 2,
     "node_sample_interval_s": 1.0,
 }
@@ -60,10 +63,17 @@ def pipeline_config(input_uri: str, output_uri: str, **sections: Any) -> Any:
 
 @contextlib.contextmanager
 def local_ray(num_cpus: int = 8, num_gpus: int = 2) -> Iterator[Any]:
-    """Local Ray with logical CPUs/GPUs; workers import this checkout."""
+    """Local Ray with logical CPUs/GPUs; workers import this checkout. The session's shared local Ray
+    (tests/conftest.py) is used when it is up: it has the same resources and outlives the block."""
     import ray
     from ray.data import DataContext
 
+    if ray.is_initialized():
+        got = ray.cluster_resources()
+        assert (got.get("CPU"), got.get("GPU")) == (num_cpus, num_gpus), f"a local Ray with other resources: {got}"
+        DataContext.get_current().enable_progress_bars = False
+        yield ray
+        return
     ray.init(
         address="local",
         num_cpus=num_cpus,
