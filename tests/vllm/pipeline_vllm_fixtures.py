@@ -91,6 +91,17 @@ def marked_processes(marker: str) -> list[Any]:
     return found
 
 
+def cmdline(proc) -> str:
+    """A process's command line, "" once it cannot be read (it ended, or is a zombie not yet reaped: a
+    child of the test process that exited earlier is one until the test process waits for it)."""
+    import psutil
+
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def outliving_processes(marker: str, grace_s: float) -> list[str]:
     """Processes with the marker still alive after grace_s, as "pid cmdline"; killed once listed."""
     import psutil

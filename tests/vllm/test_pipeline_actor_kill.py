@@ -14,6 +14,7 @@ import psutil
 import pytest
 from pipeline_vllm_fixtures import (
     FIXTURE,
+    cmdline,
     engine_section,
     local_ray,
     marked_processes,
@@ -81,7 +82,7 @@ def killed_run(request, tmp_path_factory):
         if request.param == "actor":
             os.kill(victim, signal.SIGKILL)
         else:  # vLLM's engine core: the actor's child named VLLM::EngineCore
-            (core,) = [p for p in engine_procs if "EngineCore" in " ".join(p.cmdline())]
+            (core,) = [p for p in engine_procs if "EngineCore" in cmdline(p)]
             core.kill()
         while run.is_alive() and not report.get("replacement"):  # the restarted actor: same actor, new process
             report["replacement"] = next((p for p in ocr_actor_pids() if p != victim), None)

@@ -10,7 +10,7 @@ import os
 
 import pytest
 from PIL import Image
-from pipeline_vllm_fixtures import FIXTURE, VLLM_CPU_ENV, engine_section, model_dir, pools_section  # noqa: E402
+from pipeline_vllm_fixtures import FIXTURE, VLLM_CPU_ENV, cmdline, engine_section, model_dir, pools_section  # noqa: E402
 
 from pipeline.config import PoolConfig
 from pipeline.cost_sharing import PHASES
@@ -182,8 +182,8 @@ def test_when_the_engine_dies_its_pages_fail_as_a_whole_not_as_error_rows(stage)
 
     engine, meter, fatal = stage._engine, EngineMeter(8), engine_dead_errors()
     procs = psutil.Process().children(recursive=True)
-    (core,) = [p for p in procs if "EngineCore" in " ".join(p.cmdline())]
-    vllm_procs = [p for p in procs if "VLLM" in " ".join(p.cmdline())]
+    (core,) = [p for p in procs if "EngineCore" in cmdline(p)]
+    vllm_procs = [p for p in procs if "VLLM" in cmdline(p)]
 
     class Long:  # the same engine, pages forced to 200 tokens: still running when the core is killed
         def __init__(self) -> None:
