@@ -312,6 +312,14 @@ class VllmEngine:
             # and prints a traceback. Done once is enough.
             llm.shutdown = lambda *_a, **_k: None
         self._thread.stop()
+        if llm is not None:
+            # vLLM closes its client's sockets on the loop thread, which may already have stopped (after an
+            # engine death it always has): a ZMQ context with open sockets blocks forever in the garbage
+            # collector's term(). With the loop stopped, closing them here is safe.
+            ctx = getattr(getattr(llm, "engine_core", None), "ctx", None)
+            if ctx is not None and not ctx.closed:
+                with contextlib.suppress(Exception):
+                    ctx.destroy(linger=0)
 
     def __enter__(self) -> VllmEngine:
         return self
