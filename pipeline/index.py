@@ -137,15 +137,23 @@ def open_since(out: Output, run_id: str) -> datetime:
     return datetime.fromisoformat(out.fs.cat_file(out.path("_index", "open", run_id)).decode())
 
 
+def record_seq(path: str) -> int:
+    """The seq of a ledger record from its path (`_ledger/<run>/<seq>.json`)."""
+    return int(path.rsplit("/", 1)[1][:-5])
+
+
+def read_records(out: Output, paths: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(out.fs.cat_file(p)) for p in paths]
+
+
 def run_records(out: Output, run_id: str, after_seq: int = -1) -> list[dict[str, Any]]:
     """One run's ledger records with seq > after_seq: one listing, one read per new record."""
-    paths = [p for p in out.glob(f"_ledger/{run_id}/*.json") if int(p.rsplit("/", 1)[1][:-5]) > after_seq]
-    return [json.loads(out.fs.cat_file(p)) for p in paths]
+    return read_records(out, [p for p in out.glob(f"_ledger/{run_id}/*.json") if record_seq(p) > after_seq])
 
 
 def last_seq(out: Output, run_id: str) -> int:
     """Highest committed seq of a run (-1 if none): a resumed run_id continues after it."""
-    return max((int(p.rsplit("/", 1)[1][:-5]) for p in out.glob(f"_ledger/{run_id}/*.json")), default=-1)
+    return max((record_seq(p) for p in out.glob(f"_ledger/{run_id}/*.json")), default=-1)
 
 
 def pending_records(out: Output, state: IndexState | None) -> list[dict[str, Any]]:
@@ -165,8 +173,7 @@ def committed_table(out: Output, ledger: list[str]) -> pa.Table:
     state = load_index(out)
     tables = [read_bucket(out, state, b) for b in sorted(state.files)] if state else []
     watermark = state.watermark if state else {}
-    records = [json.loads(out.fs.cat_file(p)) for p in ledger
-               if int(p.rsplit("/", 1)[1][:-5]) > watermark.get(p.rsplit("/", 2)[-2], -1)]
+    records = read_records(out, [p for p in ledger if record_seq(p) > watermark.get(p.rsplit("/", 2)[-2], -1)])
     table = pa.concat_tables([*tables, records_table(records)])
     table = table.set_column(table.schema.get_field_index("committed_at"), "committed_at",
                              pc.fill_null(table["committed_at"], ""))
