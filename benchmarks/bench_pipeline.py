@@ -1,10 +1,10 @@
 """Pipeline throughput, side by side in one run on this machine:
 
-  1. render: RenderStage (isolated child, PNG, rows) vs a plain PyMuPDF loop over the same documents;
-  2. OCR: the whole Ray pipeline (list -> render actors -> OCR actor -> commit) vs a bare loop calling
-     the same engine on the same pages (pre-rendered, cost-sorted batches of the same size).
+1. render: RenderStage (isolated child, PNG, rows) vs a plain PyMuPDF loop over the same documents;
+2. OCR: the whole Ray pipeline (list -> render actors -> OCR actor -> commit) vs a bare loop calling
+   the same engine on the same pages (pre-rendered, cost-sorted batches of the same size).
 
-    PYTHONPATH=. python benchmarks/bench_pipeline.py [--docs 12 --pages 4 --max-new-tokens 8]
+  PYTHONPATH=. python benchmarks/bench_pipeline.py [--docs 12 --pages 4 --max-new-tokens 8]
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ def bench_pipeline(cfg) -> tuple[float, float, float]:
     committer = Committer(out, cfg.run_id, engine_config_hash(cfg.engine), load_pricing(), 1, 60.0, seq)
     arrivals: list[tuple[float, int, float]] = []  # (arrival time, rows, engine seconds of the batch)
     start = time.perf_counter()
-    for batch in build_dataset(cfg, todo, run_stamp(cfg)).iter_batches(batch_size=None, batch_format="pyarrow"):
+    for batch in build_dataset(cfg, todo, run_stamp(cfg)).iter_batches(
+        batch_size=None, batch_format="pyarrow"
+    ):
         committer.add(batch)
         engine_s = sum(sum(batch[c].to_pylist()) for c in ("encode_s", "prune_s", "prefill_s", "decode_s"))
         arrivals.append((time.perf_counter(), batch.num_rows, engine_s))
@@ -120,15 +122,25 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     blobs = _docs(tmp / "in", args.docs, args.pages)
-    cfg = PipelineConfig.model_validate({
-        "input": str(tmp / "in"), "output": str(tmp / "out"), "commit_documents": 1,
-        "engine": {"model": args.model, "mode": args.mode, "max_new_tokens": args.max_new_tokens},
-        # One attempt per page on both sides: the random model's pages all end at the cap, and retries
-        # would double the pipeline's work next to the bare loop's.
-        "page_policy": {"retry_on": []},
-        "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_cpus": 0.5, "ocr_num_gpus": 1,
-                  "ocr_batch_size": args.batch * 2,
-                  "ocr_sub_batch_size": args.batch}})
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(tmp / "in"),
+            "output": str(tmp / "out"),
+            "commit_documents": 1,
+            "engine": {"model": args.model, "mode": args.mode, "max_new_tokens": args.max_new_tokens},
+            # One attempt per page on both sides: the random model's pages all end at the cap, and retries
+            # would double the pipeline's work next to the bare loop's.
+            "page_policy": {"retry_on": []},
+            "pools": {
+                "render_actors": 1,
+                "render_num_cpus": 0.5,
+                "ocr_num_cpus": 0.5,
+                "ocr_num_gpus": 1,
+                "ocr_batch_size": args.batch * 2,
+                "ocr_sub_batch_size": args.batch,
+            },
+        }
+    )
     plain_raw, raws = bench_plain_render(blobs, cfg.render.dpi, "raw")
     plain_render, pngs = bench_plain_render(blobs, cfg.render.dpi)
     stage_render = bench_render_stage(tmp / "in", cfg)
@@ -141,16 +153,30 @@ def main() -> None:
     bare2, bare2_gpu = bench_bare_ocr(pngs, cfg)
     bare = (bare1 + bare2) / 2
     n = len(pngs)
-    print(f"pages: {n} ({args.docs} docs x {args.pages}), model {args.model} mode {args.mode}, "
-          f"max_new_tokens {args.max_new_tokens}, batch {args.batch}")
-    print(f"render  plain loop, raw RGB  {plain_raw:8.2f} pages/s  {sum(map(len, raws)) / n / 1e6:.2f} MB/page")
-    print(f"render  plain loop, PNG      {plain_render:8.2f} pages/s  {sum(map(len, pngs)) / n / 1e6:.2f} MB/page")
-    print(f"render  RenderStage          {stage_render:8.2f} pages/s  ratio {stage_render / plain_render:.2f}")
-    print(f"ocr     bare engine loop     {bare:8.2f} pages/s  (runs before/after: {bare1:.2f}, {bare2:.2f}; "
-          f"engine s/page {bare1_gpu:.2f}, {bare2_gpu:.2f})")
-    print(f"ocr     pipeline, whole run  {whole:8.2f} pages/s  ratio {whole / bare:.2f}  (engine s/page {pipe_gpu:.2f})")
-    print(f"ocr     pipeline, steady     {steady:8.2f} pages/s  ratio {steady / bare:.2f} (target >= 0.90; "
-          "from the first OCR call)")
+    print(
+        f"pages: {n} ({args.docs} docs x {args.pages}), model {args.model} mode {args.mode}, "
+        f"max_new_tokens {args.max_new_tokens}, batch {args.batch}"
+    )
+    print(
+        f"render  plain loop, raw RGB  {plain_raw:8.2f} pages/s  {sum(map(len, raws)) / n / 1e6:.2f} MB/page"
+    )
+    print(
+        f"render  plain loop, PNG      {plain_render:8.2f} pages/s  {sum(map(len, pngs)) / n / 1e6:.2f} MB/page"
+    )
+    print(
+        f"render  RenderStage          {stage_render:8.2f} pages/s  ratio {stage_render / plain_render:.2f}"
+    )
+    print(
+        f"ocr     bare engine loop     {bare:8.2f} pages/s  (runs before/after: {bare1:.2f}, {bare2:.2f}; "
+        f"engine s/page {bare1_gpu:.2f}, {bare2_gpu:.2f})"
+    )
+    print(
+        f"ocr     pipeline, whole run  {whole:8.2f} pages/s  ratio {whole / bare:.2f}  (engine s/page {pipe_gpu:.2f})"
+    )
+    print(
+        f"ocr     pipeline, steady     {steady:8.2f} pages/s  ratio {steady / bare:.2f} (target >= 0.90; "
+        "from the first OCR call)"
+    )
 
 
 if __name__ == "__main__":

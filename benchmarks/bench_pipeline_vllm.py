@@ -24,8 +24,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = next((c for c in (b / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for b in (REPO.parent, REPO.parent.parent))
-                if (c / "model.safetensors").is_file()), REPO.parent / "shared" / "fixtures" / "deepseek-ocr-v1-tiny")
+FIXTURE = next(
+    (
+        c
+        for c in (
+            b / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for b in (REPO.parent, REPO.parent.parent)
+        )
+        if (c / "model.safetensors").is_file()
+    ),
+    REPO.parent / "shared" / "fixtures" / "deepseek-ocr-v1-tiny",
+)
 VLLM_CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "2"}
 
 
@@ -86,12 +94,15 @@ def bench_pipeline(cfg) -> tuple[float, float]:
     todo, _, seq = plan(cfg, out)
     committer = Committer(out, cfg.run_id, engine_config_hash(cfg.engine), load_pricing(), 1, 60.0, seq)
     times, pages, gpu_s = [], [], 0.0
-    for batch in build_dataset(cfg, todo, run_stamp(cfg)).iter_batches(batch_size=None, batch_format="pyarrow"):
+    for batch in build_dataset(cfg, todo, run_stamp(cfg)).iter_batches(
+        batch_size=None, batch_format="pyarrow"
+    ):
         committer.add(batch)
         times.append(time.perf_counter())
         pages.append(batch.num_rows)
         gpu_s += sum(batch["gpu_s"].to_pylist()) or sum(
-            sum(batch[c].to_pylist()) for c in ("encode_s", "prune_s", "prefill_s", "decode_s"))
+            sum(batch[c].to_pylist()) for c in ("encode_s", "prune_s", "prefill_s", "decode_s")
+        )
     committer.finish()
     return steady_rate(times, pages), gpu_s / sum(pages)
 
@@ -99,14 +110,31 @@ def bench_pipeline(cfg) -> tuple[float, float]:
 def config(tmp: Path, name: str, folder: Path, backend: str, args):
     from pipeline.config import PipelineConfig
 
-    return PipelineConfig.model_validate({
-        "input": str(tmp / "in"), "output": str(tmp / f"out-{name}"), "commit_documents": 1,
-        "engine": {"model": str(folder), "backend": backend, "mode": args.mode, "dtype": "float32",
-                   "device": "cpu", "max_new_tokens": args.max_new_tokens},
-        "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_cpus": 1, "ocr_num_gpus": 1,
-                  "ocr_batch_size": args.batch, "ocr_sub_batch_size": args.batch,
-                  "ocr_batches_in_flight": args.seqs // args.batch + 2,
-                  "ocr_vllm": {"kv_cache_gib": 1.0, "max_num_seqs": args.seqs, "enforce_eager": True}}})
+    return PipelineConfig.model_validate(
+        {
+            "input": str(tmp / "in"),
+            "output": str(tmp / f"out-{name}"),
+            "commit_documents": 1,
+            "engine": {
+                "model": str(folder),
+                "backend": backend,
+                "mode": args.mode,
+                "dtype": "float32",
+                "device": "cpu",
+                "max_new_tokens": args.max_new_tokens,
+            },
+            "pools": {
+                "render_actors": 1,
+                "render_num_cpus": 0.5,
+                "ocr_num_cpus": 1,
+                "ocr_num_gpus": 1,
+                "ocr_batch_size": args.batch,
+                "ocr_sub_batch_size": args.batch,
+                "ocr_batches_in_flight": args.seqs // args.batch + 2,
+                "ocr_vllm": {"kv_cache_gib": 1.0, "max_num_seqs": args.seqs, "enforce_eager": True},
+            },
+        }
+    )
 
 
 def main() -> None:
@@ -116,7 +144,9 @@ def main() -> None:
     parser.add_argument("--mode", default="tiny")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4, help="pages per Ray Data batch (hf: per engine call)")
-    parser.add_argument("--seqs", type=int, default=16, help="pages in one vLLM engine at once (max_num_seqs)")
+    parser.add_argument(
+        "--seqs", type=int, default=16, help="pages in one vLLM engine at once (max_num_seqs)"
+    )
     args = parser.parse_args()
     for key, value in VLLM_CPU_ENV.items():
         os.environ.setdefault(key, value)
@@ -136,8 +166,14 @@ def main() -> None:
     images = rendered_pages(blobs, vllm_cfg.render.dpi)
 
     bare1, bare1_s = bench_bare_vllm(images, vllm_cfg)
-    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV}})
+    ray.init(
+        address="local",
+        num_cpus=4,
+        num_gpus=1,
+        include_dashboard=False,
+        logging_level="WARNING",
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV}},
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
     pipe_vllm, pipe_vllm_s = bench_pipeline(vllm_cfg)
     pipe_hf, pipe_hf_s = bench_pipeline(hf_cfg)
@@ -146,14 +182,22 @@ def main() -> None:
     bare2, bare2_s = bench_bare_vllm(images, vllm_cfg)
     bare = (bare1 + bare2) / 2
 
-    print(f"pages: {len(images)} ({args.docs} docs x {args.pages}), fixture v1 mode {args.mode}, fp32, "
-          f"max_new_tokens {args.max_new_tokens}, batch {args.batch}, max_num_seqs {args.seqs}")
-    print(f"bare vLLM engine loop     {bare:7.2f} pages/s  (before/after: {bare1:.2f}, {bare2:.2f}; "
-          f"engine busy s/page {bare1_s:.3f}, {bare2_s:.3f})")
-    print(f"pipeline, vLLM engine     {pipe_vllm:7.2f} pages/s  ratio to bare {pipe_vllm / bare:.2f} "
-          f"(goal >= 0.90; engine s/page {pipe_vllm_s:.3f})")
-    print(f"pipeline, hf engine       {pipe_hf:7.2f} pages/s  vLLM pipeline / hf pipeline {pipe_vllm / pipe_hf:.2f} "
-          f"(engine s/page {pipe_hf_s:.3f})")
+    print(
+        f"pages: {len(images)} ({args.docs} docs x {args.pages}), fixture v1 mode {args.mode}, fp32, "
+        f"max_new_tokens {args.max_new_tokens}, batch {args.batch}, max_num_seqs {args.seqs}"
+    )
+    print(
+        f"bare vLLM engine loop     {bare:7.2f} pages/s  (before/after: {bare1:.2f}, {bare2:.2f}; "
+        f"engine busy s/page {bare1_s:.3f}, {bare2_s:.3f})"
+    )
+    print(
+        f"pipeline, vLLM engine     {pipe_vllm:7.2f} pages/s  ratio to bare {pipe_vllm / bare:.2f} "
+        f"(goal >= 0.90; engine s/page {pipe_vllm_s:.3f})"
+    )
+    print(
+        f"pipeline, hf engine       {pipe_hf:7.2f} pages/s  vLLM pipeline / hf pipeline {pipe_vllm / pipe_hf:.2f} "
+        f"(engine s/page {pipe_hf_s:.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -49,16 +49,26 @@ def write_inventory(folder: Path, n: int, history: int) -> Path:
     files = []
     for start in range(0, n, PER_FILE):
         idx = range(start, min(n, start + PER_FILE))
-        table = pa.table({"Bucket": pa.array([BUCKET] * len(idx)), "Key": [_key(i) for i in idx],
-                          "Size": pa.array([200_000 + i % 1000 for i in idx], pa.int64()),
-                          "LastModifiedDate": pa.array(["2026-01-01T00:00:00.000Z"] * len(idx)),
-                          "ETag": [_etag(i, history) for i in idx]})
+        table = pa.table(
+            {
+                "Bucket": pa.array([BUCKET] * len(idx)),
+                "Key": [_key(i) for i in idx],
+                "Size": pa.array([200_000 + i % 1000 for i in idx], pa.int64()),
+                "LastModifiedDate": pa.array(["2026-01-01T00:00:00.000Z"] * len(idx)),
+                "ETag": [_etag(i, history) for i in idx],
+            }
+        )
         name = f"data/part-{start // PER_FILE:05d}.csv.gz"
         with gzip.open(folder / name, "wb", compresslevel=1) as f:
             pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
         files.append({"key": name, "size": (folder / name).stat().st_size})
-    manifest = {"sourceBucket": BUCKET, "destinationBucket": "arn:aws:s3:::inventory", "fileFormat": "CSV",
-                "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag", "files": files}
+    manifest = {
+        "sourceBucket": BUCKET,
+        "destinationBucket": "arn:aws:s3:::inventory",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+        "files": files,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder / "manifest.json"
 
@@ -70,12 +80,24 @@ def write_ledger(out: Path, history: int, engine_hash: str) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     seq = 0
     for start in range(0, history, DOCS_PER_RECORD):
-        docs = [{"doc_id": hashlib.sha256(f"s3://{BUCKET}/{_key(i)}".encode()).hexdigest()[:16],
-                 "content_hash": f"etag:{i:032x}", "source_uri": f"s3://{BUCKET}/{_key(i)}", "ok": True}
-                for i in range(start, min(history, start + DOCS_PER_RECORD))]
-        record = {"run_id": "history", "seq": seq, "file": f"pages/history/part-{seq:06d}.parquet",
-                  "rows": len(docs), "documents": docs, "engine_config_hash": engine_hash,
-                  "committed_at": _committed_at(seq)}
+        docs = [
+            {
+                "doc_id": hashlib.sha256(f"s3://{BUCKET}/{_key(i)}".encode()).hexdigest()[:16],
+                "content_hash": f"etag:{i:032x}",
+                "source_uri": f"s3://{BUCKET}/{_key(i)}",
+                "ok": True,
+            }
+            for i in range(start, min(history, start + DOCS_PER_RECORD))
+        ]
+        record = {
+            "run_id": "history",
+            "seq": seq,
+            "file": f"pages/history/part-{seq:06d}.parquet",
+            "rows": len(docs),
+            "documents": docs,
+            "engine_config_hash": engine_hash,
+            "committed_at": _committed_at(seq),
+        }
         (folder / f"{seq:06d}.json").write_text(json.dumps(record, sort_keys=True))
         seq += 1
     return seq
@@ -92,20 +114,32 @@ def write_index(out: Path, history: int, engine_hash: str):
     from pipeline.output import Output
 
     ids = [hashlib.sha256(f"s3://{BUCKET}/{_key(i)}".encode()).hexdigest()[:16] for i in range(history)]
-    table = pa.table({"doc_id": ids, "content_hash": [f"etag:{i:032x}" for i in range(history)],
-                      "engine_config_hash": [engine_hash] * history, "ok": [True] * history,
-                      "run_id": ["history"] * history,
-                      "seq": pa.array([i // DOCS_PER_RECORD for i in range(history)], pa.int64()),
-                      "committed_at": [_committed_at(i // DOCS_PER_RECORD) for i in range(history)]},
-                     schema=INDEX_SCHEMA)
+    table = pa.table(
+        {
+            "doc_id": ids,
+            "content_hash": [f"etag:{i:032x}" for i in range(history)],
+            "engine_config_hash": [engine_hash] * history,
+            "ok": [True] * history,
+            "run_id": ["history"] * history,
+            "seq": pa.array([i // DOCS_PER_RECORD for i in range(history)], pa.int64()),
+            "committed_at": [_committed_at(i // DOCS_PER_RECORD) for i in range(history)],
+        },
+        schema=INDEX_SCHEMA,
+    )
     return fold_table(Output.open(str(out)), None, table, 1_000_000)
 
 
 def _config(manifest: Path, out: Path):
     from pipeline.config import PipelineConfig
 
-    return PipelineConfig.model_validate({"input": str(manifest), "output": str(out), "run_id": "bench",
-                                          "plan": {"scratch_dir": str(out.parent / "scratch")}})
+    return PipelineConfig.model_validate(
+        {
+            "input": str(manifest),
+            "output": str(out),
+            "run_id": "bench",
+            "plan": {"scratch_dir": str(out.parent / "scratch")},
+        }
+    )
 
 
 def _ray():
@@ -140,8 +174,11 @@ def _report_memory(every_s: float = 10.0) -> None:
         t0 = time.perf_counter()
         while True:
             time.sleep(every_s)
-            print(f"[{time.perf_counter() - t0:.0f} s] driver peak so far {_hwm_mb():.0f} MB", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{time.perf_counter() - t0:.0f} s] driver peak so far {_hwm_mb():.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
     threading.Thread(target=loop, daemon=True).start()
 
@@ -171,11 +208,16 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
         from pipeline.inventory import inventory_rows
         from pipeline.storage import DocRef
 
-        opts = {"read_options": pacsv.ReadOptions(column_names=["Bucket", "Key", "Size", "LastModifiedDate", "ETag"]),
-                "convert_options": pacsv.ConvertOptions(column_types={"Size": pa.string()})}
+        opts = {
+            "read_options": pacsv.ReadOptions(
+                column_names=["Bucket", "Key", "Size", "LastModifiedDate", "ETag"]
+            ),
+            "convert_options": pacsv.ConvertOptions(column_types={"Size": pa.string()}),
+        }
         # the old path listed everything into one list: here, every inventory row at once
-        table = pa.concat_tables([pacsv.read_csv(str(p), **opts)
-                                  for p in sorted((manifest.parent / "data").glob("part-*.csv.gz"))])
+        table = pa.concat_tables(
+            [pacsv.read_csv(str(p), **opts) for p in sorted((manifest.parent / "data").glob("part-*.csv.gz"))]
+        )
         docs = [DocRef(**r) for r in inventory_rows(table, url_encoded=True).to_pylist()]
         del table
         todo, skipped, _ = legacy_plan(cfg, Output.open(str(out)), key, docs=docs)
@@ -187,7 +229,9 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
 
 def _run_measure(mode: str, manifest: Path, out: Path) -> dict:
     cmd = [sys.executable, __file__, "--measure", mode, "--manifest", str(manifest), "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -199,8 +243,11 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5_000_000)
     parser.add_argument("--old-at", type=int, default=1_000_000, help="size at which to run the old path too")
     parser.add_argument("--workdir", default="/tmp/bench_planning")
-    parser.add_argument("--index-direct", action="store_true",
-                        help="write the history straight into the index (no ledger, no old path): faster")
+    parser.add_argument(
+        "--index-direct",
+        action="store_true",
+        help="write the history straight into the index (no ledger, no old path): faster",
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -215,19 +262,37 @@ def main() -> None:
     work = Path(args.workdir)
     out = work / "out"
     t0 = time.perf_counter()
-    manifests = {n: (work / f"inv-{n}" / "manifest.json") if (work / f"inv-{n}" / "manifest.json").exists()
-                 else write_inventory(work / f"inv-{n}", n, args.history) for n in args.sizes}
+    manifests = {
+        n: (work / f"inv-{n}" / "manifest.json")
+        if (work / f"inv-{n}" / "manifest.json").exists()
+        else write_inventory(work / f"inv-{n}", n, args.history)
+        for n in args.sizes
+    }
     print(f"generated inventories {args.sizes} in {time.perf_counter() - t0:.1f} s", flush=True)
     if args.index_direct:
         t0 = time.perf_counter()
-        state = write_index(out, args.history, engine_config_hash(_config(manifests[args.sizes[0]], out).engine))
-        print(f"wrote the index directly: {state.rows} rows in {state.buckets} buckets in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        state = write_index(
+            out, args.history, engine_config_hash(_config(manifests[args.sizes[0]], out).engine)
+        )
+        print(
+            f"wrote the index directly: {state.rows} rows in {state.buckets} buckets in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         args.old_at = 0
     t0 = time.perf_counter()
-    records = 0 if args.index_direct else write_ledger(out, args.history, engine_config_hash(_config(manifests[args.sizes[0]], out).engine))
-    print(f"generated a ledger of {records} records ({args.history} documents) in "
-          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    records = (
+        0
+        if args.index_direct
+        else write_ledger(
+            out, args.history, engine_config_hash(_config(manifests[args.sizes[0]], out).engine)
+        )
+    )
+    print(
+        f"generated a ledger of {records} records ({args.history} documents) in "
+        f"{time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     results = []
     if args.old_at in manifests:
         results.append((args.old_at, _run_measure("old", manifests[args.old_at], out)))
@@ -235,24 +300,35 @@ def main() -> None:
     t0 = time.perf_counter()
     state = compact(Output.open(str(out)))
     if not args.index_direct:
-        print(f"first compaction (one-time migration of the ledger): {time.perf_counter() - t0:.1f} s, "
-          f"{state.rows} rows in {state.buckets} buckets", flush=True)
+        print(
+            f"first compaction (one-time migration of the ledger): {time.perf_counter() - t0:.1f} s, "
+            f"{state.rows} rows in {state.buckets} buckets",
+            flush=True,
+        )
     for n in args.sizes:
         results.append((n, _run_measure("new", manifests[n], out)))
         print("new", n, results[-1][1], flush=True)
-    print(f"\n{'objects':>12} {'path':>5} {'wall_s':>8} {'peak_MB':>8} {'base_MB':>8} {'listed':>10} {'to do':>10}")
+    print(
+        f"\n{'objects':>12} {'path':>5} {'wall_s':>8} {'peak_MB':>8} {'base_MB':>8} {'listed':>10} {'to do':>10}"
+    )
     for n, r in results:
-        print(f"{n:>12} {r['mode']:>5} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f} {r['base_mb']:>8.0f} "
-              f"{r['listed']:>10} {r['todo']:>10}")
+        print(
+            f"{n:>12} {r['mode']:>5} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f} {r['base_mb']:>8.0f} "
+            f"{r['listed']:>10} {r['todo']:>10}"
+        )
     new = {n: r for n, r in results if r["mode"] == "new"}
     old = [r for _, r in results if r["mode"] == "old"]
     if old and args.old_at in new:
-        print(f"at {args.old_at}: new/old wall {new[args.old_at]['wall_s'] / old[0]['wall_s']:.3f}, "
-              f"peak {new[args.old_at]['peak_mb'] / old[0]['peak_mb']:.2f}")
+        print(
+            f"at {args.old_at}: new/old wall {new[args.old_at]['wall_s'] / old[0]['wall_s']:.3f}, "
+            f"peak {new[args.old_at]['peak_mb'] / old[0]['peak_mb']:.2f}"
+        )
     if len(new) > 1:
         a, b = sorted(new)[0], sorted(new)[-1]
-        print(f"{a} -> {b} objects (x{b / a:.0f}): wall x{new[b]['wall_s'] / new[a]['wall_s']:.1f}, "
-              f"peak x{new[b]['peak_mb'] / new[a]['peak_mb']:.2f}")
+        print(
+            f"{a} -> {b} objects (x{b / a:.0f}): wall x{new[b]['wall_s'] / new[a]['wall_s']:.1f}, "
+            f"peak x{new[b]['peak_mb'] / new[a]['peak_mb']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,14 +39,34 @@ def full_v1_config(layers: int | None, vision_layers: int | None):
 
     n_lm = layers or 12
     n_sam, n_clip = (vision_layers, vision_layers) if vision_layers else (12, 24)
-    language = dict(vocab_size=129280, hidden_size=1280, intermediate_size=6848, num_hidden_layers=n_lm,
-                    num_attention_heads=10, num_key_value_heads=10, n_routed_experts=64, n_shared_experts=2,
-                    num_experts_per_tok=6, moe_intermediate_size=896, first_k_dense_replace=1,
-                    topk_method="greedy", max_position_embeddings=8192, bos_token_id=0, eos_token_id=1,
-                    use_mla=False)
-    width = {"sam_vit_b": dict(width=768, layers=n_sam, heads=12, global_attn_indexes=sam_global_layers(n_sam),
-                               downsample_channels=[512, 1024]),
-             "clip-l-14-224": dict(width=1024, layers=n_clip, heads=16, image_size=224, patch_size=14)}
+    language = dict(
+        vocab_size=129280,
+        hidden_size=1280,
+        intermediate_size=6848,
+        num_hidden_layers=n_lm,
+        num_attention_heads=10,
+        num_key_value_heads=10,
+        n_routed_experts=64,
+        n_shared_experts=2,
+        num_experts_per_tok=6,
+        moe_intermediate_size=896,
+        first_k_dense_replace=1,
+        topk_method="greedy",
+        max_position_embeddings=8192,
+        bos_token_id=0,
+        eos_token_id=1,
+        use_mla=False,
+    )
+    width = {
+        "sam_vit_b": dict(
+            width=768,
+            layers=n_sam,
+            heads=12,
+            global_attn_indexes=sam_global_layers(n_sam),
+            downsample_channels=[512, 1024],
+        ),
+        "clip-l-14-224": dict(width=1024, layers=n_clip, heads=16, image_size=224, patch_size=14),
+    }
     raw = {"model_type": "deepseek_vl_v2", "language_config": language, "vision_config": {"width": width}}
     return unlimited_config_from_v1(raw)
 
@@ -70,17 +90,45 @@ def full_v2_config(layers: int | None, vision_layers: int | None):
 
     n_lm = layers or 12
     n_sam, n_enc = (vision_layers, vision_layers) if vision_layers else (12, 24)
-    sam = dict(hidden_size=768, num_hidden_layers=n_sam, num_attention_heads=12, output_channels=256,
-               downsample_channels=[512, 896], window_size=14, global_attn_indexes=sam_global_layers(n_sam))
-    encoder = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=n_enc, num_attention_heads=14,
-                   num_key_value_heads=2, rms_norm_eps=1e-6)
-    text = dict(vocab_size=129280, hidden_size=1280, intermediate_size=6848, num_hidden_layers=n_lm,
-                num_attention_heads=10, num_key_value_heads=10, n_routed_experts=64, n_shared_experts=2,
-                num_experts_per_tok=6, moe_intermediate_size=896, topk_method="greedy", routed_scaling_factor=1.0,
-                mlp_layer_types=["dense"] + ["sparse"] * (n_lm - 1), bos_token_id=0, eos_token_id=1,
-                max_position_embeddings=8192, rms_norm_eps=1e-6)
-    return DeepseekOcr2Config(vision_config={"sam_config": sam, "encoder_config": encoder}, text_config=text,
-                              image_token_id=128815)
+    sam = dict(
+        hidden_size=768,
+        num_hidden_layers=n_sam,
+        num_attention_heads=12,
+        output_channels=256,
+        downsample_channels=[512, 896],
+        window_size=14,
+        global_attn_indexes=sam_global_layers(n_sam),
+    )
+    encoder = dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=n_enc,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-6,
+    )
+    text = dict(
+        vocab_size=129280,
+        hidden_size=1280,
+        intermediate_size=6848,
+        num_hidden_layers=n_lm,
+        num_attention_heads=10,
+        num_key_value_heads=10,
+        n_routed_experts=64,
+        n_shared_experts=2,
+        num_experts_per_tok=6,
+        moe_intermediate_size=896,
+        topk_method="greedy",
+        routed_scaling_factor=1.0,
+        mlp_layer_types=["dense"] + ["sparse"] * (n_lm - 1),
+        bos_token_id=0,
+        eos_token_id=1,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-6,
+    )
+    return DeepseekOcr2Config(
+        vision_config={"sam_config": sam, "encoder_config": encoder}, text_config=text, image_token_id=128815
+    )
 
 
 def build_v2(args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
@@ -109,7 +157,7 @@ def synthetic_page(size_px: tuple[int, int], seed: int = 0):
     for row in range(80, size_px[1] - 80, 36):
         if rng.random() < 0.8:
             width = int(rng.integers(size_px[0] // 4, size_px[0] - 160))
-            pixels[row:row + 14, 80:80 + width] = rng.integers(0, 120, (14, width))
+            pixels[row : row + 14, 80 : 80 + width] = rng.integers(0, 120, (14, width))
     return Image.fromarray(pixels).convert("RGB")
 
 
@@ -145,22 +193,30 @@ def report(engine: OcrEngine, variants: list[Variant], encode_s: float) -> None:
     n_text = len(engine.backend.prompt_ids(0))
     n_visual = sum(p.n_visual for p in variants[0].pruned)
     base = statistics.median(variants[0].times)
-    print(f"visual tokens V={n_visual}  text tokens T={n_text * len(variants[0].pruned)}  "
-          f"encode {encode_s * 1e3:.0f} ms (once, batch)")
-    print(f"{'variant':>9} {'kept':>6} {'prefill ms':>11} {'min ms':>8} {'speedup':>8} {'ideal':>7} "
-          f"{'meas/ideal':>10} {'prune ms':>9}")
+    print(
+        f"visual tokens V={n_visual}  text tokens T={n_text * len(variants[0].pruned)}  "
+        f"encode {encode_s * 1e3:.0f} ms (once, batch)"
+    )
+    print(
+        f"{'variant':>9} {'kept':>6} {'prefill ms':>11} {'min ms':>8} {'speedup':>8} {'ideal':>7} "
+        f"{'meas/ideal':>10} {'prune ms':>9}"
+    )
     for v in variants:
         kept = sum(p.n_kept for p in v.pruned)
         total_text = n_text * len(v.pruned)
         median = statistics.median(v.times)
         ideal = (n_visual + total_text) / (kept + total_text)
         speedup = base / median
-        print(f"{v.name:>9} {kept:>6} {median * 1e3:>11.1f} {min(v.times) * 1e3:>8.1f} {speedup:>8.3f} {ideal:>7.3f} "
-              f"{speedup / ideal:>10.1%} {v.prune_s * 1e3:>9.2f}")
+        print(
+            f"{v.name:>9} {kept:>6} {median * 1e3:>11.1f} {min(v.times) * 1e3:>8.1f} {speedup:>8.3f} {ideal:>7.3f} "
+            f"{speedup / ideal:>10.1%} {v.prune_s * 1e3:>9.2f}"
+        )
     same = [v for v in variants[1:] if sum(p.n_kept for p in v.pruned) == n_visual]
     if same:  # identical inputs: any difference from the unpruned row is the machine's timing noise
         noise = abs(statistics.median(same[0].times) / base - 1)
-        print(f"noise floor: {same[0].name} and unpruned prefill the same tokens, medians differ by {noise:.1%}")
+        print(
+            f"noise floor: {same[0].name} and unpruned prefill the same tokens, medians differ by {noise:.1%}"
+        )
 
 
 def run_backend(name: str, args: argparse.Namespace) -> None:
@@ -169,9 +225,11 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     backend = BUILDERS[name](args, device, dtype)
     engine = OcrEngine(EngineConfig(model=backend.model_id, device=str(device)), backend=backend)
-    print(f"\n== {name}: {backend.model_id}, LM layers {backend.model.config.text_config.num_hidden_layers}, "
-          f"vision layers {args.vision_layers or 'full'}, {device} {dtype}, batch {args.batch}, "
-          f"built in {time.perf_counter() - start:.0f} s")
+    print(
+        f"\n== {name}: {backend.model_id}, LM layers {backend.model.config.text_config.num_hidden_layers}, "
+        f"vision layers {args.vision_layers or 'full'}, {device} {dtype}, batch {args.batch}, "
+        f"built in {time.perf_counter() - start:.0f} s"
+    )
     pages = engine.prepare([synthetic_page(A4_PX, seed) for seed in range(args.batch)])
     features, encode_s = engine.encode(pages)
     variants = make_variants(engine, pages, features, args.retentions)
@@ -181,7 +239,9 @@ def run_backend(name: str, args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", nargs="+", default=sorted(BUILDERS), choices=sorted(BUILDERS))
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (fp32 on CPU, bf16 on CUDA)")
     parser.add_argument("--layers", type=int, default=None, help="LM depth (default: the real depth, 12)")
@@ -189,8 +249,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1, help="pages per prefill")
     parser.add_argument("--retentions", type=float, nargs="+", default=[1.0, 0.84, 0.6])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (1 is steadier on a shared machine); default: torch's")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (1 is steadier on a shared machine); default: torch's",
+    )
     return parser.parse_args()
 
 

@@ -57,31 +57,51 @@ def _median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> 
 
 
 def _to(page: SyntheticPage, device: torch.device, dtype: torch.dtype) -> SyntheticPage:
-    return SyntheticPage(page.tokens.to(device, dtype), page.protected.to(device), page.padding.to(device),
-                         page.token_boxes.to(device), page.image.to(device))
+    return SyntheticPage(
+        page.tokens.to(device, dtype),
+        page.protected.to(device),
+        page.padding.to(device),
+        page.token_boxes.to(device),
+        page.image.to(device),
+    )
 
 
 def _kwargs(page: SyntheticPage) -> dict[str, torch.Tensor]:
     return {"padding": page.padding, "image": page.image, "token_boxes": page.token_boxes}
 
 
-def bench_shape(name: str, pages: list[SyntheticPage], args: argparse.Namespace, device: torch.device) -> None:
+def bench_shape(
+    name: str, pages: list[SyntheticPage], args: argparse.Namespace, device: torch.device
+) -> None:
     """Print one table: method, ms/page single, ms/page batched, kept tokens."""
-    print(f"\n{name}: {pages[0].tokens.shape[0]} x {pages[0].tokens.shape[1]} tokens, batch {len(pages)}, "
-          f"{pages[0].tokens.dtype}, {device}")
-    print(f"{'method':<20}{'single wall':>12}{'single cpu':>12}{'batch wall':>12}{'batch cpu':>12}{'kept':>7}"
-          "   (ms per page, medians)")
+    print(
+        f"\n{name}: {pages[0].tokens.shape[0]} x {pages[0].tokens.shape[1]} tokens, batch {len(pages)}, "
+        f"{pages[0].tokens.dtype}, {device}"
+    )
+    print(
+        f"{'method':<20}{'single wall':>12}{'single cpu':>12}{'batch wall':>12}{'batch cpu':>12}{'kept':>7}"
+        "   (ms per page, medians)"
+    )
     for method, config in METHODS.items():
         if args.methods and method not in args.methods:
             continue
         page = pages[0]
         kept = prune(page.tokens, config, page.protected, **_kwargs(page)).tokens.shape[0]
-        single = _median_ms(lambda p=page, c=config: prune(p.tokens, c, p.protected, **_kwargs(p)),
-                            args.repeats, device)
-        batched = _median_ms(lambda c=config: prune_batch(
-            [p.tokens for p in pages], c, protected=[p.protected for p in pages],
-            padding=[p.padding for p in pages], image=[p.image for p in pages],
-            token_boxes=[p.token_boxes for p in pages]), max(3, args.repeats // 4), device)
+        single = _median_ms(
+            lambda p=page, c=config: prune(p.tokens, c, p.protected, **_kwargs(p)), args.repeats, device
+        )
+        batched = _median_ms(
+            lambda c=config: prune_batch(
+                [p.tokens for p in pages],
+                c,
+                protected=[p.protected for p in pages],
+                padding=[p.padding for p in pages],
+                image=[p.image for p in pages],
+                token_boxes=[p.token_boxes for p in pages],
+            ),
+            max(3, args.repeats // 4),
+            device,
+        )
         b_wall, b_cpu = (v / len(pages) for v in batched)
         print(f"{method:<20}{single[0]:>12.3f}{single[1]:>12.3f}{b_wall:>12.3f}{b_cpu:>12.3f}{kept:>7}")
 
@@ -104,10 +124,16 @@ def marginal_error(page: SyntheticPage, config: PruneConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
-                        help="token dtype (default: float32 on cpu, bfloat16 on cuda)")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default=None,
+        help="token dtype (default: float32 on cpu, bfloat16 on cuda)",
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -117,17 +143,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
     v1 = [_to(text_page(seed), device, dtype) for seed in range(args.batch)]
     v2 = [_to(v2_page(seed), device, dtype) for seed in range(args.batch)]
     bench_shape("DeepSeek-OCR v1 Large", v1, args, device)
     bench_shape("DeepSeek-OCR-2, 6 tiles", v2, args, device)
     for name, page in (("v1", v1[0]), ("v2", v2[0])):
         base = METHODS["rtprune"]
-        print(f"\nSinkhorn kept-marginal L1 error on a {name} page: "
-              f"{marginal_error(page, base):.2e} at max_iter {base.ot_max_iter}, "
-              f"{marginal_error(page, replace(base, ot_max_iter=2000, ot_tol=0.0)):.2e} at 2000")
+        print(
+            f"\nSinkhorn kept-marginal L1 error on a {name} page: "
+            f"{marginal_error(page, base):.2e} at max_iter {base.ot_max_iter}, "
+            f"{marginal_error(page, replace(base, ot_max_iter=2000, ot_tol=0.0)):.2e} at 2000"
+        )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ from rtprune.engines.types import EngineConfig
 
 _REPO = Path(__file__).resolve().parents[1]
 # <repo>/../shared beside a checkout; a git worktree one level deeper sees it at <repo>/../../shared.
-_CANDIDATES = [base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (_REPO.parent, _REPO.parent.parent)]
+_CANDIDATES = [
+    base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (_REPO.parent, _REPO.parent.parent)
+]
 FIXTURE = next((c for c in _CANDIDATES if (c / "model.safetensors").is_file()), _CANDIDATES[0])
 PAGE_PX = (1191, 1684)  # A4 at 144 dpi
 
@@ -88,13 +90,21 @@ def hf_engine(args: argparse.Namespace, folder: Path, config: EngineConfig) -> A
         from benchmarks.bench_prefill import full_v1_config
 
         torch.manual_seed(0)
-        model = UnlimitedOcrForConditionalGeneration(full_v1_config(None, None)).to(device=device, dtype=dtype)
-        backend = DeepseekOcrV1Backend(model, tokenizer, model_id="random-real-size-v1", mode=config.mode,
-                                       prompt=config.prompt)
+        model = UnlimitedOcrForConditionalGeneration(full_v1_config(None, None)).to(
+            device=device, dtype=dtype
+        )
+        backend = DeepseekOcrV1Backend(
+            model, tokenizer, model_id="random-real-size-v1", mode=config.mode, prompt=config.prompt
+        )
     else:
-        backend = DeepseekOcrV1Backend.from_pretrained(str(folder), mode=config.mode, dtype=dtype,
-                                                       device=str(device), tokenizer=tokenizer,
-                                                       prompt=config.prompt)
+        backend = DeepseekOcrV1Backend.from_pretrained(
+            str(folder),
+            mode=config.mode,
+            dtype=dtype,
+            device=str(device),
+            tokenizer=tokenizer,
+            prompt=config.prompt,
+        )
     return OcrEngine(config, backend=backend)
 
 
@@ -109,8 +119,9 @@ class ForcedLengths:
         n = input_ids.shape[1] - self.prompt_len
         end = (self.lengths.to(scores.device) - 1) <= n
         scores[:, self.eos] = torch.where(end, 0.0, float("-inf")).to(scores.dtype)
-        scores[end] = torch.where(torch.arange(scores.shape[1], device=scores.device) == self.eos,
-                                  0.0, float("-inf")).to(scores.dtype)
+        scores[end] = torch.where(
+            torch.arange(scores.shape[1], device=scores.device) == self.eos, 0.0, float("-inf")
+        ).to(scores.dtype)
         return scores
 
 
@@ -130,11 +141,15 @@ def hf_batch(engine: Any, images: list, lengths: list[int], prune: PruneConfig) 
     gen = GenerationConfig(do_sample=False, max_new_tokens=max(lengths), eos_token_id=eos, pad_token_id=eos)
     mm = {"image": BaseModelOutputWithPooling(pooler_output=[p.features for p in pruned])}
     with torch.inference_mode():
-        out = engine.backend.model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                            position_ids=batch.position_ids, mm_encoder_outputs=mm,
-                                            generation_config=gen,
-                                            logits_processor=[ForcedLengths(batch.input_ids.shape[1], lengths, eos)])
-    new = out[:, batch.input_ids.shape[1]:]
+        out = engine.backend.model.generate(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_encoder_outputs=mm,
+            generation_config=gen,
+            logits_processor=[ForcedLengths(batch.input_ids.shape[1], lengths, eos)],
+        )
+    new = out[:, batch.input_ids.shape[1] :]
     counts = [int((row == eos).nonzero()[0]) + 1 for row in new]
     if counts != lengths:
         raise RuntimeError(f"forced lengths not met: {counts} != {lengths}")
@@ -144,8 +159,8 @@ def hf_batch(engine: Any, images: list, lengths: list[int], prune: PruneConfig) 
 def run_hf(engine: Any, images: list, lengths: list[int], batch_size: int, prune: PruneConfig) -> dict:
     start, tokens, rows = time.perf_counter(), 0, 0
     for k in range(0, len(images), batch_size):
-        part = lengths[k:k + batch_size]
-        tokens += hf_batch(engine, images[k:k + batch_size], part, prune)
+        part = lengths[k : k + batch_size]
+        tokens += hf_batch(engine, images[k : k + batch_size], part, prune)
         rows += len(part) * max(part)
     return {"s": time.perf_counter() - start, "tokens": tokens, "useful_rows": tokens / rows}
 
@@ -184,15 +199,20 @@ def report_throughput(vllm: dict, hf: dict[int, dict], n_pages: int) -> None:
     best = min(hf, key=lambda b: hf[b]["s"])
     print("\n== throughput (same pages, same forced lengths, same pruning) ==")
     for b, r in sorted(hf.items()):
-        print(f"transformers batch {b:3d}: {r['s']:8.1f} s  {n_pages / r['s']:6.3f} pages/s  "
-              f"{r['tokens'] / r['s']:7.1f} tokens/s  useful decode rows {r['useful_rows']:.0%}")
-    print(f"vLLM (all at once):     {vllm['s']:8.1f} s  {n_pages / vllm['s']:6.3f} pages/s  "
-          f"{vllm['tokens'] / vllm['s']:7.1f} tokens/s")
+        print(
+            f"transformers batch {b:3d}: {r['s']:8.1f} s  {n_pages / r['s']:6.3f} pages/s  "
+            f"{r['tokens'] / r['s']:7.1f} tokens/s  useful decode rows {r['useful_rows']:.0%}"
+        )
+    print(
+        f"vLLM (all at once):     {vllm['s']:8.1f} s  {n_pages / vllm['s']:6.3f} pages/s  "
+        f"{vllm['tokens'] / vllm['s']:7.1f} tokens/s"
+    )
     print(f"RATIO vLLM / best static batch ({best}): {hf[best]['s'] / vllm['s']:.2f}x pages/s and tokens/s")
 
 
-def report_prefill(runs: dict[float, dict], args: argparse.Namespace, per_token: int, mean_out: float,
-                   block: int) -> None:
+def report_prefill(
+    runs: dict[float, dict], args: argparse.Namespace, per_token: int, mean_out: float, block: int
+) -> None:
     cache = args.kv_cache_gib * 2**30
     base = runs[1.0]
     print("\n== vLLM prefill (1 output token per page) and KV-cache capacity, pruned vs unpruned ==")
@@ -204,11 +224,17 @@ def report_prefill(runs: dict[float, dict], args: argparse.Namespace, per_token:
         text = prompt - kept
         ideal = (v + text) / (kept + text)
         fit = sequences_that_fit(cache, per_token, block, prompt + mean_out)
-        fit_base = sequences_that_fit(cache, per_token, block, sum(x.prompt_tokens for x in base["usage"])
-                                      / len(base["usage"]) + mean_out)
-        print(f"retention {r:4.2f}: kept {kept:6.1f}/{v:.0f} visual, prompt {prompt:6.1f}; prefill "
-              f"{run['s']:7.2f} s, speedup {base['s'] / run['s']:.2f}x (ideal {ideal:.2f}x); "
-              f"fit in {args.kv_cache_gib} GiB: {fit} sequences ({fit / fit_base:.2f}x)")
+        fit_base = sequences_that_fit(
+            cache,
+            per_token,
+            block,
+            sum(x.prompt_tokens for x in base["usage"]) / len(base["usage"]) + mean_out,
+        )
+        print(
+            f"retention {r:4.2f}: kept {kept:6.1f}/{v:.0f} visual, prompt {prompt:6.1f}; prefill "
+            f"{run['s']:7.2f} s, speedup {base['s'] / run['s']:.2f}x (ideal {ideal:.2f}x); "
+            f"fit in {args.kv_cache_gib} GiB: {fit} sequences ({fit / fit_base:.2f}x)"
+        )
 
 
 def parse_args() -> argparse.Namespace:
@@ -243,25 +269,42 @@ def main() -> None:
     images = [synthetic_page(PAGE_PX, seed=args.seed + i) for i in range(args.pages)]
     lengths = output_lengths(args.pages, args.min_tokens, args.max_tokens, args.seed)
     prune = PruneConfig(retention=args.retention) if args.retention < 1 else PruneConfig(method="none")
-    print(f"{args.pages} pages {PAGE_PX[0]}x{PAGE_PX[1]} px, mode {args.mode}, {args.dtype}, threads "
-          f"{args.threads or torch.get_num_threads()}, {sum(lengths)} output tokens "
-          f"({min(lengths)}-{max(lengths)}, mean {sum(lengths) / len(lengths):.0f}), retention {args.retention}")
+    print(
+        f"{args.pages} pages {PAGE_PX[0]}x{PAGE_PX[1]} px, mode {args.mode}, {args.dtype}, threads "
+        f"{args.threads or torch.get_num_threads()}, {sum(lengths)} output tokens "
+        f"({min(lengths)}-{max(lengths)}, mean {sum(lengths) / len(lengths):.0f}), retention {args.retention}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = model_folder(args, Path(tmp))
-        config = EngineConfig(model=str(folder), mode=args.mode, dtype=args.dtype, prune=prune,
-                              max_new_tokens=args.max_tokens)
-        settings = VllmSettings(max_num_seqs=args.pages, kv_cache_gib=args.kv_cache_gib,
-                                load_format="dummy" if args.real_size else "auto")
+        config = EngineConfig(
+            model=str(folder), mode=args.mode, dtype=args.dtype, prune=prune, max_new_tokens=args.max_tokens
+        )
+        settings = VllmSettings(
+            max_num_seqs=args.pages,
+            kv_cache_gib=args.kv_cache_gib,
+            load_format="dummy" if args.real_size else "auto",
+        )
         with VllmEngine(config.model_copy(update={"backend": "vllm"}), settings) as engine:
             run_vllm(engine, images[:2], [2, 2], prune)  # warm-up
-            prefill = {r: run_vllm(engine, images, [1] * len(images), PruneConfig(retention=r) if r < 1
-                                   else PruneConfig(method="none")) for r in [1.0, *args.prefill_retentions]}
+            prefill = {
+                r: run_vllm(
+                    engine,
+                    images,
+                    [1] * len(images),
+                    PruneConfig(retention=r) if r < 1 else PruneConfig(method="none"),
+                )
+                for r in [1.0, *args.prefill_retentions]
+            }
             vllm = run_vllm(engine, images, lengths, prune)
             block = engine._llm.vllm_config.cache_config.block_size
         # printed as soon as measured: a long run that is stopped still leaves its numbers
-        report_prefill(prefill, args, kv_bytes_per_token(folder, args.dtype), sum(lengths) / len(lengths), block)
-        print(f"\nvLLM (all at once): {vllm['s']:.1f} s, {args.pages / vllm['s']:.3f} pages/s, "
-              f"{vllm['tokens'] / vllm['s']:.1f} tokens/s")
+        report_prefill(
+            prefill, args, kv_bytes_per_token(folder, args.dtype), sum(lengths) / len(lengths), block
+        )
+        print(
+            f"\nvLLM (all at once): {vllm['s']:.1f} s, {args.pages / vllm['s']:.3f} pages/s, "
+            f"{vllm['tokens'] / vllm['s']:.1f} tokens/s"
+        )
         hf = hf_engine(args, folder, config.model_copy(update={"backend": "hf"}))
         hf_batch(hf, images[:2], [2, 2], prune)  # warm-up
         hf_runs = {}

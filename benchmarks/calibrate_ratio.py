@@ -33,12 +33,16 @@ def measure(seed: int, config: PruneConfig) -> tuple[float, float]:
 
 
 def summary(values: list[float]) -> str:
-    return (f"mean {statistics.fmean(values):.3f}  sd {statistics.pstdev(values):.3f}  "
-            f"min {min(values):.3f}  max {max(values):.3f}")
+    return (
+        f"mean {statistics.fmean(values):.3f}  sd {statistics.pstdev(values):.3f}  "
+        f"min {min(values):.3f}  max {max(values):.3f}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pages", type=int, default=40, help="pages in the fit set and in the held-out set")
     args = parser.parse_args()
     config = PruneConfig(dynamic=True)
@@ -51,8 +55,10 @@ def main() -> None:
     print(f"                    R {summary([r for _, r in fit])}")
     for name, cfg in (("fitted", fitted), ("PruneConfig defaults", config)):
         ratios = [dynamic_retention(cfg, r, t) for t, r in held]
-        print(f"held-out retention, {name} (T_ref {cfg.density_ref}, R_ref {cfg.redundancy_ref}): "
-              f"{summary(ratios)}")
+        print(
+            f"held-out retention, {name} (T_ref {cfg.density_ref}, R_ref {cfg.redundancy_ref}): "
+            f"{summary(ratios)}"
+        )
     print(f"\nsuggested: density_ref={fitted.density_ref}, redundancy_ref={fitted.redundancy_ref}")
 
 

@@ -32,7 +32,7 @@ def text_pages(n: int) -> list[Image.Image]:
     for seed in range(n):
         square = render_text_page(seed, aspect=0.707 if seed % 2 == 0 else 1.414)
         rows, cols = np.nonzero(square != PAD_GREY)
-        page = square[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        page = square[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         pages.append(Image.fromarray(page).convert("RGB"))
     return pages
 
@@ -54,13 +54,18 @@ def main() -> None:
 
     folder = prepare_model_dir(args.fixture, tempfile.mkdtemp())
     prompt = "<image>\nFree OCR."
-    backend = DeepseekOcrV1Backend.from_pretrained(str(folder), mode=args.mode, prompt=prompt,
-                                                   tokenizer=AutoTokenizer.from_pretrained(str(folder)))
-    engine = OcrEngine(EngineConfig(mode=args.mode, prompt=prompt, max_new_tokens=args.tokens), backend=backend)
+    backend = DeepseekOcrV1Backend.from_pretrained(
+        str(folder), mode=args.mode, prompt=prompt, tokenizer=AutoTokenizer.from_pretrained(str(folder))
+    )
+    engine = OcrEngine(
+        EngineConfig(mode=args.mode, prompt=prompt, max_new_tokens=args.tokens), backend=backend
+    )
     pages = engine.prepare(text_pages(args.pages))
     features, _ = engine.encode(pages)
     print(f"mode {args.mode}, {args.pages} pages, {pages[0].layout.n_tokens}+ visual tokens per page")
-    print(f"{'config':>8} {'kept content':>13} {'kept pixels':>12} {'same set':>9} {'jaccard':>8} {'same greedy':>12}")
+    print(
+        f"{'config':>8} {'kept content':>13} {'kept pixels':>12} {'same set':>9} {'jaccard':>8} {'same greedy':>12}"
+    )
     for name, config in CONFIGS.items():
         pixel = dataclasses.replace(config, count_from_pixels=True)
         by_content, _ = engine.prune(pages, features, config)
@@ -74,8 +79,10 @@ def main() -> None:
         agree = sum(greedy[i] == greedy[i + len(pages)] for i in range(len(pages)))
         kept_c = statistics.mean(p.n_kept for p in by_content)
         kept_p = statistics.mean(p.n_kept for p in by_pixels)
-        print(f"{name:>8} {kept_c:13.1f} {kept_p:12.1f} {same:>5}/{len(pages):<3} {statistics.mean(jacc):8.3f}"
-              f" {agree:>8}/{len(pages):<3}")
+        print(
+            f"{name:>8} {kept_c:13.1f} {kept_p:12.1f} {same:>5}/{len(pages):<3} {statistics.mean(jacc):8.3f}"
+            f" {agree:>8}/{len(pages):<3}"
+        )
 
 
 if __name__ == "__main__":

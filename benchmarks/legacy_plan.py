@@ -33,16 +33,20 @@ def legacy_list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef
     return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
 
 
-def legacy_plan(cfg: PipelineConfig, out: Output, engine_config_hash: str,
-                docs: list[DocRef] | None = None) -> tuple[list[DocRef], int, int]:
+def legacy_plan(
+    cfg: PipelineConfig, out: Output, engine_config_hash: str, docs: list[DocRef] | None = None
+) -> tuple[list[DocRef], int, int]:
     """(to do, skipped, first seq) exactly as the pipeline planned before the index. `docs` stands in
     for the listing when the input is an inventory the old path could not read."""
     records = read_ledger(out)
     clean_orphans(out, records, cfg.orphan_grace_s)
     done = committed_documents(records)
     docs = legacy_list_documents(cfg.input, cfg.storage) if docs is None else docs
-    todo = [d for d in docs if not _is_done(done.get((d.doc_id, d.content_hash, engine_config_hash)),
-                                            cfg.retry_failed)]
+    todo = [
+        d
+        for d in docs
+        if not _is_done(done.get((d.doc_id, d.content_hash, engine_config_hash)), cfg.retry_failed)
+    ]
     seqs = [r["seq"] for r in records if r["run_id"] == cfg.run_id]
     return todo, len(docs) - len(todo), max(seqs, default=-1) + 1
 

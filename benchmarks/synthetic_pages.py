@@ -19,7 +19,29 @@ from PIL import Image, ImageDraw, ImageFont
 
 SIDE_PX, CELL_PX, PAD_GREY = 1280, 64, 127
 GRID = SIDE_PX // CELL_PX  # 20 tokens per row in Large mode
-WORDS = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from", "data", "model", "page", "table", "figure", "result"]
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "data",
+    "model",
+    "page",
+    "table",
+    "figure",
+    "result",
+]
 
 
 @dataclass
@@ -53,8 +75,9 @@ def render_text_page(seed: int, aspect: float = 0.707, fill: float = 1.0) -> np.
     return np.asarray(canvas)
 
 
-def _draw_block(draw: ImageDraw.ImageDraw, rng: random.Random, x0: int, y: float, width: int,
-                bottom: float) -> float:
+def _draw_block(
+    draw: ImageDraw.ImageDraw, rng: random.Random, x0: int, y: float, width: int, bottom: float
+) -> float:
     """One heading, paragraph, table or gap starting at y; returns the next y."""
     kind = rng.choices(["paragraph", "heading", "table", "gap"], [6, 1, 1, 1])[0]
     if kind == "gap":

@@ -18,8 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.compact", description=__doc__.split("\n")[0])
     parser.add_argument("output", nargs="?", help="output root (default: the job file's output)")
     parser.add_argument("--config", help="digitize job YAML for storage settings")
-    parser.add_argument("--stale-after-s", type=float, default=3600.0,
-                        help="close the open markers of runs idle this long (default 3600)")
+    parser.add_argument(
+        "--stale-after-s",
+        type=float,
+        default=3600.0,
+        help="close the open markers of runs idle this long (default 3600)",
+    )
     args = parser.parse_args(argv)
     from pipeline.compaction import compact
     from pipeline.config import PlanConfig, StorageConfig
@@ -42,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if state is None:
         print("compact: nothing committed yet")
         return 0
-    print(f"compact: index generation {state.gen}: {state.rows} documents in {state.buckets} buckets; "
-          f"open runs: {', '.join(open_runs(out)) or 'none'}")
+    print(
+        f"compact: index generation {state.gen}: {state.rows} documents in {state.buckets} buckets; "
+        f"open runs: {', '.join(open_runs(out)) or 'none'}"
+    )
     return 0
 
 

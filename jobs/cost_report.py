@@ -62,22 +62,40 @@ def parse_args(argv: list[str] | None = None) -> CostReportConfig:
     p = argparse.ArgumentParser(prog="python -m jobs.cost_report", description=__doc__.splitlines()[0])
     p.add_argument("--output", required=True, help="output URI the digitize job wrote to")
     p.add_argument("--pricing", type=Path, help="reprice stored usage with this pricing YAML")
-    p.add_argument("--by", default=CostReportConfig.model_fields["by"].default,
-                   help="groupings, comma-separated; '+' combines (e.g. run,day+model)")
+    p.add_argument(
+        "--by",
+        default=CostReportConfig.model_fields["by"].default,
+        help="groupings, comma-separated; '+' combines (e.g. run,day+model)",
+    )
     p.add_argument("--out-dir", type=Path, default=Path("report"), help="where the PNG and Markdown go")
     p.add_argument("--storage-options", default="{}", help="fsspec storage options as JSON")
-    p.add_argument("--days", type=int, default=CostReportConfig.model_fields["days"].default,
-                   help="days in the daily trend of pages and $ per 1,000 pages (0: no trend)")
-    p.add_argument("--until", type=date.fromisoformat, help="last day of the trend, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=CostReportConfig.model_fields["days"].default,
+        help="days in the daily trend of pages and $ per 1,000 pages (0: no trend)",
+    )
+    p.add_argument(
+        "--until", type=date.fromisoformat, help="last day of the trend, YYYY-MM-DD (default: today, UTC)"
+    )
     a = p.parse_args(argv)
-    return CostReportConfig(output=a.output, pricing=a.pricing, by=a.by, out_dir=a.out_dir,
-                            storage_options=json.loads(a.storage_options), days=a.days, until=a.until)
+    return CostReportConfig(
+        output=a.output,
+        pricing=a.pricing,
+        by=a.by,
+        out_dir=a.out_dir,
+        storage_options=json.loads(a.storage_options),
+        days=a.days,
+        until=a.until,
+    )
 
 
 def pricing_note(pages: pa.Table, summaries: list[RunSummary], pricing: Pricing | None) -> str:
     if pricing is not None:
         return f"Repriced with pricing table `{pricing.name}` from stored usage."
-    names = sorted(set(pages.column("pricing_name").unique().to_pylist()) | {s.pricing_name for s in summaries})
+    names = sorted(
+        set(pages.column("pricing_name").unique().to_pylist()) | {s.pricing_name for s in summaries}
+    )
     return f"Costs as stored at run time (pricing: {', '.join(f'`{n}`' for n in names) or 'none'})."
 
 
@@ -89,8 +107,9 @@ def render_chart(tables: list[CostTable], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     heights = [max(1.6, 0.42 * min(len(t.rows), MAX_CHART_GROUPS) + 1.2) for t in tables]
-    fig, axes = plt.subplots(len(tables), 1, figsize=(9, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(tables), 1, figsize=(9, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for ax, table in zip(axes[:, 0], tables, strict=True):
         rows = table.rows[-MAX_CHART_GROUPS:]
         y = range(len(rows))
@@ -129,7 +148,9 @@ def render_trend_chart(trend: CostTable, path: Path) -> None:
 
     days = [r.group for r in trend.rows]
     x = list(range(len(days)))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 5.6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]}
+    )
     ok = [r.pages_ok for r in trend.rows]
     top.bar(x, ok, color="#7a9cbf", label="pages ok")
     top.bar(x, [r.pages_failed for r in trend.rows], bottom=ok, color="#d9534f", label="pages failed")
@@ -149,7 +170,9 @@ def render_trend_chart(trend: CostTable, path: Path) -> None:
     bottom.set_title("$ per 1,000 pages (no marker: no pages that day)", fontsize=10, loc="left")
     bottom.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=8, frameon=False)
     step = max(1, math.ceil(len(days) / 15))  # at most ~15 date labels stay readable
-    bottom.set_xticks(x[::step], [d[5:] if len(days) > 7 else d for d in days[::step]], fontsize=8, rotation=45)
+    bottom.set_xticks(
+        x[::step], [d[5:] if len(days) > 7 else d for d in days[::step]], fontsize=8, rotation=45
+    )
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Digitization trend", fontsize=12)
@@ -163,7 +186,7 @@ def _zero_if_nan(x: float) -> float:
 
 
 def _short(label: str, width: int = 38) -> str:
-    return label if len(label) <= width else "…" + label[-(width - 1):]
+    return label if len(label) <= width else "…" + label[-(width - 1) :]
 
 
 def trend_title(trend: CostTable) -> str:
@@ -175,10 +198,17 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
     for t in tables:
         parts += [f"## By {t.dimension}", "", format_markdown(t), ""]
     if trend is not None:
-        parts += [f"## {trend_title(trend)}", "", f"![pages and cost per 1,000 pages per day]({TREND_CHART_NAME})",
-                  "", format_markdown(trend), "",
-                  "A day is the UTC day a run started; a day without runs shows zeros (its $ per 1,000 pages is "
-                  "n/a).", ""]
+        parts += [
+            f"## {trend_title(trend)}",
+            "",
+            f"![pages and cost per 1,000 pages per day]({TREND_CHART_NAME})",
+            "",
+            format_markdown(trend),
+            "",
+            "A day is the UTC day a run started; a day without runs shows zeros (its $ per 1,000 pages is "
+            "n/a).",
+            "",
+        ]
     parts += [
         "Direct: GPU and CPU busy seconds of the pages x per-second rates. Fully loaded: every node's seconds",
         "during the run x its hourly rate (idle, ramp-up, model load and head node included). Per 1,000 pages",
@@ -199,8 +229,10 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
     note = pricing_note(pages, summaries, pricing)
     unsummarised = runs_without_summary(pages, summaries)
     if unsummarised:
-        note += (f" Runs without a summary (stopped before finishing): {', '.join(unsummarised)}; their pages and"
-                 " direct cost count, their cluster time is unknown and left out of the fully loaded figures.")
+        note += (
+            f" Runs without a summary (stopped before finishing): {', '.join(unsummarised)}; their pages and"
+            " direct cost count, their cluster time is unknown and left out of the fully loaded figures."
+        )
     trend = None
     if config.days:
         until = config.until or datetime.now(UTC).date()

@@ -91,8 +91,10 @@ def _setup_logging(cfg: PipelineConfig) -> ConsoleHandler:
     # ray.init warns on every start of a local cluster that token authentication is on and how to turn it
     # off. The embedded cluster lives only as long as this process, so there is nothing to act on; the
     # warning that it is *off* (a cluster open to anyone on the network) is a different message and stays.
-    add_filter_once("ray._private.authentication.authentication_token_setup",
-                    DropMessages("Token authentication is enabled for this Ray cluster"))
+    add_filter_once(
+        "ray._private.authentication.authentication_token_setup",
+        DropMessages("Token authentication is enabled for this Ray cluster"),
+    )
     return handler
 
 
@@ -106,18 +108,24 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
     # Without NVIDIA devices the GPUs are logical: exactly what the OCR pool asks for, engine on CPU.
     gpus_needed = None if shutil.which("nvidia-smi") else math.ceil(p.ocr_max_actors * p.ocr_num_gpus)
     cpus_needed = math.ceil(p.render_actors * p.render_num_cpus + p.ocr_max_actors * p.ocr_num_cpus) + 1
-    ray.init(address="local", num_cpus=num_cpus or max(os.cpu_count() or 1, cpus_needed),
-             num_gpus=num_gpus if num_gpus is not None else gpus_needed, include_dashboard=False,
-             logging_level=logging.WARNING)
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or max(os.cpu_count() or 1, cpus_needed),
+        num_gpus=num_gpus if num_gpus is not None else gpus_needed,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
 
 
 def human_summary(s: RunSummary, output: str) -> str:
-    return (f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
-            f"in {s.wall_s:.1f} s\n"
-            f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
-            f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
-            f"output: {output}/pages/{s.run_id}/ (read with pipeline.output.read_committed), "
-            f"summary: {output}/runs/{s.run_id}/summary.json")
+    return (
+        f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
+        f"in {s.wall_s:.1f} s\n"
+        f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
+        f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
+        f"output: {output}/pages/{s.run_id}/ (read with pipeline.output.read_committed), "
+        f"summary: {output}/runs/{s.run_id}/summary.json"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,10 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
     parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
-    parser.add_argument("--ray-progress", action="store_true",
-                        help="also show Ray Data's own progress and resource dumps (ray_data_progress=true)")
-    parser.add_argument("--plan-only", action="store_true",
-                        help="print what a run would process (documents, bytes, estimated pages) and exit")
+    parser.add_argument(
+        "--ray-progress",
+        action="store_true",
+        help="also show Ray Data's own progress and resource dumps (ray_data_progress=true)",
+    )
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="print what a run would process (documents, bytes, estimated pages) and exit",
+    )
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
@@ -153,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
         # their messages, and a traceback would print them to the job's log.
-        print(f"digitize: run {cfg.run_id} stopped: {describe_error(exc, cfg.storage.secrets())}",
-              file=sys.stderr)
+        print(
+            f"digitize: run {cfg.run_id} stopped: {describe_error(exc, cfg.storage.secrets())}",
+            file=sys.stderr,
+        )
         return 2
     print(human_summary(summary, Output.open(cfg.output, cfg.storage).root))
     return 0 if summary.pages_ok or not summary.pages_failed else 1

@@ -52,8 +52,15 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
     if args.config:
         with open(args.config) as f:
             data = yaml.safe_load(f) or {}
-    flat = {"corpus": args.corpus, "corpus_format": args.corpus_format, "sample_pages": args.sample_pages,
-            "seed": args.seed, "batch_size": args.batch_size, "pricing": args.pricing, "output_dir": args.output}
+    flat = {
+        "corpus": args.corpus,
+        "corpus_format": args.corpus_format,
+        "sample_pages": args.sample_pages,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "pricing": args.pricing,
+        "output_dir": args.output,
+    }
     data.update({k: v for k, v in flat.items() if v is not None})
     if args.methods:
         data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -79,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_evaluation(config, gpu_usd_per_s=pricing.gpu_usd_per_s)
     with open(outcome.files["markdown"], encoding="utf-8") as f:
         print(f.read())
-    print(f"Priced with {pricing.name} (GPU ${pricing.gpu_usd_per_s * 3600:.3f}/h). Files: "
-          + ", ".join(outcome.files.values()))
+    print(
+        f"Priced with {pricing.name} (GPU ${pricing.gpu_usd_per_s * 3600:.3f}/h). Files: "
+        + ", ".join(outcome.files.values())
+    )
     return 0 if outcome.recommendation.setting is not None else NO_SETTING_MEETS_TARGET
 
 

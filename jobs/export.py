@@ -26,11 +26,13 @@ def load_config(path: str | None, overrides: list[str]) -> ExportConfig:
 def describe(result: ExportResult, dest: str) -> str:
     if not result.export_id:
         return f"nothing new to export: {result.unchanged} documents already exported in their latest version"
-    return (f"{result.export_id}: {result.documents} documents ({result.new} new, {result.changed} changed, "
-            f"{result.unchanged} unchanged), {result.pages_ok} pages ok, {result.pages_failed} failed\n"
-            f"jsonl: {len(result.shards)} shard(s) in {dest}/jsonl/{result.export_id}/; "
-            f"markdown: {result.markdown_files} file(s) in {dest}/markdown/; "
-            f"manifest: {dest}/_export/{result.export_id}.json")
+    return (
+        f"{result.export_id}: {result.documents} documents ({result.new} new, {result.changed} changed, "
+        f"{result.unchanged} unchanged), {result.pages_ok} pages ok, {result.pages_failed} failed\n"
+        f"jsonl: {len(result.shards)} shard(s) in {dest}/jsonl/{result.export_id}/; "
+        f"markdown: {result.markdown_files} file(s) in {dest}/markdown/; "
+        f"manifest: {dest}/_export/{result.export_id}.json"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

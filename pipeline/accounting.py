@@ -24,7 +24,9 @@ def price_pages(table: pa.Table, pricing: Pricing) -> pa.Table:
     cost = pc.add(pc.multiply(gpu_s, pricing.gpu_usd_per_s), pc.multiply(cpu_s, pricing.cpu_usd_per_s))
     n = table.num_rows
     columns = {
-        "gpu_s": gpu_s, "cpu_s": cpu_s, "cost_direct_usd": cost,
+        "gpu_s": gpu_s,
+        "cpu_s": cpu_s,
+        "cost_direct_usd": cost,
         "pricing_name": pa.array([pricing.name] * n, pa.string()),
         "gpu_node_type": pa.array([pricing.gpu_node_type] * n, pa.string()),
         "gpu_usd_per_s": pa.array([pricing.gpu_usd_per_s] * n, pa.float64()),
@@ -46,8 +48,12 @@ class NodeState:
 
 
 def node_state(raw: dict[str, Any]) -> NodeState:
-    return NodeState(str(raw.get("NodeID", "")), bool(raw.get("Alive", False)),
-                     dict(raw.get("Resources") or {}), {str(k): str(v) for k, v in (raw.get("Labels") or {}).items()})
+    return NodeState(
+        str(raw.get("NodeID", "")),
+        bool(raw.get("Alive", False)),
+        dict(raw.get("Resources") or {}),
+        {str(k): str(v) for k, v in (raw.get("Labels") or {}).items()},
+    )
 
 
 def node_type_of(node: NodeState, pricing: Pricing) -> str:
@@ -110,14 +116,27 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     loaded = fully_loaded_usd(seconds, pricing)
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
     return RunSummary(
-        run_id=info.run_id, started_at=info.started_at, finished_at=info.finished_at, wall_s=info.wall_s,
+        run_id=info.run_id,
+        started_at=info.started_at,
+        finished_at=info.finished_at,
+        wall_s=info.wall_s,
         documents=len(set(rows["doc_id"].to_pylist())) if rows.num_rows else 0,
-        pages_ok=ok, pages_failed=rows.num_rows - ok, **recovery_counts(rows),
+        pages_ok=ok,
+        pages_failed=rows.num_rows - ok,
+        **recovery_counts(rows),
         documents_flagged=len(pc.unique(flagged)),
-        visual_tokens=int(_sum(rows, "visual_tokens")), visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
-        gpu_s=_sum(rows, "gpu_s"), cpu_s=_sum(rows, "cpu_s"), model_id=info.model_id,
-        model_mode=info.model_mode, prune_method=info.prune_method, prune_config_hash=info.prune_config_hash,
-        pricing_name=pricing.name, cost_direct_usd=direct, node_seconds=seconds, cost_fully_loaded_usd=loaded,
+        visual_tokens=int(_sum(rows, "visual_tokens")),
+        visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
+        gpu_s=_sum(rows, "gpu_s"),
+        cpu_s=_sum(rows, "cpu_s"),
+        model_id=info.model_id,
+        model_mode=info.model_mode,
+        prune_method=info.prune_method,
+        prune_config_hash=info.prune_config_hash,
+        pricing_name=pricing.name,
+        cost_direct_usd=direct,
+        node_seconds=seconds,
+        cost_fully_loaded_usd=loaded,
         usd_per_1k_pages_direct=1000 * direct / ok if ok else 0.0,
         usd_per_1k_pages_fully_loaded=1000 * loaded / ok if ok else 0.0,
         utilisation=direct / loaded if loaded else 0.0,

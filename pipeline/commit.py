@@ -17,9 +17,22 @@ from pipeline.recovery import flag_document
 
 log = logging.getLogger("pipeline")
 
-SUMMARY_COLUMNS = ["doc_id", "status", "cost_direct_usd", "visual_tokens", "visual_tokens_kept", "gpu_s",
-                   "cpu_s", "model_id", "model_mode", "prune_method", "prune_config_hash", "text_source",
-                   "ocr_attempts", "doc_flagged"]
+SUMMARY_COLUMNS = [
+    "doc_id",
+    "status",
+    "cost_direct_usd",
+    "visual_tokens",
+    "visual_tokens_kept",
+    "gpu_s",
+    "cpu_s",
+    "model_id",
+    "model_mode",
+    "prune_method",
+    "prune_config_hash",
+    "text_source",
+    "ocr_attempts",
+    "doc_flagged",
+]
 
 
 def expected_rows(table: pa.Table) -> int:
@@ -43,10 +56,19 @@ class Committer:
     `commit_documents` documents, `part_target_rows` rows or `part_target_bytes` bytes (0 = no such
     limit), or after `commit_interval_s` with anything complete; the rest on finish()."""
 
-    def __init__(self, out: Output, run_id: str, engine_config_hash: str, pricing: Pricing,
-                 commit_documents: int, commit_interval_s: float, first_seq: int,
-                 flag_document_share: float = 1.0, part_target_rows: int = 0,
-                 part_target_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        out: Output,
+        run_id: str,
+        engine_config_hash: str,
+        pricing: Pricing,
+        commit_documents: int,
+        commit_interval_s: float,
+        first_seq: int,
+        flag_document_share: float = 1.0,
+        part_target_rows: int = 0,
+        part_target_bytes: int = 0,
+    ) -> None:
         self._out, self._run_id, self._hash, self._pricing = out, run_id, engine_config_hash, pricing
         self._commit_documents, self._interval_s = commit_documents, commit_interval_s
         self._target_rows, self._target_bytes = part_target_rows, part_target_bytes
@@ -65,7 +87,9 @@ class Committer:
             if sum(p.num_rows for p in parts) >= min(expected_rows(p) for p in parts):
                 del self._partial[doc_id]
                 self.documents_complete += 1
-                self._complete.append(flag_document(pa.concat_tables(parts).sort_by("page_index"), self._flag_share))
+                self._complete.append(
+                    flag_document(pa.concat_tables(parts).sort_by("page_index"), self._flag_share)
+                )
         if self._complete and (self._part_full() or time.monotonic() - self._last_commit >= self._interval_s):
             self._commit()
 
@@ -80,22 +104,36 @@ class Committer:
         if self._complete:
             self._commit()
         if self._partial:  # a stage lost rows: never commit a partial document; the next run redoes it
-            raise RuntimeError(f"{len(self._partial)} documents ended incomplete: "
-                               + ", ".join(sorted(self._partial)[:5]))
+            raise RuntimeError(
+                f"{len(self._partial)} documents ended incomplete: " + ", ".join(sorted(self._partial)[:5])
+            )
 
     def _commit(self) -> None:
         table = price_pages(pa.concat_tables(self._complete), self._pricing)
-        docs = [{"doc_id": t["doc_id"][0].as_py(), "content_hash": t["content_hash"][0].as_py(),
-                 "source_uri": t["source_uri"][0].as_py(),
-                 "ok": bool(pc.all(pc.equal(t["status"], "ok")).as_py())} for t in self._complete]
+        docs = [
+            {
+                "doc_id": t["doc_id"][0].as_py(),
+                "content_hash": t["content_hash"][0].as_py(),
+                "source_uri": t["source_uri"][0].as_py(),
+                "ok": bool(pc.all(pc.equal(t["status"], "ok")).as_py()),
+            }
+            for t in self._complete
+        ]
         commit_part(self._out, self._run_id, self._seq, table, docs, self._hash)
         ok = int(pc.sum(pc.equal(table["status"], "ok")).as_py() or 0)
         s = self.stats
         s.parts, s.documents = s.parts + 1, s.documents + len(docs)
         s.pages_ok, s.pages_failed = s.pages_ok + ok, s.pages_failed + table.num_rows - ok
         s.slim.append(table.select(SUMMARY_COLUMNS))
-        log.info("committed part %06d: %d documents, %d rows (run total: %d documents, %d pages ok, %d failed)",
-                 self._seq, len(docs), table.num_rows, s.documents, s.pages_ok, s.pages_failed)
+        log.info(
+            "committed part %06d: %d documents, %d rows (run total: %d documents, %d pages ok, %d failed)",
+            self._seq,
+            len(docs),
+            table.num_rows,
+            s.documents,
+            s.pages_ok,
+            s.pages_failed,
+        )
         self._seq += 1
         self._complete = []
         self._last_commit = time.monotonic()

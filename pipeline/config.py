@@ -43,7 +43,9 @@ class StorageConfig(BaseModel):
 
     def secrets(self) -> list[str]:
         """Values that must never appear in any output; the redaction helper scrubs them."""
-        return [s.get_secret_value() for s in (self.key, self.secret) if s is not None and s.get_secret_value()]
+        return [
+            s.get_secret_value() for s in (self.key, self.secret) if s is not None and s.get_secret_value()
+        ]
 
     def fsspec_options(self) -> dict[str, Any]:
         """Keyword arguments for fsspec.filesystem/url_to_fs for an s3:// URI."""
@@ -53,7 +55,8 @@ class StorageConfig(BaseModel):
         if self.secret is not None:
             opts["secret"] = self.secret.get_secret_value()
         opts["config_kwargs"] = {
-            "connect_timeout": self.connect_timeout_s, "read_timeout": self.read_timeout_s,
+            "connect_timeout": self.connect_timeout_s,
+            "read_timeout": self.read_timeout_s,
             "retries": {"max_attempts": self.attempts, "mode": "standard"},
         }
         client: dict[str, Any] = {}
@@ -104,7 +107,9 @@ class PoolConfig(BaseModel):
 
     render_actors: int = Field(default=2, ge=1)
     render_num_cpus: float = Field(default=1.0, gt=0)  # fractional on shared/logical CPUs
-    render_batch_size: int = Field(default=1, ge=1)  # documents per render call: 1 keeps timeouts per-document
+    render_batch_size: int = Field(
+        default=1, ge=1
+    )  # documents per render call: 1 keeps timeouts per-document
     ocr_min_actors: int = Field(default=1, ge=1)  # Ray actor pools cannot scale below one
     ocr_max_actors: int = Field(default=1, ge=1)
     # Starting at the full size avoids the one-at-a-time ramp-up; starting small saves idle GPU time.

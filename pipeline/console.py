@@ -55,8 +55,10 @@ def configure_ray_data(verbose: bool) -> None:
     add_filter_once("ray.data._internal.progress", DropMessages("Progress bars disabled"))
     # The OCR pool asks for CPUs beside its GPU on purpose (pools.ocr_num_cpus: the engine's host-side
     # work); Ray Data calls that combination experimental on every run, and a user cannot act on it.
-    add_filter_once("ray.data._internal.execution.operators.map_operator",
-                    DropMessages("Specifying both num_cpus and num_gpus for map tasks is experimental"))
+    add_filter_once(
+        "ray.data._internal.execution.operators.map_operator",
+        DropMessages("Specifying both num_cpus and num_gpus for map tasks is experimental"),
+    )
 
 
 def batch_counts(batch: pa.Table) -> tuple[int, list[tuple[str, int, str, str]]]:
@@ -74,8 +76,14 @@ class ConsoleProgress:
     end. Failed rows are logged (through `log`, so they are redacted like every log line), the first
     `max_failure_lines` of them; the rest are counted and are in the output's error column."""
 
-    def __init__(self, stream: TextIO, interval_s: float = 30.0, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic, max_failure_lines: int = 20) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        interval_s: float = 30.0,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_failure_lines: int = 20,
+    ) -> None:
         self._stream, self._clock, self._max_failures = stream, clock, max_failure_lines
         self.tty = stream.isatty() if tty is None else tty
         self._interval_s = 1.0 if self.tty else interval_s

@@ -78,8 +78,10 @@ def share_intervals(intervals: Sequence[tuple[float, float]]) -> list[float]:
     """Offline form of BusyClock: each (start, end) interval's share of the busy time. The reference the
     meter is tested against, and what a cost report can recompute from stored timestamps."""
     # At equal times: ends of earlier pages, then starts, then ends of zero-length pages.
-    events = sorted([(s, 1, i) for i, (s, _) in enumerate(intervals)]
-                    + [(e, 0 if s < e else 2, i) for i, (s, e) in enumerate(intervals)])
+    events = sorted(
+        [(s, 1, i) for i, (s, _) in enumerate(intervals)]
+        + [(e, 0 if s < e else 2, i) for i, (s, e) in enumerate(intervals)]
+    )
     clock = BusyClock()
     tokens: dict[int, float] = {}
     shares = [0.0] * len(intervals)

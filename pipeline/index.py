@@ -29,9 +29,17 @@ import pyarrow.parquet as pq
 
 from pipeline.output import Output, read_ledger
 
-INDEX_SCHEMA = pa.schema([("doc_id", pa.string()), ("content_hash", pa.string()),
-                          ("engine_config_hash", pa.string()), ("ok", pa.bool_()), ("run_id", pa.string()),
-                          ("seq", pa.int64()), ("committed_at", pa.string())])
+INDEX_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("content_hash", pa.string()),
+        ("engine_config_hash", pa.string()),
+        ("ok", pa.bool_()),
+        ("run_id", pa.string()),
+        ("seq", pa.int64()),
+        ("committed_at", pa.string()),
+    ]
+)
 # committed_at orders commits for readers (read_committed); files written before it had it read it as null.
 KEY = ["doc_id", "content_hash", "engine_config_hash"]
 _HEX = np.full(256, 0, dtype=np.uint64)
@@ -58,12 +66,12 @@ def bucket_ids(doc_ids: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     head = pc.utf8_slice_codeunits(doc_ids, 0, 8)
     head = head.combine_chunks() if isinstance(head, pa.ChunkedArray) else head
-    offsets = np.frombuffer(head.buffers()[1], dtype=np.int32)[head.offset:head.offset + len(head) + 1]
+    offsets = np.frombuffer(head.buffers()[1], dtype=np.int32)[head.offset : head.offset + len(head) + 1]
     data = np.frombuffer(head.buffers()[2], dtype=np.uint8)
     if not np.all(np.diff(offsets) == 8):  # not all ids are 8+ hex digits (never for doc_id_for's ids)
         values = np.array([int((s or "0")[:8].ljust(8, "0"), 16) for s in head.to_pylist()], dtype=np.uint64)
     else:
-        digits = _HEX[data[offsets[0]:offsets[-1]]].reshape(-1, 8)
+        digits = _HEX[data[offsets[0] : offsets[-1]]].reshape(-1, 8)
         values = (digits << (np.arange(7, -1, -1, dtype=np.uint64) * 4)).sum(axis=1, dtype=np.uint64)
     return ((values * np.uint64(buckets)) >> np.uint64(32)).astype(np.int64)
 
@@ -88,8 +96,12 @@ def latest_per_key(table: pa.Table, keys: list[str] = KEY) -> pa.Table:
     if table.num_rows == 0:
         return table
     ordinal = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    last = table.select(keys).append_column("_i", ordinal).group_by(keys, use_threads=False).aggregate(
-        [("_i", "max")])
+    last = (
+        table.select(keys)
+        .append_column("_i", ordinal)
+        .group_by(keys, use_threads=False)
+        .aggregate([("_i", "max")])
+    )
     # taken in their original order, so rows of one doc_id stay oldest first (the sort is stable)
     return table.take(np.sort(last["_i_max"].to_numpy())).sort_by("doc_id")
 
@@ -100,20 +112,36 @@ def load_index(out: Output) -> IndexState | None:
     if not manifests:
         return None
     data = json.loads(out.fs.cat_file(manifests[-1]))
-    return IndexState(data["gen"], data["nonce"], data["buckets"], {int(b): f for b, f in data["files"].items()},
-                      dict(data["watermark"]), data["rows"], {int(b): n for b, n in data["counts"].items()})
+    return IndexState(
+        data["gen"],
+        data["nonce"],
+        data["buckets"],
+        {int(b): f for b, f in data["files"].items()},
+        dict(data["watermark"]),
+        data["rows"],
+        {int(b): n for b, n in data["counts"].items()},
+    )
 
 
-def read_bucket(out: Output, state: IndexState | None, bucket: int, engine_config_hash: str | None = None,
-                columns: list[str] | None = None) -> pa.Table:
+def read_bucket(
+    out: Output,
+    state: IndexState | None,
+    bucket: int,
+    engine_config_hash: str | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
     """One index range; only the rows of engine_config_hash and only `columns` when given (both applied while
     reading: planning reads ranges of millions of rows and needs three of the columns)."""
     if state is None or bucket not in state.files:
         table = INDEX_SCHEMA.empty_table()
         return table.select(columns) if columns is not None else table
     filters = [("engine_config_hash", "==", engine_config_hash)] if engine_config_hash is not None else None
-    return pq.read_table(io.BytesIO(out.fs.cat_file(out.path(state.files[bucket]))), schema=INDEX_SCHEMA,
-                         columns=columns, filters=filters)
+    return pq.read_table(
+        io.BytesIO(out.fs.cat_file(out.path(state.files[bucket]))),
+        schema=INDEX_SCHEMA,
+        columns=columns,
+        filters=filters,
+    )
 
 
 def _open_dir(out: Output) -> str:
@@ -173,12 +201,16 @@ def committed_table(out: Output, ledger: list[str]) -> pa.Table:
     state = load_index(out)
     tables = [read_bucket(out, state, b) for b in sorted(state.files)] if state else []
     watermark = state.watermark if state else {}
-    records = read_records(out, [p for p in ledger if record_seq(p) > watermark.get(p.rsplit("/", 2)[-2], -1)])
+    records = read_records(
+        out, [p for p in ledger if record_seq(p) > watermark.get(p.rsplit("/", 2)[-2], -1)]
+    )
     table = pa.concat_tables([*tables, records_table(records)])
-    table = table.set_column(table.schema.get_field_index("committed_at"), "committed_at",
-                             pc.fill_null(table["committed_at"], ""))
-    return table.take(pc.sort_indices(table, [("committed_at", "ascending"), ("run_id", "ascending"),
-                                              ("seq", "ascending")]))
+    table = table.set_column(
+        table.schema.get_field_index("committed_at"), "committed_at", pc.fill_null(table["committed_at"], "")
+    )
+    return table.take(
+        pc.sort_indices(table, [("committed_at", "ascending"), ("run_id", "ascending"), ("seq", "ascending")])
+    )
 
 
 def committed_parts(out: Output, latest_only: bool) -> list[tuple[str, pa.Array | None]]:
@@ -192,12 +224,23 @@ def committed_parts(out: Output, latest_only: bool) -> list[tuple[str, pa.Array 
         latest = latest_per_key(committed, ["doc_id", "engine_config_hash"])
         parts = latest.group_by(part_keys, use_threads=False).aggregate([("doc_id", "list")])
         parts = parts.sort_by([(k, "ascending") for k in part_keys])
-        return [(out.part_path(run, seq), pa.array(ids, pa.string())) for run, seq, ids in
-                zip(parts["run_id"].to_pylist(), parts["seq"].to_pylist(), parts["doc_id_list"].to_pylist(),
-                    strict=True)]
+        return [
+            (out.part_path(run, seq), pa.array(ids, pa.string()))
+            for run, seq, ids in zip(
+                parts["run_id"].to_pylist(),
+                parts["seq"].to_pylist(),
+                parts["doc_id_list"].to_pylist(),
+                strict=True,
+            )
+        ]
     known = committed.group_by(["run_id", "seq"], use_threads=False).aggregate([("committed_at", "max")])
-    when = dict(zip(zip(known["run_id"].to_pylist(), known["seq"].to_pylist(), strict=True),
-                    known["committed_at_max"].to_pylist(), strict=True))
+    when = dict(
+        zip(
+            zip(known["run_id"].to_pylist(), known["seq"].to_pylist(), strict=True),
+            known["committed_at_max"].to_pylist(),
+            strict=True,
+        )
+    )
     names = [p.rsplit("/", 2)[-2:] for p in ledger]
     ledgered = sorted((when.get((run, int(name[:-5])), ""), run, int(name[:-5])) for run, name in names)
     return [(out.part_path(run, seq), None) for _, run, seq in ledgered]

@@ -44,19 +44,25 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def inventory_files(input_uri: str, storage: StorageConfig,
-                    columns: tuple[str, ...]) -> tuple[list[str], str, tuple[str, ...], str]:
+def inventory_files(
+    input_uri: str, storage: StorageConfig, columns: tuple[str, ...]
+) -> tuple[list[str], str, tuple[str, ...], str]:
     """(data file URIs, "csv" | "parquet", CSV column names, default bucket) of an inventory input."""
     fs, path = filesystem(input_uri, storage)
     if path.endswith("manifest.json"):
         manifest = json.loads(fs.cat_file(path))
         fmt = manifest.get("fileFormat", "CSV").lower()
         if fmt not in ("csv", "parquet"):
-            raise ValueError(f"inventory format {manifest.get('fileFormat')!r} is not supported (CSV, Parquet)")
+            raise ValueError(
+                f"inventory format {manifest.get('fileFormat')!r} is not supported (CSV, Parquet)"
+            )
         cols = tuple(c.strip() for c in manifest.get("fileSchema", "").split(",") if c.strip()) or columns
         dest = manifest.get("destinationBucket", "").rsplit(":", 1)[-1]
-        base = f"{dest}/" if "://" in input_uri and input_uri.startswith(("s3://", "s3a://")) and dest \
+        base = (
+            f"{dest}/"
+            if "://" in input_uri and input_uri.startswith(("s3://", "s3a://")) and dest
             else path.rsplit("/", 1)[0] + "/"
+        )
         files = [fs.unstrip_protocol(base + f["key"]) for f in manifest.get("files", [])]
         return files, fmt, cols, manifest.get("sourceBucket", "")
     if any(ch in path for ch in "*?["):
@@ -88,15 +94,24 @@ def read_inventory(input_uri: str, storage: StorageConfig, columns: tuple[str, .
         ds = ray.data.read_parquet(paths, filesystem=pafs)
     else:
         ds = ray.data.read_csv(
-            paths, filesystem=pafs, read_options=pacsv.ReadOptions(column_names=list(cols)),
+            paths,
+            filesystem=pafs,
+            read_options=pacsv.ReadOptions(column_names=list(cols)),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}),
-            arrow_open_stream_args={"compression": "gzip"} if all(p.endswith(".gz") for p in paths) else None)
-    return ds.map_batches(inventory_rows, batch_format="pyarrow", batch_size=None, zero_copy_batch=True,
-                          fn_kwargs={"url_encoded": fmt == "csv", "default_bucket": default_bucket})
+            arrow_open_stream_args={"compression": "gzip"} if all(p.endswith(".gz") for p in paths) else None,
+        )
+    return ds.map_batches(
+        inventory_rows,
+        batch_format="pyarrow",
+        batch_size=None,
+        zero_copy_batch=True,
+        fn_kwargs={"url_encoded": fmt == "csv", "default_bucket": default_bucket},
+    )
 
 
-def inventory_rows(batch: pa.Table, url_encoded: bool, default_bucket: str = "",
-                   protocol: str = "s3") -> pa.Table:
+def inventory_rows(
+    batch: pa.Table, url_encoded: bool, default_bucket: str = "", protocol: str = "s3"
+) -> pa.Table:
     """Inventory rows -> DOC_SCHEMA rows of the PDFs among them (doc_id and content_hash as a prefix
     listing would give for the same object, so switching input kinds redoes nothing).
 
@@ -116,9 +131,17 @@ def inventory_rows(batch: pa.Table, url_encoded: bool, default_bucket: str = "",
     sha = hashlib.sha256
     doc_ids = [sha(s).hexdigest()[:16] for s in source.cast(pa.binary()).to_pylist()]
     size = _size_bytes(col["size"]) if "size" in col else pa.array(np.zeros(n, dtype=np.int64))
-    return pa.table({"doc_id": pa.array(doc_ids, pa.string()), "uri": source, "source_uri": source,
-                     "size_bytes": size, "content_hash": _content_hashes(col, n),
-                     "error": pa.repeat("", n).cast(pa.string())}, schema=DOC_SCHEMA)
+    return pa.table(
+        {
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "uri": source,
+            "source_uri": source,
+            "size_bytes": size,
+            "content_hash": _content_hashes(col, n),
+            "error": pa.repeat("", n).cast(pa.string()),
+        },
+        schema=DOC_SCHEMA,
+    )
 
 
 def _strings(values: pa.Array) -> pa.Array:
@@ -135,8 +158,9 @@ def _current_mask(col: dict[str, pa.Array], n: int) -> pa.Array:
     return keep
 
 
-def _sources(col: dict[str, pa.Array], n: int, url_encoded: bool, default_bucket: str,
-             protocol: str) -> pa.Array:
+def _sources(
+    col: dict[str, pa.Array], n: int, url_encoded: bool, default_bucket: str, protocol: str
+) -> pa.Array:
     """The object's name: the uri (or url) column as is, else protocol://bucket/key, CSV keys URL-decoded.
     A missing bucket or key reads "None", as str.format of a null did."""
     uris = col.get("uri") if "uri" in col and n else col.get("url")
@@ -145,8 +169,11 @@ def _sources(col: dict[str, pa.Array], n: int, url_encoded: bool, default_bucket
     key = pc.fill_null(_strings(col["key"]), "None") if "key" in col else pa.array(["None"] * n, pa.string())
     if url_encoded:
         key = _python_where(key, pc.match_substring_regex(key, r"[%+]"), unquote_plus)
-    bucket = pc.fill_null(_strings(col["bucket"]), "None") if "bucket" in col and n \
+    bucket = (
+        pc.fill_null(_strings(col["bucket"]), "None")
+        if "bucket" in col and n
         else pa.array([default_bucket] * n, pa.string())
+    )
     return pc.binary_join_element_wise(f"{protocol}://", bucket, "/", key, "")
 
 
@@ -188,8 +215,11 @@ def _content_hashes(col: dict[str, pa.Array], n: int) -> pa.Array:
         return hashes
     rest = pc.invert(has_etag)
     size = col["size"].filter(rest) if "size" in col else pa.array([None] * n).filter(rest)
-    size = pa.array([str(v or 0) for v in size.to_pylist()], pa.string()) if not pa.types.is_string(size.type) \
+    size = (
+        pa.array([str(v or 0) for v in size.to_pylist()], pa.string())
+        if not pa.types.is_string(size.type)
         else pc.if_else(pc.fill_null(pc.equal(size, ""), True), "0", size)
+    )
     mtimes = col.get("lastmodifieddate") if "lastmodifieddate" in col and n else col.get("lastmodified")
     mtime = _mtime_text(mtimes.filter(rest) if mtimes is not None else pa.array([None] * n).filter(rest))
     fallback = pc.binary_join_element_wise("size:", size, "-mtime:", mtime, "")
@@ -203,7 +233,9 @@ def _mtime_text(values: pa.Array) -> pa.Array:
     if len(values) == 0:
         return pa.array([], pa.string())
     encoded = values.dictionary_encode()
-    texts = pa.array([_mtime_str(v) for v in encoded.dictionary.to_pylist()] + [_mtime_str(None)], pa.string())
+    texts = pa.array(
+        [_mtime_str(v) for v in encoded.dictionary.to_pylist()] + [_mtime_str(None)], pa.string()
+    )
     return texts.take(pc.fill_null(encoded.indices, len(encoded.dictionary)))
 
 

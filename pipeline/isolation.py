@@ -41,8 +41,10 @@ def limit_memory(limit_mb: int) -> str:
         return ""
     baseline_mb = _data_mb()
     if limit_mb < baseline_mb + 64:
-        return (f"render.memory_limit_mb={limit_mb} is below what the render process needs to start "
-                f"({baseline_mb:.0f} MB + 64 MB to work in)")
+        return (
+            f"render.memory_limit_mb={limit_mb} is below what the render process needs to start "
+            f"({baseline_mb:.0f} MB + 64 MB to work in)"
+        )
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     limit = limit_mb << 20 if hard == resource.RLIM_INFINITY else min(limit_mb << 20, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
@@ -52,8 +54,11 @@ def limit_memory(limit_mb: int) -> str:
 def out_of_memory(exc: BaseException, cfg: RenderConfig) -> RenderOutcome:
     limit = f" ({cfg.memory_limit_mb} MB, render.memory_limit_mb)" if cfg.memory_limit_mb else ""
     detail = str(exc)[:200] or type(exc).__name__
-    return RenderOutcome(error=f"out of memory: the document needs more than the render process's memory limit"
-                               f"{limit}: {detail}", restart=True)
+    return RenderOutcome(
+        error=f"out of memory: the document needs more than the render process's memory limit"
+        f"{limit}: {detail}",
+        restart=True,
+    )
 
 
 def _render_one(data: bytes, cfg: RenderConfig, render_fn: RenderFn) -> RenderOutcome:
@@ -80,7 +85,9 @@ def _child_main(conn: Connection, cfg: RenderConfig, render_fn: RenderFn) -> Non
             data = conn.recv()
         except EOFError:
             return
-        except MemoryError as exc:  # the document's bytes alone do not fit; restart=True: the pipe is not reused
+        except (
+            MemoryError
+        ) as exc:  # the document's bytes alone do not fit; restart=True: the pipe is not reused
             conn.send(out_of_memory(exc, cfg))
             continue
         outcome = _render_one(data, cfg, render_fn)
@@ -104,7 +111,9 @@ class IsolatedRenderer:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_child_main, args=(child, self._cfg, self._render_fn), daemon=True)
+        self._proc = self._ctx.Process(
+            target=_child_main, args=(child, self._cfg, self._render_fn), daemon=True
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -119,9 +128,11 @@ class IsolatedRenderer:
             raise RuntimeError(f"render child refused to start: {answer}")
         if answer != "ready":  # the environment is broken (not the document): fail the job loudly
             self._proc.kill()
-            raise RuntimeError(f"render child did not start within {_START_TIMEOUT_S:g} s "
-                               f"(exit code {self._proc.exitcode}); spawn re-imports the main module, "
-                               "so start jobs with python -m or a file guarded by if __name__ == '__main__'")
+            raise RuntimeError(
+                f"render child did not start within {_START_TIMEOUT_S:g} s "
+                f"(exit code {self._proc.exitcode}); spawn re-imports the main module, "
+                "so start jobs with python -m or a file guarded by if __name__ == '__main__'"
+            )
 
     def _kill(self) -> None:
         if self._proc is not None:

@@ -23,8 +23,16 @@ from pipeline.storage import DocRef, _doc_ref, _is_pdf, _manifest_ref, filesyste
 log = logging.getLogger("pipeline")
 
 URI_LIST_SUFFIXES = (".txt", ".lst", ".manifest")
-DOC_SCHEMA = pa.schema([("doc_id", pa.string()), ("uri", pa.string()), ("source_uri", pa.string()),
-                        ("size_bytes", pa.int64()), ("content_hash", pa.string()), ("error", pa.string())])
+DOC_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("uri", pa.string()),
+        ("source_uri", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("content_hash", pa.string()),
+        ("error", pa.string()),
+    ]
+)
 _S3 = ("s3", "s3a")
 
 
@@ -33,8 +41,9 @@ def refs_table(refs: Iterable[DocRef]) -> pa.Table:
     return pa.table({f.name: [getattr(r, f.name) for r in refs] for f in DOC_SCHEMA}, schema=DOC_SCHEMA)
 
 
-def iter_documents(input_uri: str, storage: StorageConfig, list_threads: int = 16, page_size: int = 1000,
-                   kind: str = "auto") -> Iterator[list[DocRef]]:
+def iter_documents(
+    input_uri: str, storage: StorageConfig, list_threads: int = 16, page_size: int = 1000, kind: str = "auto"
+) -> Iterator[list[DocRef]]:
     """Pages of the documents a prefix, glob, single file or URI list names (unsorted; bounded memory).
     kind: "uris" reads input as a URI list, "prefix" as a prefix/glob, "auto" decides by the suffix."""
     if kind == "uris" or (kind == "auto" and input_uri.lower().endswith(URI_LIST_SUFFIXES)):
@@ -127,9 +136,17 @@ def _s3_pages(fs: Any, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]
             page = sync(fs.loop, pages.__anext__)
         except (StopAsyncIteration, FileNotFoundError):  # no such bucket: the caller says "not found"
             return
-        yield [{"name": f"{bucket}/{c['Key']}", "size": c["Size"], "ETag": c.get("ETag", ""),
-                "LastModified": c.get("LastModified"), "type": "file"}
-               for c in page.get("Contents", []) if not c["Key"].endswith("/")]
+        yield [
+            {
+                "name": f"{bucket}/{c['Key']}",
+                "size": c["Size"],
+                "ETag": c.get("ETag", ""),
+                "LastModified": c.get("LastModified"),
+                "type": "file",
+            }
+            for c in page.get("Contents", [])
+            if not c["Key"].endswith("/")
+        ]
 
 
 def _protocol(fs: fsspec.AbstractFileSystem) -> str:

@@ -29,8 +29,12 @@ class Engine(Protocol):  # what the pipeline uses of an engine (rtprune.engines:
     def visual_tokens(self, width_px: int, height_px: int) -> int: ...
 
 
-def run_resilient(fn: Callable[[list[T]], list[R]], items: list[T], oom: tuple[type[BaseException], ...],
-                  on_oom: Callable[[], None] = lambda: None) -> list[R | str]:
+def run_resilient(
+    fn: Callable[[list[T]], list[R]],
+    items: list[T],
+    oom: tuple[type[BaseException], ...],
+    on_oom: Callable[[], None] = lambda: None,
+) -> list[R | str]:
     """fn over items; a str in the result is that item's error. Out of memory: split in halves down to
     single items (smaller batches fit). Any other batch failure: retry items one by one, so only the
     item that really fails becomes an error."""
@@ -54,13 +58,22 @@ def run_resilient(fn: Callable[[list[T]], list[R]], items: list[T], oom: tuple[t
 def cost_sorted_batches(costs: Sequence[int], size: int) -> list[list[int]]:
     """Indices grouped into batches of `size` pages of similar cost, so little padding is wasted."""
     order = sorted(range(len(costs)), key=lambda i: costs[i])
-    return [order[k:k + size] for k in range(0, len(order), size)]
+    return [order[k : k + size] for k in range(0, len(order), size)]
 
 
 def _with_result(row: dict[str, Any], result: Any, engine: Engine) -> dict[str, Any]:
-    return {**row, **usage_of(result), "text": result.text, "finish_reason": result.usage.finish_reason,
-            "text_source": "ocr", "ocr_attempts": 1, "model_id": engine.model_id, "model_mode": engine.model_mode,
-            "prune_method": engine.prune_method, "prune_config_hash": engine.prune_config_hash}
+    return {
+        **row,
+        **usage_of(result),
+        "text": result.text,
+        "finish_reason": result.usage.finish_reason,
+        "text_source": "ocr",
+        "ocr_attempts": 1,
+        "model_id": engine.model_id,
+        "model_mode": engine.model_mode,
+        "prune_method": engine.prune_method,
+        "prune_config_hash": engine.prune_config_hash,
+    }
 
 
 def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], list[Any], dict[int, str]]:
@@ -76,9 +89,15 @@ def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], 
     return done, images, failed
 
 
-def _run_pass(engine: Engine, ocr_fn: Callable[[list[Any]], list[Any]], rows: list[dict[str, Any]],
-              indices: list[int], sub_batch_size: int, oom: tuple[type[BaseException], ...],
-              on_oom: Callable[[], None]) -> dict[int, Any]:
+def _run_pass(
+    engine: Engine,
+    ocr_fn: Callable[[list[Any]], list[Any]],
+    rows: list[dict[str, Any]],
+    indices: list[int],
+    sub_batch_size: int,
+    oom: tuple[type[BaseException], ...],
+    on_oom: Callable[[], None],
+) -> dict[int, Any]:
     """ocr_fn over the pages `indices` in cost-sorted sub-batches -> {index: PageResult, or why it failed}.
     The next sub-batch's images are decoded on a thread while the engine runs the current one (PIL
     releases the GIL while decoding): PNG decoding costs ~14 ms a page, a real share of a fast engine's time."""
@@ -92,26 +111,45 @@ def _run_pass(engine: Engine, ocr_fn: Callable[[list[Any]], list[Any]], rows: li
             if n + 1 < len(batches):
                 pending = pool.submit(_decode, rows, batches[n + 1])
             results.update(failed)
-            results.update(zip(done, run_resilient(ocr_fn, images, oom, on_oom) if images else [], strict=True))
+            results.update(
+                zip(done, run_resilient(ocr_fn, images, oom, on_oom) if images else [], strict=True)
+            )
     return results
 
 
-def ocr_pages(engine: Engine, rows: list[dict[str, Any]], sub_batch_size: int,
-              oom: tuple[type[BaseException], ...], on_oom: Callable[[], None] = lambda: None,
-              policy: PagePolicy | None = None) -> list[dict[str, Any]]:
+def ocr_pages(
+    engine: Engine,
+    rows: list[dict[str, Any]],
+    sub_batch_size: int,
+    oom: tuple[type[BaseException], ...],
+    on_oom: Callable[[], None] = lambda: None,
+    policy: PagePolicy | None = None,
+) -> list[dict[str, Any]]:
     """OCR every ok row (error rows pass through untouched), then give pages that failed the policy's
     second chances; returns rows in input order."""
     policy = policy if policy is not None else PagePolicy()
     out = list(rows)
     todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
     for i, result in _run_pass(engine, engine.ocr, rows, todo, sub_batch_size, oom, on_oom).items():
-        out[i] = mark_error(rows[i], "ocr", result) if isinstance(result, str) else _with_result(rows[i], result, engine)
-    return second_chances(engine, out, policy, lambda fn, indices: _run_pass(engine, fn, out, indices,
-                                                                              sub_batch_size, oom, on_oom))
+        out[i] = (
+            mark_error(rows[i], "ocr", result)
+            if isinstance(result, str)
+            else _with_result(rows[i], result, engine)
+        )
+    return second_chances(
+        engine,
+        out,
+        policy,
+        lambda fn, indices: _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom),
+    )
 
 
-def second_chances(engine: Engine, out: list[dict[str, Any]], policy: PagePolicy,
-                   run_pass: Callable[[Callable[[list[Any]], list[Any]], list[int]], dict[int, Any]]) -> list[dict[str, Any]]:
+def second_chances(
+    engine: Engine,
+    out: list[dict[str, Any]],
+    policy: PagePolicy,
+    run_pass: Callable[[Callable[[list[Any]], list[Any]], list[int]], dict[int, Any]],
+) -> list[dict[str, Any]]:
     """Retry the pages whose OCR ended in one of policy.retry_on, all failing pages together in each round
     (so they batch), with the plan's overrides; a page leaves the rounds once an attempt ends otherwise.
     Pages that never do fall back to their text layer. Every attempt's usage is added to its page."""

@@ -96,24 +96,42 @@ def result_row(row: dict[str, Any], result: Any, engine: AsyncEngine, share_s: f
     u = result.usage
     work = PhaseWork(u.encode_s, u.prune_s, u.prefill_s, u.decode_s, u.prompt_tokens, u.output_tokens)
     phases = split_phases(share_s, work)
-    return {**row, "text": result.text, "finish_reason": u.finish_reason, "model_id": engine.model_id,
-            "model_mode": engine.model_mode, "prune_method": engine.prune_method,
-            "prune_config_hash": engine.prune_config_hash, "visual_tokens": u.visual_tokens,
-            "visual_tokens_kept": u.visual_tokens_kept, "prompt_tokens": u.prompt_tokens,
-            "output_tokens": u.output_tokens, **phases, "gpu_s": sum(phases.values()), "text_source": "ocr",
-            "ocr_attempts": 1}
+    return {
+        **row,
+        "text": result.text,
+        "finish_reason": u.finish_reason,
+        "model_id": engine.model_id,
+        "model_mode": engine.model_mode,
+        "prune_method": engine.prune_method,
+        "prune_config_hash": engine.prune_config_hash,
+        "visual_tokens": u.visual_tokens,
+        "visual_tokens_kept": u.visual_tokens_kept,
+        "prompt_tokens": u.prompt_tokens,
+        "output_tokens": u.output_tokens,
+        **phases,
+        "gpu_s": sum(phases.values()),
+        "text_source": "ocr",
+        "ocr_attempts": 1,
+    }
 
 
-async def ocr_row(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
-                  fatal: tuple[type[BaseException], ...] = (), *, prune: Any = None,
-                  temperature: float = 0.0) -> dict[str, Any]:
+async def ocr_row(
+    engine: AsyncEngine,
+    row: dict[str, Any],
+    meter: EngineMeter,
+    fatal: tuple[type[BaseException], ...] = (),
+    *,
+    prune: Any = None,
+    temperature: float = 0.0,
+) -> dict[str, Any]:
     """One page row through the engine: the ok row with text and usage, or an `ocr` error row. Rows that
     are already errors pass through. Exceptions in `fatal` (the engine itself is gone) propagate."""
     if row["status"] != "ok":
         return row
     try:  # ~14 ms of PNG decoding a page: off the event loop, which feeds the engine
-        image = await asyncio.to_thread(decode_page, row["image"], row["width_px"], row["height_px"],
-                                        row["page_format"])
+        image = await asyncio.to_thread(
+            decode_page, row["image"], row["width_px"], row["height_px"], row["page_format"]
+        )
     except Exception as exc:  # a page image that does not decode fails alone
         return mark_error(row, "ocr", "cannot decode page image: " + describe_error(exc))
     try:
@@ -130,12 +148,21 @@ def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, An
     """The `ocr` error row of a page the engine refused or failed on. It keeps the share of busy time it
     held (as prefill: it never produced text), so every busy second is charged to some row and failed pages
     show what they cost; a page refused before the model holds almost none."""
-    return {**mark_error(row, "ocr", reason), **split_phases(share_s, PhaseWork(prefill_s=1.0)), "gpu_s": share_s,
-            "ocr_attempts": 1}
+    return {
+        **mark_error(row, "ocr", reason),
+        **split_phases(share_s, PhaseWork(prefill_s=1.0)),
+        "gpu_s": share_s,
+        "ocr_attempts": 1,
+    }
 
 
-async def ocr_row_with_policy(engine: AsyncEngine, row: dict[str, Any], meter: EngineMeter,
-                              fatal: tuple[type[BaseException], ...], policy: PagePolicy) -> dict[str, Any]:
+async def ocr_row_with_policy(
+    engine: AsyncEngine,
+    row: dict[str, Any],
+    meter: EngineMeter,
+    fatal: tuple[type[BaseException], ...],
+    policy: PagePolicy,
+) -> dict[str, Any]:
     """ocr_row, then the page policy's second chances for a page that ended in one of policy.retry_on:
     the same retry plan as the static-batch stage (pipeline/ocr.py second_chances), one page at a time
     since the engine batches in-flight pages by itself. Every attempt's usage is added to the page."""
@@ -147,7 +174,9 @@ async def ocr_row_with_policy(engine: AsyncEngine, row: dict[str, Any], meter: E
         again = await ocr_row(engine, row, meter, fatal, prune=attempt.prune, temperature=attempt.temperature)
         reason = again["finish_reason"] if again["status"] == "ok" else ""
         usage = {k: again[k] for k in USAGE_COLUMNS}
-        out = add_attempt(out, usage, again["text"], reason, accepted=bool(reason) and reason not in policy.retry_on)
+        out = add_attempt(
+            out, usage, again["text"], reason, accepted=bool(reason) and reason not in policy.retry_on
+        )
         last_reason = reason or last_reason
         if out["text_source"] != "ocr":
             return out
@@ -192,8 +221,9 @@ class VllmOcrStage:
     async def __call__(self, batch: pa.Table) -> pa.Table:
         rows = from_batch(batch)
         try:
-            out = await asyncio.gather(*(ocr_row_with_policy(self._engine, r, self._meter, self._fatal, self._policy)
-                                         for r in rows))
+            out = await asyncio.gather(
+                *(ocr_row_with_policy(self._engine, r, self._meter, self._fatal, self._policy) for r in rows)
+            )
         except self._fatal as exc:
             self._exit_for_restart(exc)
         return to_table(out, PAGES_SCHEMA)

@@ -61,8 +61,10 @@ class Output:
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
         except PermissionError:
-            raise PermissionError(f"access denied writing to the output {where}: check the storage "
-                                  "credentials and the bucket's permissions") from None
+            raise PermissionError(
+                f"access denied writing to the output {where}: check the storage "
+                "credentials and the bucket's permissions"
+            ) from None
         except FileNotFoundError:
             raise FileNotFoundError(f"output bucket not found: {where}") from None
 
@@ -107,16 +109,28 @@ def table_bytes(table: pa.Table) -> bytes:
     return parquet_bytes(table.cast(PAGES_SCHEMA))
 
 
-def commit_part(out: Output, run_id: str, seq: int, table: pa.Table, documents: list[dict[str, Any]],
-                engine_config_hash: str) -> dict[str, Any]:
+def commit_part(
+    out: Output,
+    run_id: str,
+    seq: int,
+    table: pa.Table,
+    documents: list[dict[str, Any]],
+    engine_config_hash: str,
+) -> dict[str, Any]:
     """Write one part file, then its ledger record (the commit point). Returns the record."""
     part = out.part_path(run_id, seq)
     out.fs.makedirs(part.rsplit("/", 1)[0], exist_ok=True)
     data = table_bytes(table)
     retry(lambda: out.fs.pipe_file(part, data))
-    record = {"run_id": run_id, "seq": seq, "file": f"pages/{run_id}/part-{seq:06d}.parquet",
-              "rows": table.num_rows, "documents": documents, "engine_config_hash": engine_config_hash,
-              "committed_at": datetime.now(UTC).isoformat()}
+    record = {
+        "run_id": run_id,
+        "seq": seq,
+        "file": f"pages/{run_id}/part-{seq:06d}.parquet",
+        "rows": table.num_rows,
+        "documents": documents,
+        "engine_config_hash": engine_config_hash,
+        "committed_at": datetime.now(UTC).isoformat(),
+    }
     out.put_atomic(out.ledger_path(run_id, seq), json.dumps(record, sort_keys=True).encode())
     return record
 
@@ -160,7 +174,7 @@ def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
     now = time.time()
     removed = []
     for path in out.glob(f"pages/{run_id}/part-*.parquet"):
-        if path.rsplit("/", 1)[1][len("part-"):-len(".parquet")] in ledgered:
+        if path.rsplit("/", 1)[1][len("part-") : -len(".parquet")] in ledgered:
             continue
         mtime = _mtime(out.fs.info(path))
         if now - mtime >= grace_s:
@@ -174,8 +188,9 @@ def _mtime(info: dict[str, Any]) -> float:
     return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
-def read_committed(output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None,
-                   latest_only: bool = True) -> pa.Table:
+def read_committed(
+    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None, latest_only: bool = True
+) -> pa.Table:
     """Committed page rows, oldest commit first. latest_only: each document's newest commit per engine
     config (every page once); False: every committed row of every run (what was paid for, superseded
     versions included). Which parts and rows come from the index plus pending records (pipeline/index.py),
@@ -197,7 +212,9 @@ def write_summary(out: Output, summary: RunSummary) -> None:
     out.put_atomic(out.summary_path(summary.run_id), summary.model_dump_json(indent=2).encode())
 
 
-def read_summaries(output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None) -> list[RunSummary]:
+def read_summaries(
+    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None
+) -> list[RunSummary]:
     """Every finished run's summary, oldest first."""
     out = Output.open(output_uri, storage_options)
     summaries = [RunSummary.model_validate_json(out.fs.cat_file(p)) for p in out.glob("runs/*/summary.json")]

@@ -60,7 +60,9 @@ class Plan:
     first_seq: int = 0
     pending_records: int = 0  # ledger records planning read beside the index
     index_gen: int = 0  # 0: no index yet
-    todo_files: list[str] = field(default_factory=list)  # local Parquet files, DOC_SCHEMA, one per doc_id range
+    todo_files: list[str] = field(
+        default_factory=list
+    )  # local Parquet files, DOC_SCHEMA, one per doc_id range
     rows_per_block: int = 1  # Ray Data block size of the hand-off (todo_blocks)
     scratch: str = ""
 
@@ -139,8 +141,12 @@ def plan_run(cfg: PipelineConfig, out: Output, engine_config_hash: str, read_onl
     if cfg.plan.scratch_dir:
         os.makedirs(cfg.plan.scratch_dir, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=f"plan-{cfg.run_id}-", dir=cfg.plan.scratch_dir or None)
-    plan = Plan(first_seq=last_seq(out, cfg.run_id) + 1, pending_records=len(pending),
-                index_gen=state.gen if state else 0, scratch=scratch)
+    plan = Plan(
+        first_seq=last_seq(out, cfg.run_id) + 1,
+        pending_records=len(pending),
+        index_gen=state.gen if state else 0,
+        scratch=scratch,
+    )
     try:
         spill = BucketSpill(scratch, buckets, cfg.plan.spill_rows)
         for table in input_tables(cfg):
@@ -153,8 +159,16 @@ def plan_run(cfg: PipelineConfig, out: Output, engine_config_hash: str, read_onl
     return plan
 
 
-def _merge(cfg: PipelineConfig, out: Output, state: IndexState | None, spill: BucketSpill, nonempty: list[int],
-           pending: list[dict], engine_config_hash: str, plan: Plan) -> None:
+def _merge(
+    cfg: PipelineConfig,
+    out: Output,
+    state: IndexState | None,
+    spill: BucketSpill,
+    nonempty: list[int],
+    pending: list[dict],
+    engine_config_hash: str,
+    plan: Plan,
+) -> None:
     tail = records_table(pending)
     tail = tail.filter(pc.equal(tail["engine_config_hash"], engine_config_hash)).select(PLAN_COLUMNS)
     tail_bucket = bucket_ids(tail["doc_id"], spill.buckets)
@@ -167,7 +181,9 @@ def _merge(cfg: PipelineConfig, out: Output, state: IndexState | None, spill: Bu
             rows = read_bucket(out, state, j, engine_config_hash, PLAN_COLUMNS)
             cached = (j, rows, bucket_ids(rows["doc_id"], spill.buckets))
         _, rows, sub = cached
-        committed = pa.concat_tables([rows.filter(pa.array(sub == b)), tail.filter(pa.array(tail_bucket == b))])
+        committed = pa.concat_tables(
+            [rows.filter(pa.array(sub == b)), tail.filter(pa.array(tail_bucket == b))]
+        )
         inv = latest_per_key(spill.read(b), ["doc_id"])
         todo = todo_rows(inv, committed, cfg.retry_failed)
         plan.listed += inv.num_rows

@@ -33,7 +33,9 @@ class Pricing(BaseModel):
         for role in ("gpu_node_type", "cpu_node_type", "head_node_type"):
             ref = getattr(self, role)
             if ref not in self.node_types:
-                raise ValueError(f"{role}={ref!r} is not in node_types ({', '.join(sorted(self.node_types))})")
+                raise ValueError(
+                    f"{role}={ref!r} is not in node_types ({', '.join(sorted(self.node_types))})"
+                )
         if self.node_types[self.gpu_node_type].gpus < 1:
             raise ValueError(f"gpu_node_type={self.gpu_node_type!r} has no GPUs")
         return self

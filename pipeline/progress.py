@@ -37,8 +37,15 @@ class ProgressCounter:
     def snapshot(self, now_s: float) -> ProgressSnapshot:
         elapsed_s = max(0.0, now_s - self.started_s)
         rate = self.pages_done / elapsed_s if self.pages_done and elapsed_s > 0 else None
-        return ProgressSnapshot(self.documents_done, self.documents_total, self.pages_done, self.pages_failed,
-                                elapsed_s, rate, eta_seconds(self.documents_done, self.documents_total, elapsed_s))
+        return ProgressSnapshot(
+            self.documents_done,
+            self.documents_total,
+            self.pages_done,
+            self.pages_failed,
+            elapsed_s,
+            rate,
+            eta_seconds(self.documents_done, self.documents_total, elapsed_s),
+        )
 
 
 def eta_seconds(done: int, total: int, elapsed_s: float) -> float | None:
@@ -66,8 +73,10 @@ def format_progress(snap: ProgressSnapshot) -> str:
     """One line: documents 3/6 | pages 9 (1 failed) | 0.8 pages/s | elapsed 12s | ETA 12s."""
     rate = "? pages/s" if snap.pages_per_s is None else f"{snap.pages_per_s:.2f} pages/s"
     failed = f" ({snap.pages_failed} failed)" if snap.pages_failed else ""
-    return (f"documents {snap.documents_done}/{snap.documents_total} | pages {snap.pages_done}{failed} | "
-            f"{rate} | elapsed {format_duration(snap.elapsed_s)} | ETA {format_duration(snap.eta_s)}")
+    return (
+        f"documents {snap.documents_done}/{snap.documents_total} | pages {snap.pages_done}{failed} | "
+        f"{rate} | elapsed {format_duration(snap.elapsed_s)} | ETA {format_duration(snap.eta_s)}"
+    )
 
 
 def format_failure(source_uri: str, page_index: int, stage: str, error: str, max_chars: int = 160) -> str:

@@ -24,8 +24,13 @@ def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> byt
         return "read failed: " + describe_error(exc, storage.secrets())
 
 
-def render_document(doc: dict[str, Any], renderer: IsolatedRenderer, storage: StorageConfig,
-                    stamp: RunStamp, cfg: RenderConfig) -> list[dict[str, Any]]:
+def render_document(
+    doc: dict[str, Any],
+    renderer: IsolatedRenderer,
+    storage: StorageConfig,
+    stamp: RunStamp,
+    cfg: RenderConfig,
+) -> list[dict[str, Any]]:
     """Rows for one document. render_s of each page is its equal share of the document's render time."""
     if doc.get("error"):  # the listing already knows it cannot be read: say so at the stage that found it
         return [mark_error(new_row(stamp, doc, -1, -1), "list", doc["error"])]
@@ -43,7 +48,14 @@ def render_document(doc: dict[str, Any], renderer: IsolatedRenderer, storage: St
     rows = []
     for i, page in enumerate(outcome.pages):
         row = new_row(stamp, doc, i, outcome.page_count)
-        row.update(render_s=share_s, cpu_s=share_s, image=page.data, width_px=page.width_px,
-                   height_px=page.height_px, page_format=cfg.page_format, text_layer=page.text_layer)
+        row.update(
+            render_s=share_s,
+            cpu_s=share_s,
+            image=page.data,
+            width_px=page.width_px,
+            height_px=page.height_px,
+            page_format=cfg.page_format,
+            text_layer=page.text_layer,
+        )
         rows.append(mark_error(row, "render", page.error) if page.error else row)
     return rows

@@ -15,8 +15,17 @@ if TYPE_CHECKING:  # the report and the summary count with this module; they nee
     from rtprune.api import PruneConfig
 
 # Every attempt's usage is added to these, so a page's cost covers all its attempts.
-USAGE_COLUMNS = ("visual_tokens", "visual_tokens_kept", "prompt_tokens", "output_tokens", "encode_s",
-                 "prune_s", "prefill_s", "decode_s", "gpu_s")
+USAGE_COLUMNS = (
+    "visual_tokens",
+    "visual_tokens_kept",
+    "prompt_tokens",
+    "output_tokens",
+    "encode_s",
+    "prune_s",
+    "prefill_s",
+    "decode_s",
+    "gpu_s",
+)
 # An OCR text that ended like this is not trusted, whatever the policy retried.
 FAILED_FINISH = ("repetition", "length")
 
@@ -39,8 +48,10 @@ def retry_plan(policy: PagePolicy, configured_prune_method: str) -> list[Attempt
     unpruned = policy.retry_pruning == "off" and configured_prune_method != "none"
     prune = PruneConfig(method="none") if unpruned else None
     plan = [Attempt(prune, 0.0)] if policy.greedy_retry and unpruned else []
-    plan += [Attempt(prune, policy.temperature_start + k * policy.temperature_step)
-             for k in range(policy.sampled_retries)]
+    plan += [
+        Attempt(prune, policy.temperature_start + k * policy.temperature_step)
+        for k in range(policy.sampled_retries)
+    ]
     return plan
 
 
@@ -51,9 +62,17 @@ def needs_retry(row: dict[str, Any], policy: PagePolicy) -> bool:
 def usage_of(result: Any) -> dict[str, Any]:
     """A PageResult's usage as row columns."""
     u = result.usage
-    return {"visual_tokens": u.visual_tokens, "visual_tokens_kept": u.visual_tokens_kept,
-            "prompt_tokens": u.prompt_tokens, "output_tokens": u.output_tokens, "encode_s": u.encode_s,
-            "prune_s": u.prune_s, "prefill_s": u.prefill_s, "decode_s": u.decode_s, "gpu_s": u.gpu_s}
+    return {
+        "visual_tokens": u.visual_tokens,
+        "visual_tokens_kept": u.visual_tokens_kept,
+        "prompt_tokens": u.prompt_tokens,
+        "output_tokens": u.output_tokens,
+        "encode_s": u.encode_s,
+        "prune_s": u.prune_s,
+        "prefill_s": u.prefill_s,
+        "decode_s": u.decode_s,
+        "gpu_s": u.gpu_s,
+    }
 
 
 def with_attempt(row: dict[str, Any], result: Any, accepted: bool) -> dict[str, Any]:
@@ -64,8 +83,9 @@ def with_attempt(row: dict[str, Any], result: Any, accepted: bool) -> dict[str, 
     return add_attempt(row, usage_of(result), result.text, result.usage.finish_reason, accepted)
 
 
-def add_attempt(row: dict[str, Any], usage: dict[str, Any] | None, text: str, finish_reason: str,
-                accepted: bool) -> dict[str, Any]:
+def add_attempt(
+    row: dict[str, Any], usage: dict[str, Any] | None, text: str, finish_reason: str, accepted: bool
+) -> dict[str, Any]:
     """with_attempt over plain values: `usage` holds USAGE_COLUMNS (None: the attempt reported none)."""
     out = {**row, "ocr_attempts": row["ocr_attempts"] + 1}
     if usage:
@@ -84,30 +104,44 @@ def fall_back(row: dict[str, Any], policy: PagePolicy, last_finish_reason: str) 
     text; finish_reason is the last attempt's, the reason OCR's text was not used). Without one the first
     attempt's text and reason stay, text_source "ocr": a scan keeps what the model read."""
     if policy.text_layer_fallback and usable_text_layer(row.get("text_layer", ""), policy):
-        return {**row, "text": row["text_layer"], "text_source": "text_layer", "finish_reason": last_finish_reason}
+        return {
+            **row,
+            "text": row["text_layer"],
+            "text_source": "text_layer",
+            "finish_reason": last_finish_reason,
+        }
     return row
 
 
 def failed_pages(table: pa.Table) -> pa.ChunkedArray:
     """Per row: an error, the text layer instead of OCR, or OCR text that still ended in a loop or at the cap."""
     ok = pc.equal(table["status"], "ok")
-    loop = pc.and_(pc.equal(table["text_source"], "ocr"), pc.is_in(table["finish_reason"], pa.array(FAILED_FINISH)))
+    loop = pc.and_(
+        pc.equal(table["text_source"], "ocr"), pc.is_in(table["finish_reason"], pa.array(FAILED_FINISH))
+    )
     return pc.or_(pc.invert(ok), pc.or_(pc.equal(table["text_source"], "text_layer"), loop))
 
 
 def flag_document(table: pa.Table, max_failed_share: float) -> pa.Table:
     """One whole document's rows with doc_flagged set on all of them when its failed share exceeds the
     threshold (a document-level error row is a failed share of 1)."""
-    share = pc.sum(pc.cast(failed_pages(table), pa.int64())).as_py() / table.num_rows if table.num_rows else 0.0
+    share = (
+        pc.sum(pc.cast(failed_pages(table), pa.int64())).as_py() / table.num_rows if table.num_rows else 0.0
+    )
     i = table.schema.get_field_index("doc_flagged")
-    return table.set_column(i, table.schema.field(i), pa.array([share > max_failed_share] * table.num_rows, pa.bool_()))
+    return table.set_column(
+        i, table.schema.field(i), pa.array([share > max_failed_share] * table.num_rows, pa.bool_())
+    )
 
 
 def recovery_counts(table: pa.Table) -> dict[str, int]:
     """Pages retried (more than one OCR attempt), recovered by a retry, and given their text layer."""
+
     def count(mask: Any) -> int:
         return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0) if table.num_rows else 0
 
-    return {"pages_retried": count(pc.greater(table["ocr_attempts"], 1)),
-            "pages_recovered": count(pc.equal(table["text_source"], "ocr_retry")),
-            "pages_text_layer": count(pc.equal(table["text_source"], "text_layer"))}
+    return {
+        "pages_retried": count(pc.greater(table["ocr_attempts"], 1)),
+        "pages_recovered": count(pc.equal(table["text_source"], "ocr_retry")),
+        "pages_text_layer": count(pc.equal(table["text_source"], "text_layer")),
+    }

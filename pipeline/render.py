@@ -81,7 +81,9 @@ def _render_page(page, cfg: RenderConfig) -> RenderedPage:
     zoom = page_zoom(page.rect.width, page.rect.height, cfg.dpi, cfg.max_pixels_per_page)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
     data = pix.tobytes("png") if cfg.page_format == "png" else bytes(pix.samples)
-    return RenderedPage(pix.width, pix.height, data, zoom * 72.0, text_layer=text_layer(page, cfg.text_layer_max_chars))
+    return RenderedPage(
+        pix.width, pix.height, data, zoom * 72.0, text_layer=text_layer(page, cfg.text_layer_max_chars)
+    )
 
 
 def text_layer(page, max_chars: int) -> str:

@@ -125,26 +125,61 @@ def run_day(summary: RunSummary) -> str:
 def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
     """Sum the pages per run and setting; a run with a summary but no committed rows (nothing new that
     night) still gets an empty slice, so its cluster cost is reported."""
-    grouped = _with_ok_column(pages).group_by(_SLICE_KEYS).aggregate(
-        [("status", "count"), ("ok", "sum"), ("gpu_s", "sum"), ("cpu_s", "sum"), ("visual_tokens", "sum"),
-         ("visual_tokens_kept", "sum"), ("cost_direct_usd", "sum"), *((c, "sum") for c in _RECOVERY)]
-    ) if pages.num_rows else None
+    grouped = (
+        _with_ok_column(pages)
+        .group_by(_SLICE_KEYS)
+        .aggregate(
+            [
+                ("status", "count"),
+                ("ok", "sum"),
+                ("gpu_s", "sum"),
+                ("cpu_s", "sum"),
+                ("visual_tokens", "sum"),
+                ("visual_tokens_kept", "sum"),
+                ("cost_direct_usd", "sum"),
+                *((c, "sum") for c in _RECOVERY),
+            ]
+        )
+        if pages.num_rows
+        else None
+    )
     slices = []
     for r in grouped.to_pylist() if grouped is not None else []:
         pages_ok = int(r["ok_sum"] or 0)
-        slices.append(RunSlice(
-            run_id=r["run_id"], model=model_label(r["model_id"], r["model_mode"]),
-            prune=prune_label(r["prune_method"], r["prune_config_hash"]), pages_ok=pages_ok,
-            pages_failed=int(r["status_count"]) - pages_ok, gpu_s=r["gpu_s_sum"], cpu_s=r["cpu_s_sum"],
-            visual_tokens=int(r["visual_tokens_sum"]), visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
-            cost_direct_usd=r["cost_direct_usd_sum"], pages_retried=int(r["retried_sum"] or 0),
-            pages_recovered=int(r["recovered_sum"] or 0), pages_text_layer=int(r["text_layer_sum"] or 0),
-        ))
+        slices.append(
+            RunSlice(
+                run_id=r["run_id"],
+                model=model_label(r["model_id"], r["model_mode"]),
+                prune=prune_label(r["prune_method"], r["prune_config_hash"]),
+                pages_ok=pages_ok,
+                pages_failed=int(r["status_count"]) - pages_ok,
+                gpu_s=r["gpu_s_sum"],
+                cpu_s=r["cpu_s_sum"],
+                visual_tokens=int(r["visual_tokens_sum"]),
+                visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
+                cost_direct_usd=r["cost_direct_usd_sum"],
+                pages_retried=int(r["retried_sum"] or 0),
+                pages_recovered=int(r["recovered_sum"] or 0),
+                pages_text_layer=int(r["text_layer_sum"] or 0),
+            )
+        )
     seen = {s.run_id for s in slices}
     for s in summaries:
         if s.run_id not in seen:
-            slices.append(RunSlice(s.run_id, model_label(s.model_id, s.model_mode),
-                                   prune_label(s.prune_method, s.prune_config_hash), 0, 0, 0.0, 0.0, 0, 0, 0.0))
+            slices.append(
+                RunSlice(
+                    s.run_id,
+                    model_label(s.model_id, s.model_mode),
+                    prune_label(s.prune_method, s.prune_config_hash),
+                    0,
+                    0,
+                    0.0,
+                    0.0,
+                    0,
+                    0,
+                    0.0,
+                )
+            )
     return slices
 
 
@@ -160,7 +195,9 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
     table = table.append_column("ok", flag(pc.equal(pages["status"], "ok")))
     zeros = pa.array([0] * pages.num_rows, pa.int64())
     has = set(pages.column_names)
-    table = table.append_column("retried", flag(pc.greater(pages["ocr_attempts"], 1)) if "ocr_attempts" in has else zeros)
+    table = table.append_column(
+        "retried", flag(pc.greater(pages["ocr_attempts"], 1)) if "ocr_attempts" in has else zeros
+    )
     for name, source in (("recovered", "ocr_retry"), ("text_layer", "text_layer")):
         column = flag(pc.equal(pages["text_source"], source)) if "text_source" in has else zeros
         table = table.append_column(name, column)
@@ -189,8 +226,9 @@ def fully_loaded_costs(summaries: list[RunSummary], pricing: Pricing | None) -> 
             f"pricing {pricing.name!r} has no rate for node type(s) {', '.join(missing)} used by the runs; "
             f"add them to its node_types (known: {', '.join(sorted(pricing.node_types))})"
         )
-    return {s.run_id: sum(sec * pricing.node_usd_per_s(t) for t, sec in s.node_seconds.items())
-            for s in summaries}
+    return {
+        s.run_id: sum(sec * pricing.node_usd_per_s(t) for t, sec in s.node_seconds.items()) for s in summaries
+    }
 
 
 def parse_dimensions(spec: str) -> list[list[str]]:
@@ -207,8 +245,9 @@ def parse_dimensions(spec: str) -> list[list[str]]:
     return tables
 
 
-def build_tables(pages: pa.Table, summaries: list[RunSummary], dimensions: list[list[str]],
-                 pricing: Pricing | None = None) -> list[CostTable]:
+def build_tables(
+    pages: pa.Table, summaries: list[RunSummary], dimensions: list[list[str]], pricing: Pricing | None = None
+) -> list[CostTable]:
     """One CostTable per grouping. A run's fully loaded cost is shared among its slices by their pages
     (a run normally has one setting, so one slice takes it all)."""
     slices = slice_runs(pages, summaries)
@@ -225,7 +264,9 @@ def build_tables(pages: pa.Table, summaries: list[RunSummary], dimensions: list[
         return (s.pages_ok + s.pages_failed) / pages_in_run if pages_in_run else 1.0 / run_slices[s.run_id]
 
     def key(s: RunSlice, dim: str) -> str:
-        return {"run": s.run_id, "day": days.get(s.run_id, "unknown"), "model": s.model, "prune": s.prune}[dim]
+        return {"run": s.run_id, "day": days.get(s.run_id, "unknown"), "model": s.model, "prune": s.prune}[
+            dim
+        ]
 
     tables = []
     for keys in dimensions:
@@ -237,8 +278,9 @@ def build_tables(pages: pa.Table, summaries: list[RunSummary], dimensions: list[
     return tables
 
 
-def build_trend(pages: pa.Table, summaries: list[RunSummary], days: int, until: date,
-                pricing: Pricing | None = None) -> CostTable:
+def build_trend(
+    pages: pa.Table, summaries: list[RunSummary], days: int, until: date, pricing: Pricing | None = None
+) -> CostTable:
     """One row per UTC day over the `days` days ending with `until` (inclusive), oldest first, and their
     total. A day without a run is a row of zeros ($ per 1,000 pages n/a): a gap in a nightly schedule must
     show. A run belongs to the day it started; runs without a summary have no known day and are left out."""
@@ -250,8 +292,10 @@ def build_trend(pages: pa.Table, summaries: list[RunSummary], days: int, until: 
     in_window = pages.filter(pc.is_in(pages["run_id"], value_set=ids)) if pages.num_rows else pages
     table = build_tables(in_window, window, [["day"]], pricing)[0]
     by_day = {r.group: r for r in table.rows}
-    rows = [by_day.get(day) or _no_runs(day) for day in ((first + timedelta(days=i)).isoformat()
-                                                         for i in range(days))]
+    rows = [
+        by_day.get(day) or _no_runs(day)
+        for day in ((first + timedelta(days=i)).isoformat() for i in range(days))
+    ]
     return CostTable("day", rows, table.total if window else _no_runs("total"))
 
 
@@ -259,8 +303,13 @@ def _no_runs(group: str) -> CostRow:
     return CostRow(group, 0, 0, 0, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0.0)
 
 
-def _row(group: str, slices: list[RunSlice], pricing: Pricing | None, loaded: dict[str, float],
-         share: Callable[[RunSlice], float]) -> CostRow:
+def _row(
+    group: str,
+    slices: list[RunSlice],
+    pricing: Pricing | None,
+    loaded: dict[str, float],
+    share: Callable[[RunSlice], float],
+) -> CostRow:
     priced = [s for s in slices if s.run_id in loaded]
     return CostRow(
         group=group,
@@ -319,7 +368,9 @@ def format_text(table: CostTable) -> str:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     rule = "-" * len(line(header))
     return "\n".join([line(header), rule, *(line(r) for r in body[:-1]), rule, line(body[-1])])

@@ -13,8 +13,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSE
 PERMANENT: tuple[type[BaseException], ...] = (FileNotFoundError, PermissionError, IsADirectoryError)
 
 
-def retry(fn: Callable[[], T], attempts: int = 3, base_delay_s: float = 0.2,
-          transient: tuple[type[BaseException], ...] = TRANSIENT) -> T:
+def retry(
+    fn: Callable[[], T],
+    attempts: int = 3,
+    base_delay_s: float = 0.2,
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
+) -> T:
     """Call fn until it succeeds, at most `attempts` times, sleeping base_delay_s * 2**i between tries."""
     for i in range(attempts):
         try:

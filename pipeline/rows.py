@@ -22,8 +22,15 @@ IMAGE_FIELDS = [
 RENDERED_SCHEMA = pa.schema(list(PAGES_SCHEMA) + IMAGE_FIELDS)
 
 _DEFAULTS: dict[str, Any] = {
-    f.name: ("" if pa.types.is_string(f.type) else 0.0 if pa.types.is_floating(f.type)
-             else False if pa.types.is_boolean(f.type) else 0)
+    f.name: (
+        ""
+        if pa.types.is_string(f.type)
+        else 0.0
+        if pa.types.is_floating(f.type)
+        else False
+        if pa.types.is_boolean(f.type)
+        else 0
+    )
     for f in RENDERED_SCHEMA
 }
 _DEFAULTS["image"] = b""
@@ -44,18 +51,34 @@ def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: i
     """A row with every column set: defaults, then the run stamp and the document's identity."""
     row = dict(_DEFAULTS)
     row.update(
-        run_id=stamp.run_id, model_id=stamp.model_id, model_mode=stamp.model_mode,
-        prune_method=stamp.prune_method, prune_config_hash=stamp.prune_config_hash,
-        doc_id=doc["doc_id"], source_uri=doc["source_uri"], content_hash=doc["content_hash"],
-        page_index=page_index, page_count=page_count, status="ok",
+        run_id=stamp.run_id,
+        model_id=stamp.model_id,
+        model_mode=stamp.model_mode,
+        prune_method=stamp.prune_method,
+        prune_config_hash=stamp.prune_config_hash,
+        doc_id=doc["doc_id"],
+        source_uri=doc["source_uri"],
+        content_hash=doc["content_hash"],
+        page_index=page_index,
+        page_count=page_count,
+        status="ok",
     )
     return row
 
 
 def mark_error(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
     """The same row as an error of `stage`; the text and image are dropped (nothing half-done survives)."""
-    return {**row, "status": "error", "error_stage": stage, "error": reason or "unknown error",
-            "text": "", "finish_reason": "", "text_source": "", "image": b"", "text_layer": ""}
+    return {
+        **row,
+        "status": "error",
+        "error_stage": stage,
+        "error": reason or "unknown error",
+        "text": "",
+        "finish_reason": "",
+        "text_source": "",
+        "image": b"",
+        "text_layer": "",
+    }
 
 
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema = PAGES_SCHEMA) -> pa.Table:

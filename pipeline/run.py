@@ -66,9 +66,11 @@ def plan_only(cfg: PipelineConfig) -> str:
 
 
 def plan_summary(p: Plan, bytes_per_page: int) -> str:
-    return (f"{p.listed} documents listed, {p.skipped} already committed, {p.todo} to process "
-            f"({p.todo_bytes} bytes, about {p.estimated_pages(bytes_per_page)} pages); planning read the index "
-            f"generation {p.index_gen or 'none'} and {p.pending_records} newer ledger records")
+    return (
+        f"{p.listed} documents listed, {p.skipped} already committed, {p.todo} to process "
+        f"({p.todo_bytes} bytes, about {p.estimated_pages(bytes_per_page)} pages); planning read the index "
+        f"generation {p.index_gen or 'none'} and {p.pending_records} newer ledger records"
+    )
 
 
 class NodeSampler:
@@ -116,7 +118,9 @@ def todo_dataset(todo: Plan | list[DocRef]):  # -> ray.data.Dataset
     if isinstance(todo, Plan):
         refs = [ray.put(block) for block in todo_blocks(todo)]
         return ray.data.from_arrow_refs(refs)
-    return ray.data.from_items([asdict(d) for d in todo], override_num_blocks=max(1, min(len(todo), MAX_BLOCKS)))
+    return ray.data.from_items(
+        [asdict(d) for d in todo], override_num_blocks=max(1, min(len(todo), MAX_BLOCKS))
+    )
 
 
 def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStamp):  # -> ray.data.Dataset
@@ -126,20 +130,35 @@ def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStam
 
     p = cfg.pools
     ds = todo_dataset(docs)
-    ds = ds.map_batches(RenderStage, fn_constructor_kwargs={"cfg": cfg, "stamp": stamp},
-                        batch_size=p.render_batch_size, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=p.render_actors), num_cpus=p.render_num_cpus,
-                        runtime_env=ACTOR_ENV)
+    ds = ds.map_batches(
+        RenderStage,
+        fn_constructor_kwargs={"cfg": cfg, "stamp": stamp},
+        batch_size=p.render_batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=p.render_actors),
+        num_cpus=p.render_num_cpus,
+        runtime_env=ACTOR_ENV,
+    )
     initial = p.ocr_initial_actors or p.ocr_max_actors
     if resolve_backend(cfg.engine) == "vllm":
         return _vllm_ocr(ds, cfg)
-    return ds.map_batches(OcrStage, fn_constructor_kwargs={"engine": cfg.engine, "sub_batch_size": p.ocr_sub_batch_size,
-                                                                 "policy": cfg.page_policy},
-                          batch_size=p.ocr_batch_size, batch_format="pyarrow",
-                          compute=ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
-                                                             initial_size=initial),
-                          num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None,
-                          runtime_env=ACTOR_ENV)
+    return ds.map_batches(
+        OcrStage,
+        fn_constructor_kwargs={
+            "engine": cfg.engine,
+            "sub_batch_size": p.ocr_sub_batch_size,
+            "policy": cfg.page_policy,
+        },
+        batch_size=p.ocr_batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(
+            min_size=p.ocr_min_actors, max_size=p.ocr_max_actors, initial_size=initial
+        ),
+        num_gpus=p.ocr_num_gpus,
+        num_cpus=p.ocr_num_cpus,
+        memory=p.ocr_memory_bytes or None,
+        runtime_env=ACTOR_ENV,
+    )
 
 
 def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
@@ -151,18 +170,31 @@ def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
     from pipeline.ocr_vllm import VllmOcrStage
 
     p = cfg.pools
-    compute = ray.data.ActorPoolStrategy(min_size=p.ocr_min_actors, max_size=p.ocr_max_actors,
-                                         initial_size=p.ocr_initial_actors or p.ocr_max_actors,
-                                         max_tasks_in_flight_per_actor=p.ocr_batches_in_flight)
-    return ds.map_batches(VllmOcrStage, fn_constructor_kwargs={"engine": cfg.engine, "pool": p, "policy": cfg.page_policy},
-                          batch_size=p.ocr_batch_size, batch_format="pyarrow", compute=compute,
-                          num_gpus=p.ocr_num_gpus, num_cpus=p.ocr_num_cpus, memory=p.ocr_memory_bytes or None,
-                          runtime_env=ACTOR_ENV, max_concurrency=p.ocr_batches_in_flight,
-                          max_restarts=-1, max_task_retries=p.ocr_max_task_retries)
+    compute = ray.data.ActorPoolStrategy(
+        min_size=p.ocr_min_actors,
+        max_size=p.ocr_max_actors,
+        initial_size=p.ocr_initial_actors or p.ocr_max_actors,
+        max_tasks_in_flight_per_actor=p.ocr_batches_in_flight,
+    )
+    return ds.map_batches(
+        VllmOcrStage,
+        fn_constructor_kwargs={"engine": cfg.engine, "pool": p, "policy": cfg.page_policy},
+        batch_size=p.ocr_batch_size,
+        batch_format="pyarrow",
+        compute=compute,
+        num_gpus=p.ocr_num_gpus,
+        num_cpus=p.ocr_num_cpus,
+        memory=p.ocr_memory_bytes or None,
+        runtime_env=ACTOR_ENV,
+        max_concurrency=p.ocr_batches_in_flight,
+        max_restarts=-1,
+        max_task_retries=p.ocr_max_task_retries,
+    )
 
 
-def _stream(cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer,
-            progress: ConsoleProgress | None) -> None:
+def _stream(
+    cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer, progress: ConsoleProgress | None
+) -> None:
     from ray.data import DataContext
 
     if cfg.no_progress_timeout_s:
@@ -171,8 +203,9 @@ def _stream(cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer
     if progress:
         progress.start(docs.todo if isinstance(docs, Plan) else len(docs))
     try:
-        for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(batch_size=None,
-                                                                            batch_format="pyarrow"):
+        for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(
+            batch_size=None, batch_format="pyarrow"
+        ):
             committer.add(batch)
             if progress:
                 progress.observe(batch, committer.documents_complete)
@@ -202,9 +235,18 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
     todo = plan_run(cfg, out, key)
     try:
         log.info("run %s: %s", cfg.run_id, plan_summary(todo, cfg.plan.bytes_per_page))
-        committer = Committer(out, cfg.run_id, key, pricing, cfg.commit_documents, cfg.commit_interval_s,
-                              todo.first_seq, cfg.page_policy.flag_document_share, cfg.part_target_rows,
-                              cfg.part_target_bytes)
+        committer = Committer(
+            out,
+            cfg.run_id,
+            key,
+            pricing,
+            cfg.commit_documents,
+            cfg.commit_interval_s,
+            todo.first_seq,
+            cfg.page_policy.flag_document_share,
+            cfg.part_target_rows,
+            cfg.part_target_bytes,
+        )
         with NodeSampler(cfg.node_sample_interval_s) as sampler:
             if todo.todo:
                 mark_open(out, cfg.run_id)  # before the first commit: planners read this run's records
@@ -226,5 +268,7 @@ def _compact(cfg: PipelineConfig, out: Output) -> None:
     try:
         compact(out, cfg.plan.index_bucket_rows, close=(cfg.run_id,), stale_after_s=cfg.orphan_grace_s)
     except Exception as exc:  # noqa: BLE001 - any storage error; the run's output is committed already
-        log.warning("compaction failed (the next run or python -m jobs.compact folds the ledger): %s",
-                    describe_error(exc, cfg.storage.secrets()))
+        log.warning(
+            "compaction failed (the next run or python -m jobs.compact folds the ledger): %s",
+            describe_error(exc, cfg.storage.secrets()),
+        )

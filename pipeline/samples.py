@@ -6,7 +6,31 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-_WORDS = ["ledger", "invoice", "optical", "token", "pruning", "transport", "retention", "page", "model", "render", "actor", "batch", "storage", "prefix", "commit", "parquet", "schema", "cost", "budget", "cluster", "node", "hour", "second"]
+_WORDS = [
+    "ledger",
+    "invoice",
+    "optical",
+    "token",
+    "pruning",
+    "transport",
+    "retention",
+    "page",
+    "model",
+    "render",
+    "actor",
+    "batch",
+    "storage",
+    "prefix",
+    "commit",
+    "parquet",
+    "schema",
+    "cost",
+    "budget",
+    "cluster",
+    "node",
+    "hour",
+    "second",
+]
 
 
 def _paragraph(rng: random.Random, words: int) -> str:
@@ -84,12 +108,16 @@ def pathological_pdf_bytes(strokes: int = 20000) -> bytes:
     doc = pymupdf.open()
     page = doc.new_page()
     page.insert_text((10, 10), "x")
-    ops = "".join(f"{i % 600} {(i * 7) % 800} m {(i * 13) % 600} {(i * 3) % 800} l S\n" for i in range(strokes))
+    ops = "".join(
+        f"{i % 600} {(i * 7) % 800} m {(i * 13) % 600} {(i * 3) % 800} l S\n" for i in range(strokes)
+    )
     doc.update_stream(page.get_contents()[0], ops.encode())
     return doc.tobytes(deflate=True)
 
 
-def write_samples(folder: str | Path, documents: int = 4, pages_per_doc: tuple[int, ...] = (1, 2, 3)) -> dict[str, int]:
+def write_samples(
+    folder: str | Path, documents: int = 4, pages_per_doc: tuple[int, ...] = (1, 2, 3)
+) -> dict[str, int]:
     """Write `documents` healthy PDFs into folder; returns {file name: page count}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,12 +17,23 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("error_stage", pa.string(), "list | read | render | ocr; '' when ok"),
     ("error", pa.string(), "why the page failed; '' when ok"),
     ("text", pa.string(), "OCR output (markdown); '' on error"),
-    ("finish_reason", pa.string(), "eos | length | repetition (of the attempt whose text was kept; of the last "
-                                   "attempt when the text layer was taken); '' on error"),
+    (
+        "finish_reason",
+        pa.string(),
+        "eos | length | repetition (of the attempt whose text was kept; of the last "
+        "attempt when the text layer was taken); '' on error",
+    ),
     ("text_source", pa.string(), "ocr | ocr_retry | text_layer: where `text` came from; '' on error"),
-    ("ocr_attempts", pa.int32(), "OCR attempts made for the page (retries included); 0 if it never reached OCR"),
-    ("doc_flagged", pa.bool_(), "the document's share of failed or fallen-back pages exceeds the page "
-                                "policy's flag_document_share"),
+    (
+        "ocr_attempts",
+        pa.int32(),
+        "OCR attempts made for the page (retries included); 0 if it never reached OCR",
+    ),
+    (
+        "doc_flagged",
+        pa.bool_(),
+        "the document's share of failed or fallen-back pages exceeds the page policy's flag_document_share",
+    ),
     ("model_id", pa.string(), "checkpoint used"),
     ("model_mode", pa.string(), "resolution mode (v1) or 'dynamic' (v2)"),
     ("prune_method", pa.string(), "pruning method"),

@@ -52,6 +52,7 @@ class OcrStage:
         self._oom = (torch.OutOfMemoryError,)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = ocr_pages(self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache,
-                         self._policy)
+        rows = ocr_pages(
+            self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache, self._policy
+        )
         return to_table(rows, PAGES_SCHEMA)

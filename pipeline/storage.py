@@ -56,8 +56,9 @@ def content_hash_of(info: dict[str, Any]) -> str:
     return f"size:{info.get('size', 0)}-mtime:{mtime}"
 
 
-def _doc_ref(fs: fsspec.AbstractFileSystem, path: str, original: str | None = None,
-             info: dict[str, Any] | None = None) -> DocRef:
+def _doc_ref(
+    fs: fsspec.AbstractFileSystem, path: str, original: str | None = None, info: dict[str, Any] | None = None
+) -> DocRef:
     info = info if info is not None else fs.info(path)
     uri = original or fs.unstrip_protocol(path)
     source = source_name(uri)
@@ -75,7 +76,9 @@ def _manifest_ref(entry: str, storage: StorageConfig) -> DocRef:
         uri = original or fs.unstrip_protocol(path)
         source = source_name(uri)
         log.warning("manifest entry not found: %s", loggable_name(source))
-        return DocRef(doc_id_for(source), uri, source, 0, "missing", error="not found: listed in the manifest")
+        return DocRef(
+            doc_id_for(source), uri, source, 0, "missing", error="not found: listed in the manifest"
+        )
 
 
 def _is_pdf(path: str) -> bool:

@@ -70,22 +70,36 @@ class _Plan:
 
 
 def prune(
-    tokens: torch.Tensor, config: PruneConfig, protected: torch.Tensor | None = None, *,
-    padding: torch.Tensor | None = None, image: torch.Tensor | None = None,
-    token_boxes: torch.Tensor | None = None, budget: int | None = None,
+    tokens: torch.Tensor,
+    config: PruneConfig,
+    protected: torch.Tensor | None = None,
+    *,
+    padding: torch.Tensor | None = None,
+    image: torch.Tensor | None = None,
+    token_boxes: torch.Tensor | None = None,
+    budget: int | None = None,
 ) -> PruneResult:
     """Prune one image's visual tokens.
 
     tokens (N, D) float; protected, padding (N,) bool; image (H, W) float in [0, 1]; token_boxes (N, 4)
     float pixel boxes into `image` (NaN rows: no spatial cell); budget overrides the ratio.
     """
-    return prune_batch([tokens], config, protected=[protected], padding=[padding], image=[image],
-                       token_boxes=[token_boxes], budgets=[budget])[0]
+    return prune_batch(
+        [tokens],
+        config,
+        protected=[protected],
+        padding=[padding],
+        image=[image],
+        token_boxes=[token_boxes],
+        budgets=[budget],
+    )[0]
 
 
 @torch.no_grad()  # pruning happens once at prefill; nothing differentiates through it
 def prune_batch(
-    tokens: Sequence[torch.Tensor], config: PruneConfig, *,
+    tokens: Sequence[torch.Tensor],
+    config: PruneConfig,
+    *,
     protected: Sequence[torch.Tensor | None] | None = None,
     padding: Sequence[torch.Tensor | None] | None = None,
     image: Sequence[torch.Tensor | None] | None = None,
@@ -105,8 +119,12 @@ def prune_batch(
     return [_result(tokens[i], plans[i], selections.get(i)) for i in range(n)]
 
 
-def pixel_budget(config: PruneConfig, n_prunable: int, image: torch.Tensor | None = None,
-                 token_boxes: torch.Tensor | None = None) -> int:
+def pixel_budget(
+    config: PruneConfig,
+    n_prunable: int,
+    image: torch.Tensor | None = None,
+    token_boxes: torch.Tensor | None = None,
+) -> int:
     """Prunable tokens kept when the count may not depend on the features (`count_from_pixels`).
 
     Fixed retention: default_budget(n_prunable, retention). Dynamic: the ratio with R at redundancy_ref
@@ -120,8 +138,9 @@ def pixel_budget(config: PruneConfig, n_prunable: int, image: torch.Tensor | Non
     return default_budget(n_prunable, _pixel_ratio(config, image, token_boxes)[0])
 
 
-def _pixel_ratio(config: PruneConfig, image: torch.Tensor | None,
-                 token_boxes: torch.Tensor | None) -> tuple[float, float | None]:
+def _pixel_ratio(
+    config: PruneConfig, image: torch.Tensor | None, token_boxes: torch.Tensor | None
+) -> tuple[float, float | None]:
     """The dynamic ratio without its feature signal: R at redundancy_ref -> (ratio, T or None)."""
     dens = None if image is None else text_density(image, config, token_boxes)
     return dynamic_retention(config, config.redundancy_ref, dens), dens
@@ -144,8 +163,12 @@ def _mask(mask: torch.Tensor | None, n: int, device: torch.device, name: str) ->
 
 
 def _plan(
-    tokens: torch.Tensor, config: PruneConfig, protected: torch.Tensor | None, image: torch.Tensor | None,
-    token_boxes: torch.Tensor | None, budget: int | None,
+    tokens: torch.Tensor,
+    config: PruneConfig,
+    protected: torch.Tensor | None,
+    image: torch.Tensor | None,
+    token_boxes: torch.Tensor | None,
+    budget: int | None,
 ) -> _Plan:
     if tokens.ndim != 2 or not tokens.is_floating_point():
         raise ValueError(f"tokens must be a (N, D) float tensor, got {tuple(tokens.shape)} {tokens.dtype}")
@@ -183,19 +206,31 @@ def _check_budget(budget: object, n_prunable: int) -> int:
 
 
 def _select(
-    tokens: Sequence[torch.Tensor], plans: list[_Plan], active: list[int], config: PruneConfig,
-    padding: list, token_boxes: list,
+    tokens: Sequence[torch.Tensor],
+    plans: list[_Plan],
+    active: list[int],
+    config: PruneConfig,
+    padding: list,
+    token_boxes: list,
 ) -> list[Selection]:
     if not active:
         return []
     if config.method in ("rtprune", "norm"):
-        return rtprune_batch([tokens[i] for i in active], [plans[i].prunable for i in active],
-                             [plans[i].budget for i in active], config, with_merge=config.method == "rtprune")
+        return rtprune_batch(
+            [tokens[i] for i in active],
+            [plans[i].prunable for i in active],
+            [plans[i].budget for i in active],
+            config,
+            with_merge=config.method == "rtprune",
+        )
     return [_select_one(tokens[i], plans[i], config, padding[i], token_boxes[i]) for i in active]
 
 
 def _select_one(
-    tokens: torch.Tensor, plan: _Plan, config: PruneConfig, padding: torch.Tensor | None,
+    tokens: torch.Tensor,
+    plan: _Plan,
+    config: PruneConfig,
+    padding: torch.Tensor | None,
     token_boxes: torch.Tensor | None,
 ) -> Selection:
     if config.method == "random":
@@ -216,8 +251,9 @@ def _result(tokens: torch.Tensor, plan: _Plan, selection: Selection | None) -> P
     n_prunable = plan.n_prunable
     if selection is None:
         index = torch.arange(tokens.shape[0], device=tokens.device)
-        return PruneResult(tokens, index, plan.retention, plan.budget, n_prunable, None,
-                           plan.redundancy, plan.density)
+        return PruneResult(
+            tokens, index, plan.retention, plan.budget, n_prunable, None, plan.redundancy, plan.density
+        )
     keep = selection.keep.to(tokens.device) | ~plan.prunable
     index = keep.nonzero().squeeze(1)
     out = tokens[index]
@@ -228,5 +264,6 @@ def _result(tokens: torch.Tensor, plan: _Plan, selection: Selection | None) -> P
         if selection.mass is not None:
             mass = torch.ones(index.numel(), dtype=torch.float32, device=tokens.device)
             mass[rows] = selection.mass.to(tokens.device)
-    return PruneResult(out, index, plan.retention, plan.budget, n_prunable, mass,
-                       plan.redundancy, plan.density)
+    return PruneResult(
+        out, index, plan.retention, plan.budget, n_prunable, mass, plan.redundancy, plan.density
+    )

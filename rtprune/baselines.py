@@ -117,7 +117,9 @@ def tome_select(tokens: torch.Tensor, prunable: torch.Tensor, budget: int) -> Se
         score = feat[a] @ feat[b].T
         best = score.argmax(dim=1)
         r = min(to_remove, a.numel())
-        merged = torch.sort(score.gather(1, best[:, None]).squeeze(1), descending=True, stable=True).indices[:r]
+        merged = torch.sort(score.gather(1, best[:, None]).squeeze(1), descending=True, stable=True).indices[
+            :r
+        ]
         sums.index_add_(0, b[best[merged]], sums[a[merged]])
         sizes.index_add_(0, b[best[merged]], sizes[a[merged]])
         alive = torch.ones(idx.numel(), dtype=torch.bool, device=idx.device)

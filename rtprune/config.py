@@ -118,8 +118,10 @@ class PruneConfig:
         _check_finite_nonneg("ot_dustbin_cost", self.ot_dustbin_cost)
         if not (isinstance(self.ot_tau, int | float) and math.isfinite(self.ot_tau) and self.ot_tau >= 0):
             # finite so configs survive JSON (pydantic writes inf as null); the inf limit is "balanced"
-            raise ValueError(f"ot_tau must be a finite number >= 0 (its inf limit is ot_formulation="
-                             f"'balanced'), got {self.ot_tau!r}")
+            raise ValueError(
+                f"ot_tau must be a finite number >= 0 (its inf limit is ot_formulation="
+                f"'balanced'), got {self.ot_tau!r}"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
         for name in ("dynamic", "count_from_pixels"):

@@ -49,15 +49,25 @@ def ot_merge(
     src_idx, src_valid = front_positions(prunable & ~selected)
     tgt_idx, tgt_valid = front_positions(selected)
     dropped, kept = gather_rows(x, src_idx), gather_rows(x, tgt_idx)
-    weights = solve_plan(cosine_cost(dropped, kept), src_valid, tgt_valid, config.ot_formulation,
-                         sinkhorn_spec(config), config.ot_dustbin_cost)
+    weights = solve_plan(
+        cosine_cost(dropped, kept),
+        src_valid,
+        tgt_valid,
+        config.ot_formulation,
+        sinkhorn_spec(config),
+        config.ot_dustbin_cost,
+    )
     new, mass = merge(kept, dropped, weights, config.merge, config.merge_step)
     return tgt_idx, tgt_valid, new, mass
 
 
 def rtprune_batch(
-    tokens: Sequence[torch.Tensor], prunable: Sequence[torch.Tensor], budgets: Sequence[int],
-    config: PruneConfig, with_merge: bool = True, padded: bool | None = None,
+    tokens: Sequence[torch.Tensor],
+    prunable: Sequence[torch.Tensor],
+    budgets: Sequence[int],
+    config: PruneConfig,
+    with_merge: bool = True,
+    padded: bool | None = None,
 ) -> list[Selection]:
     """Stage 1 (+ stage 2 when with_merge) for pages with at least one token to drop.
 
@@ -69,15 +79,22 @@ def rtprune_batch(
     if padded is None:
         padded = tokens[0].device.type != "cpu"
     if not padded and len(tokens) > 1:
-        return [sel for i in range(len(tokens))
-                for sel in rtprune_batch(tokens[i:i + 1], prunable[i:i + 1], budgets[i:i + 1], config,
-                                         with_merge)]
+        return [
+            sel
+            for i in range(len(tokens))
+            for sel in rtprune_batch(
+                tokens[i : i + 1], prunable[i : i + 1], budgets[i : i + 1], config, with_merge
+            )
+        ]
     return _padded_batch(tokens, prunable, budgets, config, with_merge)
 
 
 def _padded_batch(
-    tokens: Sequence[torch.Tensor], prunable: Sequence[torch.Tensor], budgets: Sequence[int],
-    config: PruneConfig, with_merge: bool,
+    tokens: Sequence[torch.Tensor],
+    prunable: Sequence[torch.Tensor],
+    budgets: Sequence[int],
+    config: PruneConfig,
+    with_merge: bool,
 ) -> list[Selection]:
     lengths = [t.shape[0] for t in tokens]
     if len(tokens) == 1:  # no padding needed: skip the copy
@@ -91,5 +108,7 @@ def _padded_batch(
         return [Selection(selected[i, :n]) for i, n in enumerate(lengths)]
     index, valid, values, mass = ot_merge(x, selected, mask, config)
     counts = valid.sum(dim=1).tolist()
-    return [Selection(selected[i, :n], index[i, :k], values[i, :k], mass[i, :k])
-            for i, (n, k) in enumerate(zip(lengths, counts, strict=True))]
+    return [
+        Selection(selected[i, :n], index[i, :k], values[i, :k], mass[i, :k])
+        for i, (n, k) in enumerate(zip(lengths, counts, strict=True))
+    ]

@@ -117,6 +117,9 @@ def text_density(image: torch.Tensor, config: PruneConfig, token_boxes: torch.Te
 def dynamic_retention(config: PruneConfig, redundancy_value: float, density_value: float | None) -> float:
     """Our formula (module docstring); a missing density counts as density_ref (no evidence either way)."""
     density = config.density_ref if density_value is None else density_value
-    r = (config.retention + config.density_weight * (density - config.density_ref)
-         - config.redundancy_weight * (redundancy_value - config.redundancy_ref))
+    r = (
+        config.retention
+        + config.density_weight * (density - config.density_ref)
+        - config.redundancy_weight * (redundancy_value - config.redundancy_ref)
+    )
     return min(config.max_retention, max(config.min_retention, r))

@@ -126,8 +126,12 @@ def log_uniform(valid: torch.Tensor) -> torch.Tensor:
 
 
 def solve_plan(
-    cost: torch.Tensor, src_valid: torch.Tensor, tgt_valid: torch.Tensor, formulation: str,
-    spec: SinkhornSpec, dustbin_cost: float = 0.7,
+    cost: torch.Tensor,
+    src_valid: torch.Tensor,
+    tgt_valid: torch.Tensor,
+    formulation: str,
+    spec: SinkhornSpec,
+    dustbin_cost: float = 0.7,
 ) -> torch.Tensor:
     """Merge weights w (B, U, K): the share of dropped token i that goes to kept token j.
 

@@ -45,7 +45,12 @@ def session_ray():
     (tests/pipeline/pipeline_fixtures.py) or reliability's pipeline_harness.local_ray(). A pipeline run
     leaves nothing behind in it: its actors end with the run."""
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}})
+    ray.init(
+        address="local",
+        num_cpus=8,
+        num_gpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}},
+    )
     yield ray
     ray.shutdown()

@@ -43,12 +43,17 @@ def unpruned_reference(backend, page) -> list[int]:
 
     ids = torch.tensor([backend.prompt_ids(page.layout.n_tokens)])
     tok = backend.tokenizer
-    config = GenerationConfig(do_sample=False, max_new_tokens=MAX_NEW, eos_token_id=tok.eos_token_id,
-                              pad_token_id=tok.pad_token_id)
+    config = GenerationConfig(
+        do_sample=False, max_new_tokens=MAX_NEW, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
     with torch.inference_mode():
-        out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                     **backend.collate([page]), generation_config=config)
-    return out[0, ids.shape[1]:].tolist()
+        out = backend.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            **backend.collate([page]),
+            generation_config=config,
+        )
+    return out[0, ids.shape[1] :].tolist()
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +89,13 @@ def test_kept_counts_match_the_budget_and_protected_tokens_survive(backend, enco
     # norm-only: the kept features must then be the encoder's own rows (the OT merge would move them)
     config = PruneConfig(method="norm", retention=retention)
     pruned, _ = engine_for(backend, prune=config).prune(pages, features)
-    for page, feats, kept, before in zip(pages, features, pruned, pre_collapse_kept(pages, features, config),
-                                         strict=True):
+    for page, feats, kept, before in zip(
+        pages, features, pruned, pre_collapse_kept(pages, features, config), strict=True
+    ):
         layout = page.layout
-        newline = layout.newline if layout.newline is not None else torch.zeros(layout.n_tokens, dtype=torch.bool)
+        newline = (
+            layout.newline if layout.newline is not None else torch.zeros(layout.n_tokens, dtype=torch.bool)
+        )
         n_protected = int(layout.protected.sum())
         collapsed = int((newline[before][1:] & newline[before][:-1]).sum())
         assert kept.n_visual == layout.n_tokens

@@ -45,8 +45,20 @@ PYTHON = "3.11"
 COMMANDS = {"digitize": ["-m", "jobs.digitize"], "test": ["-m", "pytest"], "python": []}
 # `./ocr lock`: resolved for every platform against the public index only, so the file does not depend on
 # the machine that regenerates it; torch is pinned to the CPU rule's version.
-LOCK_ARGS = ["pip", "compile", "pyproject.toml", "--extra", "test", "--universal", "--python-version", PYTHON,
-             "--no-config", "--quiet", "--custom-compile-command", "./ocr lock"]
+LOCK_ARGS = [
+    "pip",
+    "compile",
+    "pyproject.toml",
+    "--extra",
+    "test",
+    "--universal",
+    "--python-version",
+    PYTHON,
+    "--no-config",
+    "--quiet",
+    "--custom-compile-command",
+    "./ocr lock",
+]
 
 
 def say(message: str) -> None:
@@ -86,7 +98,7 @@ def local_torch_wheel(settings: dict[str, list[str]]) -> bool:
     of from the PyTorch CPU index."""
     version = TORCH_CPU.split("==")[1]
     for link in settings.get("find-links", []):
-        folder = Path(link[len("file://"):] if link.startswith("file://") else link)
+        folder = Path(link[len("file://") :] if link.startswith("file://") else link)
         if folder.is_dir() and any(folder.glob(f"torch-{version}*.whl")):
             return True
     return False
@@ -126,8 +138,12 @@ def create_venv() -> None:
 
 def venv_ok() -> bool:
     try:
-        out = subprocess.run([str(venv_python()), "-c", "import sys; print(sys.version_info >= (3, 11))"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(venv_python()), "-c", "import sys; print(sys.version_info >= (3, 11))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.stdout.strip() == "True"
@@ -140,8 +156,17 @@ def uv_path() -> str:
     if version is None or UV_VERSION not in version.stdout:
         if subprocess.run([str(venv_python()), "-m", "pip", "--version"], capture_output=True).returncode:
             run([str(venv_python()), "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
-        run([str(venv_python()), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
-             f"uv=={UV_VERSION}"])
+        run(
+            [
+                str(venv_python()),
+                "-m",
+                "pip",
+                "install",
+                "-qq",
+                "--disable-pip-version-check",
+                f"uv=={UV_VERSION}",
+            ]
+        )
     return str(uv)
 
 
@@ -150,14 +175,24 @@ def read_pip_settings() -> dict[str, list[str]]:
     return pip_settings(out.stdout) if out.returncode == 0 else {}
 
 
-def install_command(mode: str, settings: dict[str, list[str]], uv: str, python: str,
-                    constraints: str, overrides: str = "") -> list[str]:
+def install_command(
+    mode: str, settings: dict[str, list[str]], uv: str, python: str, constraints: str, overrides: str = ""
+) -> list[str]:
     """The one uv command that installs the project. CPU: the CPU torch from a local wheel folder that pip
     knows, else from the PyTorch CPU index (never the public index's CUDA build). GPU: `constraints` is
     the lock without its torch line, so torch comes from vllm's pin (the public index's CUDA build;
     UV_TORCH_BACKEND=cu126 etc. picks another CUDA build)."""
-    base = [uv, "pip", "install", "--quiet", "--python", python, *uv_index_args(settings),
-            "--constraint", constraints]
+    base = [
+        uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        *uv_index_args(settings),
+        "--constraint",
+        constraints,
+    ]
     if mode == "gpu":
         return [*base, "--override", overrides, "-e", f"{ROOT}[test,vllm]"]
     torch_source = [] if local_torch_wheel(settings) else ["--torch-backend", "cpu"]
@@ -170,9 +205,13 @@ def install(mode: str) -> None:
     if mode != "gpu":
         run(install_command(mode, settings, uv, str(venv_python()), str(LOCK)))
         return
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp, \
-            tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as override:
-        tmp.write("".join(line for line in LOCK.read_text().splitlines(True) if not line.startswith("torch==")))
+    with (
+        tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as tmp,
+        tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as override,
+    ):
+        tmp.write(
+            "".join(line for line in LOCK.read_text().splitlines(True) if not line.startswith("torch=="))
+        )
         override.write(TRANSFORMERS_PIN + "\n")
     try:
         run(install_command(mode, settings, uv, str(venv_python()), tmp.name, override.name))
@@ -193,8 +232,10 @@ def ensure_env(mode: str | None = None) -> None:
     stamp_file = VENV / ".ocr-stamp"
     if stamp_file.is_file() and stamp_file.read_text().strip() == want and venv_python().exists():
         return
-    say(f"setting up .venv ({mode}); this happens once, and again when pyproject.toml or "
-        f"constraints.txt change")
+    say(
+        f"setting up .venv ({mode}); this happens once, and again when pyproject.toml or "
+        f"constraints.txt change"
+    )
     started_s = time.monotonic()
     if not venv_ok() or mode != current_mode():  # CPU <-> GPU: start clean, no torch build left over
         create_venv()

@@ -16,12 +16,16 @@ import sys
 from pathlib import Path
 
 UNGUARDED = '@torch.library.register_fake("torchvision::'
-GUARDED = ('@(torch.library.register_fake if torchvision.extension._has_ops() '
-           'else (lambda *_a, **_k: (lambda fn: fn)))("torchvision::')
+GUARDED = (
+    "@(torch.library.register_fake if torchvision.extension._has_ops() "
+    'else (lambda *_a, **_k: (lambda fn: fn)))("torchvision::'
+)
 
 
 def imports_cleanly() -> bool:
-    check = subprocess.run([sys.executable, "-c", "import torchvision.transforms"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-c", "import torchvision.transforms"], capture_output=True, text=True
+    )
     return check.returncode == 0
 
 
@@ -36,7 +40,9 @@ def main() -> int:
     path = Path(spec.origin).parent / "_meta_registrations.py"
     source = path.read_text()
     if UNGUARDED not in source:
-        print(f"torchvision does not import, and {path} has no unguarded registration to fix", file=sys.stderr)
+        print(
+            f"torchvision does not import, and {path} has no unguarded registration to fix", file=sys.stderr
+        )
         return 1
     # A new file renamed over the old one: installers hard-link package files from their cache, and
     # writing through the link would change every environment that shares it.

@@ -88,12 +88,22 @@ def jsonl_record(doc: Document, added: str) -> dict[str, Any]:
         spans.append([pos, pos + len(page.text), page.index])
         parts.append(page.text)
         pos += len(page.text)
-    failed = [{"page_index": p.index, "stage": p.error_stage, "reason": p.error}
-              for p in doc.pages if p.status != "ok"]
+    failed = [
+        {"page_index": p.index, "stage": p.error_stage, "reason": p.error}
+        for p in doc.pages
+        if p.status != "ok"
+    ]
     metadata = {
-        "page_count": doc.page_count, "pages_ok": doc.pages_ok, "pages_failed": doc.pages_failed,
-        "page_spans": spans, "failed_pages": failed, "content_hash": doc.content_hash, "run_id": doc.run_id,
-        "model_id": doc.model_id, "model_mode": doc.model_mode, "prune_method": doc.prune_method,
+        "page_count": doc.page_count,
+        "pages_ok": doc.pages_ok,
+        "pages_failed": doc.pages_failed,
+        "page_spans": spans,
+        "failed_pages": failed,
+        "content_hash": doc.content_hash,
+        "run_id": doc.run_id,
+        "model_id": doc.model_id,
+        "model_mode": doc.model_mode,
+        "prune_method": doc.prune_method,
         "prune_config_hash": doc.prune_config_hash,
         "visual_tokens": sum(p.visual_tokens for p in doc.pages),
         "visual_tokens_kept": sum(p.visual_tokens_kept for p in doc.pages),
@@ -113,16 +123,22 @@ def markdown(doc: Document) -> str:
     separated by a rule; a failed page (or a document that failed as a whole) is a quoted line with its
     stage and reason, never dropped."""
     name = doc.source_uri.rstrip("/").rsplit("/", 1)[-1] or doc.source_uri
-    setting = f"{_code(doc.prune_method)}" + (f" [{_code(doc.prune_config_hash)}]" if doc.prune_config_hash else "")
+    setting = f"{_code(doc.prune_method)}" + (
+        f" [{_code(doc.prune_config_hash)}]" if doc.prune_config_hash else ""
+    )
     lines = [
-        f"# {_escape(_printable(name))}", "",
+        f"# {_escape(_printable(name))}",
+        "",
         f"- source: {_code(_printable(doc.source_uri))}",
         f"- document id: {_code(_printable(doc.doc_id))}",
-        f"- pages: {doc.page_count} ({doc.pages_ok} ok, {doc.pages_failed} failed)" if doc.page_count >= 0
+        f"- pages: {doc.page_count} ({doc.pages_ok} ok, {doc.pages_failed} failed)"
+        if doc.page_count >= 0
         else "- pages: unknown (the document could not be read or opened)",
-        f"- model: {_code(doc.model_id)}" + (f" (mode {_code(doc.model_mode)})" if doc.model_mode else "")
+        f"- model: {_code(doc.model_id)}"
+        + (f" (mode {_code(doc.model_mode)})" if doc.model_mode else "")
         + f", pruning: {setting}",
-        f"- run: {_code(doc.run_id)}", "",
+        f"- run: {_code(doc.run_id)}",
+        "",
     ]
     for i, page in enumerate(doc.pages):
         if page.index < 0:

@@ -35,8 +35,17 @@ log = logging.getLogger("pipeline")
 
 _SETTING = ["model_id", "model_mode", "prune_method", "prune_config_hash"]
 _VERSION_KEYS = ["doc_id", "run_id", "source_uri", "content_hash", *_SETTING]
-_PAGE_COLUMNS = ["doc_id", "page_index", "page_count", "status", "text", "error_stage", "error",
-                 "visual_tokens", "visual_tokens_kept"]
+_PAGE_COLUMNS = [
+    "doc_id",
+    "page_index",
+    "page_count",
+    "status",
+    "text",
+    "error_stage",
+    "error",
+    "visual_tokens",
+    "visual_tokens_kept",
+]
 MARKDOWN_DIR = "markdown"
 JSONL_DIR = "jsonl"
 _PUT_BATCH = 64  # Markdown files handed to the store at once (object stores upload them concurrently)
@@ -71,16 +80,27 @@ def latest_versions(pages: pa.Table) -> list[Version]:
     if not pages.num_rows:
         return []
     order = pa.array(range(pages.num_rows), type=pa.int64())
-    grouped = pages.select(_VERSION_KEYS).append_column("_order", order).group_by(_VERSION_KEYS).aggregate(
-        [("_order", "max"), ("_order", "count")])
+    grouped = (
+        pages.select(_VERSION_KEYS)
+        .append_column("_order", order)
+        .group_by(_VERSION_KEYS)
+        .aggregate([("_order", "max"), ("_order", "count")])
+    )
     latest: dict[str, dict] = {}
     for g in grouped.to_pylist():
         if g["doc_id"] not in latest or g["_order_max"] > latest[g["doc_id"]]["_order_max"]:
             latest[g["doc_id"]] = g
-    return [Version(g["doc_id"], g["run_id"], g["source_uri"],
-                    fingerprint(g["doc_id"], g["run_id"], g["content_hash"], tuple(g[k] for k in _SETTING),
-                                g["_order_count"]))
-            for g in (latest[d] for d in sorted(latest))]
+    return [
+        Version(
+            g["doc_id"],
+            g["run_id"],
+            g["source_uri"],
+            fingerprint(
+                g["doc_id"], g["run_id"], g["content_hash"], tuple(g[k] for k in _SETTING), g["_order_count"]
+            ),
+        )
+        for g in (latest[d] for d in sorted(latest))
+    ]
 
 
 def read_documents(pages: pa.Table, versions: list[Version]) -> list[Document]:
@@ -96,13 +116,28 @@ def read_documents(pages: pa.Table, versions: list[Version]) -> list[Document]:
     for v in versions:
         rs = by_doc[v.doc_id]
         first = rs[0]
-        docs.append(Document(
-            doc_id=v.doc_id, source_uri=first["source_uri"], content_hash=first["content_hash"],
-            run_id=first["run_id"], page_count=first["page_count"],
-            **{k: first[k] for k in _SETTING},
-            pages=tuple(Page(r["page_index"], r["status"], r["text"], r["error_stage"], r["error"],
-                             r["visual_tokens"], r["visual_tokens_kept"]) for r in rs),
-        ))
+        docs.append(
+            Document(
+                doc_id=v.doc_id,
+                source_uri=first["source_uri"],
+                content_hash=first["content_hash"],
+                run_id=first["run_id"],
+                page_count=first["page_count"],
+                **{k: first[k] for k in _SETTING},
+                pages=tuple(
+                    Page(
+                        r["page_index"],
+                        r["status"],
+                        r["text"],
+                        r["error_stage"],
+                        r["error"],
+                        r["visual_tokens"],
+                        r["visual_tokens_kept"],
+                    )
+                    for r in rs
+                ),
+            )
+        )
     return docs
 
 
@@ -127,8 +162,10 @@ def _markdown_names(versions: list[Version], state: ExportState) -> dict[str, st
     for v in versions:
         path = f"{MARKDOWN_DIR}/{document_file_name(v.doc_id, v.source_uri)}"
         if owners.setdefault(path, v.doc_id) != v.doc_id:
-            raise RuntimeError(f"export file name collision: {loggable_name(v.doc_id)} and "
-                               f"{loggable_name(owners[path])} both map to {path}")
+            raise RuntimeError(
+                f"export file name collision: {loggable_name(v.doc_id)} and "
+                f"{loggable_name(owners[path])} both map to {path}"
+            )
         names[v.doc_id] = path
     return names
 
@@ -142,7 +179,7 @@ def _put_many(dest: Output, files: dict[str, bytes]) -> None:
         return
     items = list(files.items())
     for i in range(0, len(items), _PUT_BATCH):
-        batch = {dest.path(p): d for p, d in items[i:i + _PUT_BATCH]}
+        batch = {dest.path(p): d for p, d in items[i : i + _PUT_BATCH]}
         retry(lambda b=batch: dest.fs.pipe(b))
 
 
@@ -175,8 +212,11 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     pages = read_committed(cfg.output, cfg.storage)
     state = load_state(dest)
     versions = latest_versions(pages)
-    todo = [v for v in versions
-            if v.doc_id not in state.documents or state.documents[v.doc_id].fingerprint != v.fingerprint]
+    todo = [
+        v
+        for v in versions
+        if v.doc_id not in state.documents or state.documents[v.doc_id].fingerprint != v.fingerprint
+    ]
     if not todo:
         return ExportResult("", 0, 0, 0, 0, 0, unchanged=len(versions))
     seq = state.seq + 1
@@ -189,20 +229,40 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in docs]
     shards = _write_shards(dest, eid, lines, cfg)
     result = ExportResult(
-        eid, len(docs), sum(d.doc_id not in state.documents for d in docs),
-        sum(d.doc_id in state.documents for d in docs), sum(d.pages_ok for d in docs),
-        sum(d.pages_failed for d in docs), [s["file"] for s in shards], len(names), len(versions) - len(todo))
-    commit_state(dest, seq, _next_state(state, todo, names, shards, eid), {
-        "exported_at": added, "output": redact_uri(cfg.output), "shards": shards,
-        "documents": result.documents, "new": result.new, "changed": result.changed,
-        "pages_ok": result.pages_ok, "pages_failed": result.pages_failed, "markdown_dir": MARKDOWN_DIR,
-        "markdown_files": result.markdown_files, "compression": cfg.compression,
-    })
+        eid,
+        len(docs),
+        sum(d.doc_id not in state.documents for d in docs),
+        sum(d.doc_id in state.documents for d in docs),
+        sum(d.pages_ok for d in docs),
+        sum(d.pages_failed for d in docs),
+        [s["file"] for s in shards],
+        len(names),
+        len(versions) - len(todo),
+    )
+    commit_state(
+        dest,
+        seq,
+        _next_state(state, todo, names, shards, eid),
+        {
+            "exported_at": added,
+            "output": redact_uri(cfg.output),
+            "shards": shards,
+            "documents": result.documents,
+            "new": result.new,
+            "changed": result.changed,
+            "pages_ok": result.pages_ok,
+            "pages_failed": result.pages_failed,
+            "markdown_dir": MARKDOWN_DIR,
+            "markdown_files": result.markdown_files,
+            "compression": cfg.compression,
+        },
+    )
     return result
 
 
-def _next_state(state: ExportState, todo: list[Version], names: dict[str, str], shards: list[dict],
-                eid: str) -> dict[str, DocState]:
+def _next_state(
+    state: ExportState, todo: list[Version], names: dict[str, str], shards: list[dict], eid: str
+) -> dict[str, DocState]:
     """The previous state with this export's documents (in the shards' record order) updated."""
     documents = dict(state.documents)
     shard_of = [s["file"] for s in shards for _ in range(s["records"])]

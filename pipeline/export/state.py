@@ -21,13 +21,15 @@ import pyarrow.parquet as pq
 from pipeline.output import Output
 
 STATE_DIR = "_export"
-_STATE_SCHEMA = pa.schema([
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("fingerprint", pa.string(), nullable=False),  # the committed version it was exported from
-    pa.field("markdown", pa.string(), nullable=False),  # path under dest; "" when Markdown is off
-    pa.field("jsonl", pa.string(), nullable=False),  # shard under dest that holds its current record
-    pa.field("export_id", pa.string(), nullable=False),  # export that wrote it last
-])
+_STATE_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),  # the committed version it was exported from
+        pa.field("markdown", pa.string(), nullable=False),  # path under dest; "" when Markdown is off
+        pa.field("jsonl", pa.string(), nullable=False),  # shard under dest that holds its current record
+        pa.field("export_id", pa.string(), nullable=False),  # export that wrote it last
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,17 @@ def load_state(dest: Output) -> ExportState:
     manifest = json.loads(dest.fs.cat_file(manifests[-1]))  # zero-padded ids: the last name is the newest
     table = pq.read_table(io.BytesIO(dest.fs.cat_file(dest.path(manifest["state"]))), schema=_STATE_SCHEMA)
     cols = table.to_pydict()
-    docs = {d: DocState(f, m, j, e) for d, f, m, j, e in zip(
-        cols["doc_id"], cols["fingerprint"], cols["markdown"], cols["jsonl"], cols["export_id"], strict=True)}
+    docs = {
+        d: DocState(f, m, j, e)
+        for d, f, m, j, e in zip(
+            cols["doc_id"],
+            cols["fingerprint"],
+            cols["markdown"],
+            cols["jsonl"],
+            cols["export_id"],
+            strict=True,
+        )
+    }
     return ExportState(int(manifest["seq"]), docs)
 
 
@@ -73,13 +84,16 @@ def commit_state(dest: Output, seq: int, documents: dict[str, DocState], manifes
     """Write the state file, then the manifest naming it (the commit point); then drop older state files,
     which no manifest needs any more (the manifests stay as the export history)."""
     names = sorted(documents)
-    table = pa.table({
-        "doc_id": names,
-        "fingerprint": [documents[d].fingerprint for d in names],
-        "markdown": [documents[d].markdown for d in names],
-        "jsonl": [documents[d].jsonl for d in names],
-        "export_id": [documents[d].export_id for d in names],
-    }, schema=_STATE_SCHEMA)
+    table = pa.table(
+        {
+            "doc_id": names,
+            "fingerprint": [documents[d].fingerprint for d in names],
+            "markdown": [documents[d].markdown for d in names],
+            "jsonl": [documents[d].jsonl for d in names],
+            "export_id": [documents[d].export_id for d in names],
+        },
+        schema=_STATE_SCHEMA,
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     dest.put_atomic(dest.path(state_file(seq)), buf.getvalue())

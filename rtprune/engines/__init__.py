@@ -19,7 +19,7 @@ __all__ = ["EngineConfig", "FinishReason", "PageResult", "PageUsage", "create_en
 
 
 def resolve_backend(config: EngineConfig) -> str:
-    """"hf" or "vllm": the configured one, or for "auto" vllm when it is installed and CUDA is present."""
+    """ "hf" or "vllm": the configured one, or for "auto" vllm when it is installed and CUDA is present."""
     if config.backend != "auto":
         return config.backend
     if importlib.util.find_spec("vllm") is None:

@@ -56,7 +56,11 @@ def seeded(device: torch.device, seed: int, active: bool) -> Iterator[None]:
     if not active:
         yield
         return
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
@@ -116,7 +120,9 @@ class OcrEngine:
         self.config = config
         self.backend = backend if backend is not None else load_backend(config)
         if self.backend.prompt != config.prompt:  # the backend tokenizes its prompt once, when built
-            raise ValueError(f"backend was built for prompt {self.backend.prompt!r}, config has {config.prompt!r}")
+            raise ValueError(
+                f"backend was built for prompt {self.backend.prompt!r}, config has {config.prompt!r}"
+            )
         self.device = next(self.backend.model.parameters()).device
         self._whitelist = whitelist_ids(self.backend.tokenizer)
 
@@ -149,8 +155,12 @@ class OcrEngine:
             features = self.backend.encode(pages)
         return features, seconds[0]
 
-    def prune(self, pages: Sequence[PreparedPage], features: Sequence[torch.Tensor],
-              config: PruneConfig | None = None) -> tuple[list[PrunedPage], float]:
+    def prune(
+        self,
+        pages: Sequence[PreparedPage],
+        features: Sequence[torch.Tensor],
+        config: PruneConfig | None = None,
+    ) -> tuple[list[PrunedPage], float]:
         """Prune each page's (N_i, D) features with `config` (default: the engine's); -> pages, seconds."""
         config = config if config is not None else self.config.prune
         seconds: list[float] = []
@@ -158,15 +168,17 @@ class OcrEngine:
             pruned = self._prune(pages, features, config)
         return pruned, seconds[0]
 
-    def _prune(self, pages: Sequence[PreparedPage], features: Sequence[torch.Tensor],
-               config: PruneConfig) -> list[PrunedPage]:
+    def _prune(
+        self, pages: Sequence[PreparedPage], features: Sequence[torch.Tensor], config: PruneConfig
+    ) -> list[PrunedPage]:
         layouts = [page.layout for page in pages]
 
         def on_device(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
             return None if t is None else t.to(like.device)
 
         results = prune_batch(
-            list(features), config,
+            list(features),
+            config,
             protected=[on_device(lay.protected, f) for lay, f in zip(layouts, features, strict=True)],
             padding=[on_device(lay.padding, f) for lay, f in zip(layouts, features, strict=True)],
             image=[on_device(page.image_gray, f) for page, f in zip(pages, features, strict=True)],
@@ -185,8 +197,9 @@ class OcrEngine:
         ids, positions = [], []
         for page in pruned:
             full = self.backend.prompt_ids(page.n_visual)
-            row_ids, row_pos = prompt_with_positions(full, self.backend.image_token_id, page.kept_index,
-                                                     self.config.position_mode)
+            row_ids, row_pos = prompt_with_positions(
+                full, self.backend.image_token_id, page.kept_index, self.config.position_mode
+            )
             if row_ids.tolist() != self.backend.prompt_ids(page.n_kept):
                 raise ValueError("backend prompt_ids does not place image tokens contiguously")
             ids.append(row_ids)
@@ -201,8 +214,12 @@ class OcrEngine:
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         image = BaseModelOutputWithPooling(pooler_output=[page.features for page in pruned])
-        return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                "position_ids": batch.position_ids, "mm_encoder_outputs": {"image": image}}
+        return {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "position_ids": batch.position_ids,
+            "mm_encoder_outputs": {"image": image},
+        }
 
     def prefill(self, pruned: Sequence[PrunedPage]) -> float:
         """One prefill forward (builds the KV cache, logits of the last position) -> synchronised seconds."""
@@ -219,22 +236,41 @@ class OcrEngine:
 
         batch = self.build_prompts(pruned)
         tok, cfg = self.backend.tokenizer, self.config
-        guard = RepetitionGuard(batch.input_ids.shape[1], cfg.repetition_ngram, cfg.repetition_window,
-                                int(tok.eos_token_id), self._whitelist)
+        guard = RepetitionGuard(
+            batch.input_ids.shape[1],
+            cfg.repetition_ngram,
+            cfg.repetition_window,
+            int(tok.eos_token_id),
+            self._whitelist,
+        )
         # A fresh GenerationConfig, so a checkpoint's own sampling defaults cannot leak in.
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 \
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+            if temperature > 0
             else {"do_sample": False}
-        gen_config = GenerationConfig(**sampling, max_new_tokens=cfg.max_new_tokens,
-                                      eos_token_id=int(tok.eos_token_id), pad_token_id=self._pad_id(),
-                                      use_cache=True)
+        )
+        gen_config = GenerationConfig(
+            **sampling,
+            max_new_tokens=cfg.max_new_tokens,
+            eos_token_id=int(tok.eos_token_id),
+            pad_token_id=self._pad_id(),
+            use_cache=True,
+        )
         timer, seconds = FirstForwardTimer(self.backend.model, self.device), []
         try:
-            with seeded(self.device, cfg.seed, temperature > 0), timed(self.device, seconds), torch.inference_mode():
-                out = self.backend.model.generate(**self._model_inputs(pruned, batch), generation_config=gen_config,
-                                                  logits_processor=[guard])
+            with (
+                seeded(self.device, cfg.seed, temperature > 0),
+                timed(self.device, seconds),
+                torch.inference_mode(),
+            ):
+                out = self.backend.model.generate(
+                    **self._model_inputs(pruned, batch),
+                    generation_config=gen_config,
+                    logits_processor=[guard],
+                )
         finally:
             timer.remove()
-        new = out[:, batch.input_ids.shape[1]:].cpu()
+        new = out[:, batch.input_ids.shape[1] :].cpu()
         rows = [self._trim(row) for row in new]
         reasons = [self._finish_reason(i, row, guard) for i, row in enumerate(rows)]
         return Generation(rows, reasons, batch.lengths, timer.prefill_s, seconds[0] - timer.prefill_s)
@@ -250,8 +286,9 @@ class OcrEngine:
         ended = row.numel() > 0 and int(row[-1]) == self.backend.tokenizer.eos_token_id
         return "eos" if ended else "length"
 
-    def ocr(self, images: Sequence[Any], *, prune: PruneConfig | None = None,
-            temperature: float = 0.0) -> list[PageResult]:
+    def ocr(
+        self, images: Sequence[Any], *, prune: PruneConfig | None = None, temperature: float = 0.0
+    ) -> list[PageResult]:
         """One batch of page images -> one PageResult per page. Raises if the batch fails; an out-of-memory
         error propagates unchanged so the caller can split the batch and retry.
 
@@ -260,8 +297,9 @@ class OcrEngine:
         of decoding greedily, seeded from EngineConfig.seed."""
         return self.ocr_timed(images, prune=prune, temperature=temperature)[0]
 
-    def ocr_timed(self, images: Sequence[Any], *, prune: PruneConfig | None = None,
-                  temperature: float = 0.0) -> tuple[list[PageResult], BatchSeconds]:
+    def ocr_timed(
+        self, images: Sequence[Any], *, prune: PruneConfig | None = None, temperature: float = 0.0
+    ) -> tuple[list[PageResult], BatchSeconds]:
         """ocr, plus the batch-level phase seconds that the pages' usage records share."""
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -271,22 +309,33 @@ class OcrEngine:
         features, encode_s = self.encode(pages)
         pruned, prune_s = self.prune(pages, features, prune)
         gen = self.generate(pruned, temperature)
-        return self.results(pruned, gen, encode_s, prune_s), BatchSeconds(encode_s, prune_s, gen.prefill_s,
-                                                                           gen.decode_s)
+        return self.results(pruned, gen, encode_s, prune_s), BatchSeconds(
+            encode_s, prune_s, gen.prefill_s, gen.decode_s
+        )
 
-    def results(self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float,
-                prune_s: float) -> list[PageResult]:
+    def results(
+        self, pruned: Sequence[PrunedPage], gen: Generation, encode_s: float, prune_s: float
+    ) -> list[PageResult]:
         """Text and usage per page from the stages' outputs; batch seconds shared as PageUsage says."""
         n_out = [int(row.numel()) for row in gen.output_ids]
-        shares = {name: split_shares(total, gen.prompt_tokens)
-                  for name, total in (("encode", encode_s), ("prune", prune_s), ("prefill", gen.prefill_s))}
+        shares = {
+            name: split_shares(total, gen.prompt_tokens)
+            for name, total in (("encode", encode_s), ("prune", prune_s), ("prefill", gen.prefill_s))
+        }
         decode = split_shares(gen.decode_s, n_out)
         results = []
         for i, page in enumerate(pruned):
             usage = PageUsage(
-                visual_tokens=page.n_visual, visual_tokens_kept=page.n_kept, prompt_tokens=gen.prompt_tokens[i],
-                output_tokens=n_out[i], encode_s=shares["encode"][i], prune_s=shares["prune"][i],
-                prefill_s=shares["prefill"][i], decode_s=decode[i], finish_reason=gen.finish_reasons[i])
+                visual_tokens=page.n_visual,
+                visual_tokens_kept=page.n_kept,
+                prompt_tokens=gen.prompt_tokens[i],
+                output_tokens=n_out[i],
+                encode_s=shares["encode"][i],
+                prune_s=shares["prune"][i],
+                prefill_s=shares["prefill"][i],
+                decode_s=decode[i],
+                finish_reason=gen.finish_reasons[i],
+            )
             text = self.backend.tokenizer.decode(gen.output_ids[i], skip_special_tokens=True)
             results.append(PageResult(text=text, usage=usage))
         return results

@@ -46,8 +46,9 @@ def collapse_newlines(kept_index: torch.Tensor, newline: torch.Tensor | None) ->
     return ~repeat
 
 
-def prompt_with_positions(full_ids: Sequence[int], image_token_id: int, kept_index: torch.Tensor,
-                          mode: PositionMode) -> tuple[torch.Tensor, torch.Tensor]:
+def prompt_with_positions(
+    full_ids: Sequence[int], image_token_id: int, kept_index: torch.Tensor, mode: PositionMode
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unpruned prompt ids (T + N,) and kept visual indices (M,) -> pruned ids (T + M,) and their positions.
 
     "original" keeps each surviving token's unpruned position (gaps where tokens were pruned), so text after
@@ -73,8 +74,12 @@ class PromptBatch:
     lengths: list[int]
 
     def to(self, device: torch.device | str) -> PromptBatch:
-        return PromptBatch(self.input_ids.to(device), self.attention_mask.to(device),
-                           self.position_ids.to(device), self.lengths)
+        return PromptBatch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.position_ids.to(device),
+            self.lengths,
+        )
 
 
 def left_pad(ids: Sequence[torch.Tensor], positions: Sequence[torch.Tensor], pad_id: int) -> PromptBatch:
@@ -86,7 +91,7 @@ def left_pad(ids: Sequence[torch.Tensor], positions: Sequence[torch.Tensor], pad
     pos = torch.zeros((len(ids), width), dtype=torch.long)
     for row, (t, p) in enumerate(zip(ids, positions, strict=True)):
         n = int(t.numel())
-        batch[row, width - n:], mask[row, width - n:], pos[row, width - n:] = t, 1, p
+        batch[row, width - n :], mask[row, width - n :], pos[row, width - n :] = t, 1, p
     return PromptBatch(batch, mask, pos, [int(t.numel()) for t in ids])
 
 

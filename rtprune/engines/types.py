@@ -41,7 +41,9 @@ class EngineConfig(BaseModel):
     repetition_window: int = Field(default=90, ge=4)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device: str = "auto"  # auto: cuda if available
-    seed: int = 0  # tiny-random weights, and sampled decoding (ocr with temperature > 0): reproducible retries
+    seed: int = (
+        0  # tiny-random weights, and sampled decoding (ocr with temperature > 0): reproducible retries
+    )
 
 
 @dataclass(frozen=True)

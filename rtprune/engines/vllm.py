@@ -77,8 +77,10 @@ class VllmEngine:
 
     def __init__(self, config: EngineConfig, settings: VllmSettings | None = None) -> None:
         if config.model in ("tiny-random-v1", "tiny-random-v2"):
-            raise ValueError(f"the vLLM engine loads checkpoint folders; {config.model!r} exists only for the hf "
-                             f"engine (rtprune.vllm_plugin.fixture.prepare_model_dir makes a test model folder)")
+            raise ValueError(
+                f"the vLLM engine loads checkpoint folders; {config.model!r} exists only for the hf "
+                f"engine (rtprune.vllm_plugin.fixture.prepare_model_dir makes a test model folder)"
+            )
         if config.generation == "v2":
             raise ValueError("the vLLM engine serves DeepSeek-OCR v1 (see docs/vllm.md for v2)")
         self.config, self.settings = config, settings or VllmSettings()
@@ -102,8 +104,9 @@ class VllmEngine:
 
         from rtprune.vllm_plugin import engine_kwargs
 
-        kwargs = engine_kwargs(self.config.model, self.config.mode, dtype=self._dtype(),
-                               **self.settings.engine_kwargs())
+        kwargs = engine_kwargs(
+            self.config.model, self.config.mode, dtype=self._dtype(), **self.settings.engine_kwargs()
+        )
         kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), REPETITION_PROCESSOR]
         kwargs.setdefault("seed", self.config.seed)
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs, disable_log_stats=False))
@@ -111,7 +114,7 @@ class VllmEngine:
         return llm
 
     def _dtype(self) -> str:
-        """"auto": bf16 on CUDA, fp32 on CPU (as the transformers engine); else as configured."""
+        """ "auto": bf16 on CUDA, fp32 on CPU (as the transformers engine); else as configured."""
         if self.config.dtype != "auto":
             return self.config.dtype
         import torch
@@ -145,8 +148,15 @@ class VllmEngine:
         return visual_token_counts(width_px, height_px, self.config.mode, None)[0]
 
     # -- OCR ------------------------------------------------------------------------------------------
-    async def ocr_page(self, image: Any, *, prune: PruneConfig | None = None, temperature: float = 0.0,
-                       max_new_tokens: int | None = None, ignore_eos: bool = False) -> PageResult:
+    async def ocr_page(
+        self,
+        image: Any,
+        *,
+        prune: PruneConfig | None = None,
+        temperature: float = 0.0,
+        max_new_tokens: int | None = None,
+        ignore_eos: bool = False,
+    ) -> PageResult:
         """One page -> its PageResult; raises PageError for this page alone. Callable from any event loop.
 
         prune: None = the engine's pruning, PruneConfig(method="none") = off. temperature > 0 samples
@@ -156,17 +166,24 @@ class VllmEngine:
         future = self._thread.submit(self._ocr_page(image, prune, temperature, max_new_tokens, ignore_eos))
         return await asyncio.wrap_future(future)
 
-    def ocr(self, images: Sequence[Any], *, prune: PruneConfig | None = None,
-            temperature: float = 0.0) -> list[PageResult]:
+    def ocr(
+        self, images: Sequence[Any], *, prune: PruneConfig | None = None, temperature: float = 0.0
+    ) -> list[PageResult]:
         """Pages -> PageResults in order, all submitted at once. Raises PageBatchError if any page failed."""
         results = self.ocr_settled(images, prune=prune, temperature=temperature)
         if any(isinstance(r, PageError) for r in results):
             raise PageBatchError(results)
         return results  # type: ignore[return-value]
 
-    def ocr_settled(self, images: Sequence[Any], *, prune: PruneConfig | None = None, temperature: float = 0.0,
-                    max_new_tokens: Sequence[int] | None = None,
-                    ignore_eos: bool = False) -> list[PageResult | PageError]:
+    def ocr_settled(
+        self,
+        images: Sequence[Any],
+        *,
+        prune: PruneConfig | None = None,
+        temperature: float = 0.0,
+        max_new_tokens: Sequence[int] | None = None,
+        ignore_eos: bool = False,
+    ) -> list[PageResult | PageError]:
         """Like ocr, with each page's PageError in its place instead of an exception; max_new_tokens: a cap
         per page (benchmarks)."""
         self._check_open()
@@ -175,8 +192,10 @@ class VllmEngine:
             raise ValueError(f"{len(caps)} caps for {len(images)} pages")
 
         async def run_all() -> list[PageResult | PageError]:
-            tasks = [self._ocr_page(image, prune, temperature, cap, ignore_eos)
-                     for image, cap in zip(images, caps, strict=True)]
+            tasks = [
+                self._ocr_page(image, prune, temperature, cap, ignore_eos)
+                for image, cap in zip(images, caps, strict=True)
+            ]
             out = await asyncio.gather(*tasks, return_exceptions=True)
             return [self._settle(r) for r in out]
 
@@ -193,8 +212,14 @@ class VllmEngine:
             raise result
         return result
 
-    async def _ocr_page(self, image: Any, prune: PruneConfig | None, temperature: float,
-                        max_new_tokens: int | None, ignore_eos: bool) -> PageResult:
+    async def _ocr_page(
+        self,
+        image: Any,
+        prune: PruneConfig | None,
+        temperature: float,
+        max_new_tokens: int | None,
+        ignore_eos: bool,
+    ) -> PageResult:
         prune = self.config.prune if prune is None else prune
         problem = page_problem(*image.size)
         if problem is not None:
@@ -230,12 +255,20 @@ class VllmEngine:
         from rtprune.engines.vllm_repetition import repetition_args
 
         cfg = self.config
-        extra = None if ignore_eos else repetition_args(cfg.repetition_ngram, cfg.repetition_window,
-                                                          self._whitelist, self._eos)
+        extra = (
+            None
+            if ignore_eos
+            else repetition_args(cfg.repetition_ngram, cfg.repetition_window, self._whitelist, self._eos)
+        )
         return SamplingParams(
-            temperature=temperature, seed=cfg.seed if temperature > 0 else None,
-            max_tokens=max_new_tokens or cfg.max_new_tokens, ignore_eos=ignore_eos, detokenize=False,
-            extra_args=extra, output_kind=RequestOutputKind.CUMULATIVE)
+            temperature=temperature,
+            seed=cfg.seed if temperature > 0 else None,
+            max_tokens=max_new_tokens or cfg.max_new_tokens,
+            ignore_eos=ignore_eos,
+            detokenize=False,
+            extra_args=extra,
+            output_kind=RequestOutputKind.CUMULATIVE,
+        )
 
     async def _generate(self, request: dict[str, Any], params: Any, request_id: str) -> Any:
         """Stream the request (each step's output updates the busy-time ledger); -> its final output."""
@@ -246,7 +279,10 @@ class VllmEngine:
             async for out in self._llm.generate(request, params, request_id):
                 self._running[request_id] = self._timeline(out)
                 final = out
-        except (VLLMClientError, ValueError) as exc:  # vLLM refused this request (longer than max_model_len...)
+        except (
+            VLLMClientError,
+            ValueError,
+        ) as exc:  # vLLM refused this request (longer than max_model_len...)
             raise PageError(f"vLLM refused the page: {exc}") from exc
         if final is None or not final.finished:
             raise PageError("vLLM ended the request without a final output")
@@ -257,18 +293,30 @@ class VllmEngine:
         m = out.metrics
         if m is None or not m.first_token_ts:
             return None
-        return Timeline(m.scheduled_ts, m.first_token_ts, m.last_token_ts, len(out.prompt_token_ids or ()),
-                        len(out.outputs[0].token_ids))
+        return Timeline(
+            m.scheduled_ts,
+            m.first_token_ts,
+            m.last_token_ts,
+            len(out.prompt_token_ids or ()),
+            len(out.outputs[0].token_ids),
+        )
 
     def _result(self, final: Any, n_visual: int, n_kept: int) -> PageResult:
         completion, cfg = final.outputs[0], self.config
         ids = list(completion.token_ids)
         reason = finish_reason(ids, self._eos, cfg.repetition_ngram, cfg.repetition_window, self._whitelist)
         prefill_s, decode_s = self._shares(self._timeline(final))
-        usage = PageUsage(visual_tokens=n_visual, visual_tokens_kept=n_kept,
-                          prompt_tokens=len(final.prompt_token_ids or ()), output_tokens=len(ids),
-                          encode_s=0.0, prune_s=0.0, prefill_s=prefill_s, decode_s=decode_s,
-                          finish_reason=reason)
+        usage = PageUsage(
+            visual_tokens=n_visual,
+            visual_tokens_kept=n_kept,
+            prompt_tokens=len(final.prompt_token_ids or ()),
+            output_tokens=len(ids),
+            encode_s=0.0,
+            prune_s=0.0,
+            prefill_s=prefill_s,
+            decode_s=decode_s,
+            finish_reason=reason,
+        )
         return PageResult(text=self._tokenizer.decode(ids, skip_special_tokens=True), usage=usage)
 
     def _shares(self, own: Timeline | None) -> tuple[float, float]:
@@ -283,8 +331,11 @@ class VllmEngine:
                 span = timeline.last_token_s - timeline.first_token_s
                 rate = decoded / span if span > 0 and decoded > 0 else 0.0
                 extra = rate * (own.last_token_s - timeline.last_token_s)
-                timeline = replace(timeline, last_token_s=own.last_token_s,
-                                   output_tokens=timeline.output_tokens + round(extra))
+                timeline = replace(
+                    timeline,
+                    last_token_s=own.last_token_s,
+                    output_tokens=timeline.output_tokens + round(extra),
+                )
             if timeline is not None:
                 others.append(timeline)
         self._finished.append(own)

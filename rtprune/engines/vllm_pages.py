@@ -62,13 +62,16 @@ def page_problem(width_px: int, height_px: int) -> str | None:
         return f"page is {width_px}x{height_px} px: a side under {MIN_SIDE_PX} px has nothing to read"
     aspect = max(width_px, height_px) / min(width_px, height_px)
     if aspect > MAX_ASPECT:
-        return (f"page is {width_px}x{height_px} px: aspect ratio {aspect:.0f}:1 exceeds {MAX_ASPECT:.0f}:1 "
-                f"(its content would fill under one token row of the view)")
+        return (
+            f"page is {width_px}x{height_px} px: aspect ratio {aspect:.0f}:1 exceeds {MAX_ASPECT:.0f}:1 "
+            f"(its content would fill under one token row of the view)"
+        )
     return None
 
 
-def finish_reason(output_ids: Sequence[int], eos_token_id: int, ngram: int, window: int,
-                  whitelist: frozenset[int]) -> FinishReason:
+def finish_reason(
+    output_ids: Sequence[int], eos_token_id: int, ngram: int, window: int, whitelist: frozenset[int]
+) -> FinishReason:
     """Why generation ended. The repetition guard forces EOS at the first step where the ids so far repeat
     (rtprune.models.repetition), so an output ends by the guard exactly when it ends in EOS and the ids
     before that EOS repeat; any other EOS is the model's own; no EOS means the token cap."""
@@ -102,8 +105,11 @@ def share_busy_time(own: Timeline, others: Sequence[Timeline]) -> tuple[float, f
     ran beside it (those outside its lifetime do not matter). With no one beside it, its own intervals."""
     edges = {own.scheduled_s, own.first_token_s, own.last_token_s}
     for other in others:
-        edges.update(t for t in (other.scheduled_s, other.first_token_s, other.last_token_s)
-                     if own.scheduled_s < t < own.last_token_s)
+        edges.update(
+            t
+            for t in (other.scheduled_s, other.first_token_s, other.last_token_s)
+            if own.scheduled_s < t < own.last_token_s
+        )
     points = sorted(edges)
     prefill_s = decode_s = 0.0
     for start, end in zip(points[:-1], points[1:], strict=True):

@@ -28,8 +28,14 @@ def repetition_args(ngram: int, window: int, whitelist: Iterable[int], eos_token
     """extra_args entry that turns the guard on for one request."""
     if window < ngram + 1:
         raise ValueError(f"window ({window}) must exceed ngram ({ngram})")
-    return {EXTRA_ARG: {"ngram": int(ngram), "window": int(window), "whitelist": sorted(int(t) for t in whitelist),
-                        "eos": int(eos_token_id)}}
+    return {
+        EXTRA_ARG: {
+            "ngram": int(ngram),
+            "window": int(window),
+            "whitelist": sorted(int(t) for t in whitelist),
+            "eos": int(eos_token_id),
+        }
+    }
 
 
 class _RequestGuard:
@@ -41,7 +47,7 @@ class _RequestGuard:
     def __call__(self, output_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
         if len(output_ids) < self.ngram + 1:
             return logits
-        recent = torch.tensor(output_ids[-self.window:], dtype=torch.long)
+        recent = torch.tensor(output_ids[-self.window :], dtype=torch.long)
         if repeats_in_window(recent, self.ngram, self.window, self.whitelist):
             eos_logit = torch.zeros((), dtype=logits.dtype, device=logits.device)
             logits.fill_(float("-inf"))

@@ -36,9 +36,12 @@ class VllmSettings(BaseModel):
 
     def engine_kwargs(self) -> dict[str, Any]:
         """These settings as AsyncEngineArgs keywords (None fields left to vLLM)."""
-        kwargs: dict[str, Any] = {"max_num_seqs": self.max_num_seqs, "load_format": self.load_format,
-                                  "gpu_memory_utilization": self.gpu_memory_utilization,
-                                  "enforce_eager": self.enforce_eager}
+        kwargs: dict[str, Any] = {
+            "max_num_seqs": self.max_num_seqs,
+            "load_format": self.load_format,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "enforce_eager": self.enforce_eager,
+        }
         if self.max_num_batched_tokens is not None:
             kwargs["max_num_batched_tokens"] = self.max_num_batched_tokens
         if self.max_model_len is not None:

@@ -71,7 +71,8 @@ def omnidocbench_reference(page: dict[str, Any], excluded: Iterable[str] = EXCLU
     """One OmniDocBench page annotation -> its page-level reference text (rules in the module doc)."""
     excluded = frozenset(excluded)
     blocks = [
-        b for b in page.get("layout_dets", [])
+        b
+        for b in page.get("layout_dets", [])
         if b.get("order") is not None and not b.get("ignore") and b.get("category_type") not in excluded
     ]
     blocks.sort(key=lambda b: b["order"])
@@ -93,14 +94,21 @@ def omnidocbench_reference(page: dict[str, Any], excluded: Iterable[str] = EXCLU
 def _find_annotation_file(folder: Path) -> Path:
     candidates = sorted(folder.glob("*.json"))
     if len(candidates) != 1:
-        raise ValueError(f"expected one annotation JSON in {folder}, found {[c.name for c in candidates]}; "
-                         "pass annotation_file")
+        raise ValueError(
+            f"expected one annotation JSON in {folder}, found {[c.name for c in candidates]}; "
+            "pass annotation_file"
+        )
     return candidates[0]
 
 
-def load_omnidocbench(folder: str | Path, *, annotation_file: str | Path | None = None,
-                      limit: int | None = None, seed: int | None = None,
-                      excluded: Iterable[str] = EXCLUDED_CATEGORIES) -> PageSample:
+def load_omnidocbench(
+    folder: str | Path,
+    *,
+    annotation_file: str | Path | None = None,
+    limit: int | None = None,
+    seed: int | None = None,
+    excluded: Iterable[str] = EXCLUDED_CATEGORIES,
+) -> PageSample:
     """An OmniDocBench-format folder (the annotation JSON, page images in `images/` or beside it) ->
     pages with references, in annotation order. With `limit`, the first `limit` pages, or with a `seed`
     a seeded random `limit` of them (the annotation file is grouped by document type, so its head is
@@ -125,7 +133,9 @@ def load_omnidocbench(folder: str | Path, *, annotation_file: str | Path | None 
     return sample
 
 
-def render_pdf_pages(pdf_bytes: bytes, doc_name: str, page_indices: Iterable[int], dpi: int) -> list[EvalPage]:
+def render_pdf_pages(
+    pdf_bytes: bytes, doc_name: str, page_indices: Iterable[int], dpi: int
+) -> list[EvalPage]:
     """Render the chosen pages of one PDF and take each page's text layer as its reference."""
     import pymupdf
     from PIL import Image
@@ -158,8 +168,9 @@ def _pdf_page_count(pdf_bytes: bytes) -> int:
         return doc.page_count
 
 
-def load_pdf_sample(uri: str, *, sample_pages: int, max_pages_per_doc: int = 2, seed: int = 0,
-                    dpi: int = 144) -> PageSample:
+def load_pdf_sample(
+    uri: str, *, sample_pages: int, max_pages_per_doc: int = 2, seed: int = 0, dpi: int = 144
+) -> PageSample:
     """A reproducible page sample of a PDF corpus: documents in a seeded random order, at most
     `max_pages_per_doc` random pages from each (so one long report cannot dominate), until
     `sample_pages` pages are collected. Documents that cannot be opened are reported as skipped."""
@@ -178,7 +189,7 @@ def load_pdf_sample(uri: str, *, sample_pages: int, max_pages_per_doc: int = 2, 
             count = _pdf_page_count(data)
             take = min(count, max_pages_per_doc, sample_pages - len(sample.pages))
             indices = sorted(rng.sample(range(count), take))
-            name = path[len(root):].lstrip("/") or Path(path).name  # relative: same names in two folders
+            name = path[len(root) :].lstrip("/") or Path(path).name  # relative: same names in two folders
             sample.pages.extend(render_pdf_pages(data, name, indices, dpi))
         except Exception as exc:  # any unreadable document is reported and the sample goes on
             sample.skipped.append((path, f"{type(exc).__name__}: {exc}"))

@@ -22,7 +22,9 @@ class EngineSettingsRunner:
     def __init__(self, engine_config: EngineConfig, engine: Any | None = None) -> None:
         from rtprune.engines.hf import OcrEngine
 
-        self.engine = engine if engine is not None else OcrEngine(engine_config.model_copy(update={"prune": UNPRUNED}))
+        self.engine = (
+            engine if engine is not None else OcrEngine(engine_config.model_copy(update={"prune": UNPRUNED}))
+        )
 
     def warm_up(self, image: Any) -> None:
         """One untimed page, so lazy initialisation and allocator growth are not billed to the first

@@ -110,14 +110,19 @@ def page_ned(prediction: str, reference: str, *, drop_punctuation: bool = False)
     )
 
 
-def corpus_ned(predictions: Sequence[str], references: Sequence[str], *, drop_punctuation: bool = False) -> float:
+def corpus_ned(
+    predictions: Sequence[str], references: Sequence[str], *, drop_punctuation: bool = False
+) -> float:
     """Mean per-page NED over paired pages. Raises on a length mismatch or an empty corpus, since a
     silently truncated pairing would report a score for pages that were never compared."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not predictions:
         raise ValueError("no pages to score")
-    scores = [page_ned(p, r, drop_punctuation=drop_punctuation) for p, r in zip(predictions, references, strict=True)]
+    scores = [
+        page_ned(p, r, drop_punctuation=drop_punctuation)
+        for p, r in zip(predictions, references, strict=True)
+    ]
     return sum(scores) / len(scores)
 
 

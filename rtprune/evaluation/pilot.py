@@ -80,29 +80,42 @@ def load_sample(config: EvaluateConfig) -> PageSample:
         fmt = "omnidocbench" if folder.is_dir() and len(list(folder.glob("*.json"))) == 1 else "pdf"
     if fmt == "omnidocbench":
         return load_omnidocbench(config.corpus, limit=config.sample_pages, seed=config.seed)
-    return load_pdf_sample(config.corpus, sample_pages=config.sample_pages,
-                           max_pages_per_doc=config.max_pages_per_doc, seed=config.seed, dpi=config.dpi)
+    return load_pdf_sample(
+        config.corpus,
+        sample_pages=config.sample_pages,
+        max_pages_per_doc=config.max_pages_per_doc,
+        seed=config.seed,
+        dpi=config.dpi,
+    )
 
 
-def write_outputs(results: list[SettingResult], rec: Recommendation, skipped: list[tuple[str, str]],
-                  output_dir: Path) -> dict[str, str]:
+def write_outputs(
+    results: list[SettingResult], rec: Recommendation, skipped: list[tuple[str, str]], output_dir: Path
+) -> dict[str, str]:
     output_dir.mkdir(parents=True, exist_ok=True)
-    files = {"csv": write_csv(results, output_dir / "sweep.csv"),
-             "plot": plot_tradeoff(results, output_dir / "sweep.png", rec)}
+    files = {
+        "csv": write_csv(results, output_dir / "sweep.csv"),
+        "plot": plot_tradeoff(results, output_dir / "sweep.png", rec),
+    }
     text = markdown_table(results, rec)
     if skipped:
         text += "\nSkipped (unreadable): " + "; ".join(f"{name} ({why})" for name, why in skipped) + "\n"
     (output_dir / "sweep.md").write_text(text, encoding="utf-8")
     files["markdown"] = output_dir / "sweep.md"
-    advice = {"metric": rec.metric, "target": rec.target, "reason": rec.reason,
-              "setting": asdict(rec.setting) if rec.setting else None}
+    advice = {
+        "metric": rec.metric,
+        "target": rec.target,
+        "reason": rec.reason,
+        "setting": asdict(rec.setting) if rec.setting else None,
+    }
     (output_dir / "recommendation.json").write_text(json.dumps(advice, indent=2), encoding="utf-8")
     files["recommendation"] = output_dir / "recommendation.json"
     return {k: str(v) for k, v in files.items()}
 
 
-def run_evaluation(config: EvaluateConfig, *, gpu_usd_per_s: float,
-                   runner: SettingsRunner | None = None) -> EvaluationOutcome:
+def run_evaluation(
+    config: EvaluateConfig, *, gpu_usd_per_s: float, runner: SettingsRunner | None = None
+) -> EvaluationOutcome:
     """Sample the corpus, run every setting (default: the engine, loaded once), write sweep.csv /
     sweep.md / sweep.png / recommendation.json under output_dir, and return what was written.
     The GPU-second rate comes from the caller's pricing table (jobs/evaluate.py loads it)."""
@@ -116,8 +129,9 @@ def run_evaluation(config: EvaluateConfig, *, gpu_usd_per_s: float,
         engine_runner = EngineSettingsRunner(config.engine)
         engine_runner.warm_up(sample.pages[0].image)
         runner = engine_runner
-    results = run_sweep(sample.pages, settings, runner, gpu_usd_per_s=gpu_usd_per_s,
-                        batch_size=config.batch_size)
+    results = run_sweep(
+        sample.pages, settings, runner, gpu_usd_per_s=gpu_usd_per_s, batch_size=config.batch_size
+    )
     rec = recommend(results, metric=config.target_metric, target=config.target)
     files = write_outputs(results, rec, sample.skipped, Path(config.output_dir))
     return EvaluationOutcome(results, rec, sample.skipped, files)

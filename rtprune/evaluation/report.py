@@ -7,6 +7,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 from rtprune.evaluation.sweep import Recommendation, SettingResult
 
@@ -29,12 +30,21 @@ def read_csv(path: str | Path) -> list[SettingResult]:
     rows = []
     with Path(path).open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            rows.append(SettingResult(
-                label=row["label"], method=row["method"], retention=float(row["retention"]),
-                dynamic=row["dynamic"] == "True", pages=int(row["pages"]),
-                accuracy=float(row["accuracy"]) if row["accuracy"] else None, agreement=float(row["agreement"]),
-                kept_share=float(row["kept_share"]), prefill_s_per_page=float(row["prefill_s_per_page"]),
-                gpu_s_per_page=float(row["gpu_s_per_page"]), usd_per_1k_pages=float(row["usd_per_1k_pages"])))
+            rows.append(
+                SettingResult(
+                    label=row["label"],
+                    method=row["method"],
+                    retention=float(row["retention"]),
+                    dynamic=row["dynamic"] == "True",
+                    pages=int(row["pages"]),
+                    accuracy=float(row["accuracy"]) if row["accuracy"] else None,
+                    agreement=float(row["agreement"]),
+                    kept_share=float(row["kept_share"]),
+                    prefill_s_per_page=float(row["prefill_s_per_page"]),
+                    gpu_s_per_page=float(row["gpu_s_per_page"]),
+                    usd_per_1k_pages=float(row["usd_per_1k_pages"]),
+                )
+            )
     return rows
 
 
@@ -50,12 +60,17 @@ def markdown_table(results: Sequence[SettingResult], recommendation: Recommendat
     ]
     for r in sorted(results, key=lambda r: r.usd_per_1k_pages):
         mark = " **(recommended)**" if recommendation and recommendation.setting == r else ""
-        lines.append(f"| {r.label}{mark} | {_fmt(r.accuracy)} | {_fmt(r.agreement)} | {r.kept_share:.1%} | "
-                     f"{r.prefill_s_per_page:.4f} | {r.gpu_s_per_page:.4f} | {r.usd_per_1k_pages:.4f} |")
+        lines.append(
+            f"| {r.label}{mark} | {_fmt(r.accuracy)} | {_fmt(r.agreement)} | {r.kept_share:.1%} | "
+            f"{r.prefill_s_per_page:.4f} | {r.gpu_s_per_page:.4f} | {r.usd_per_1k_pages:.4f} |"
+        )
     if recommendation is not None:
         verdict = "Recommended" if recommendation.setting else "No recommendation"
-        lines += ["", f"{verdict} (target {recommendation.metric} >= {recommendation.target:g}): "
-                  f"{recommendation.reason}."]
+        lines += [
+            "",
+            f"{verdict} (target {recommendation.metric} >= {recommendation.target:g}): "
+            f"{recommendation.reason}.",
+        ]
     pages = results[0].pages if results else 0
     lines += ["", f"{pages} pages per setting."]
     return "\n".join(lines) + "\n"
@@ -69,8 +84,9 @@ def _by_method(results: Sequence[SettingResult]) -> dict[str, list[SettingResult
     return {name: sorted(group, key=lambda r: r.retention) for name, group in groups.items()}
 
 
-def plot_tradeoff(results: Sequence[SettingResult], path: str | Path,
-                  recommendation: Recommendation | None = None) -> Path:
+def plot_tradeoff(
+    results: Sequence[SettingResult], path: str | Path, recommendation: Recommendation | None = None
+) -> Path:
     """Agreement (solid) and accuracy if measured (dashed) against $ per 1k pages: one line per method
     through its retentions, each point labelled with its retention, the recommended point circled."""
     import matplotlib
@@ -86,19 +102,27 @@ def plot_tradeoff(results: Sequence[SettingResult], path: str | Path,
         ax.plot(cost, [r.agreement for r in group], marker=marker, color=color, label=f"{name} agreement")
         with_acc = [r for r in group if r.accuracy is not None]
         if with_acc:
-            ax.plot([r.usd_per_1k_pages for r in with_acc], [r.accuracy for r in with_acc], marker="^",
-                    linestyle="--", color=color, alpha=0.6, label=f"{name} accuracy")
+            ax.plot(
+                [r.usd_per_1k_pages for r in with_acc],
+                [r.accuracy for r in with_acc],
+                marker="^",
+                linestyle="--",
+                color=color,
+                alpha=0.6,
+                label=f"{name} accuracy",
+            )
         for r in group:  # the retention beside each point; the legend names the method
             if r.method != "none":
-                ax.annotate(f"{r.retention:g}", (r.usd_per_1k_pages, r.agreement), fontsize=7, color=color,
-                            xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    f"{r.retention:g}",
+                    (r.usd_per_1k_pages, r.agreement),
+                    fontsize=7,
+                    color=color,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
     if recommendation is not None:
-        ax.axhline(recommendation.target, linestyle="--", linewidth=0.8, color="grey",
-                   label=f"target {recommendation.metric} {recommendation.target:g}")
-        if recommendation.setting is not None:
-            s = recommendation.setting
-            ax.scatter([s.usd_per_1k_pages], [s.score(recommendation.metric)], s=150, facecolors="none",
-                       edgecolors="red", label=f"recommended: {s.label}")
+        _mark_recommendation(ax, recommendation)
     ax.set_xlabel("$ per 1,000 pages (GPU seconds x GPU-second rate)")
     ax.set_ylabel("1 - normalised edit distance")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -108,3 +132,24 @@ def plot_tradeoff(results: Sequence[SettingResult], path: str | Path,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _mark_recommendation(ax: Any, recommendation: Recommendation) -> None:
+    """The target as a dashed line, the recommended setting circled."""
+    ax.axhline(
+        recommendation.target,
+        linestyle="--",
+        linewidth=0.8,
+        color="grey",
+        label=f"target {recommendation.metric} {recommendation.target:g}",
+    )
+    if recommendation.setting is not None:
+        s = recommendation.setting
+        ax.scatter(
+            [s.usd_per_1k_pages],
+            [s.score(recommendation.metric)],
+            s=150,
+            facecolors="none",
+            edgecolors="red",
+            label=f"recommended: {s.label}",
+        )

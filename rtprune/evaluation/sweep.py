@@ -38,8 +38,9 @@ def supports_dynamic() -> bool:
     return any(f.name == "dynamic" for f in fields(PruneConfig))
 
 
-def settings_grid(methods: Iterable[str], retentions: Iterable[float], *,
-                  dynamic_retentions: Iterable[float] = ()) -> list[PruneConfig]:
+def settings_grid(
+    methods: Iterable[str], retentions: Iterable[float], *, dynamic_retentions: Iterable[float] = ()
+) -> list[PruneConfig]:
     """The unpruned reference first (agreement is measured against it), then every method x retention,
     then RTPrune with dynamic retention centred on each of `dynamic_retentions`. Duplicates are dropped
     and "none" in `methods` adds nothing (the reference is always there)."""
@@ -79,20 +80,30 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def summarize_setting(config: PruneConfig, results: Sequence[PageResult], unpruned_texts: Sequence[str],
-                      references: Sequence[str | None], gpu_usd_per_s: float) -> SettingResult:
+def summarize_setting(
+    config: PruneConfig,
+    results: Sequence[PageResult],
+    unpruned_texts: Sequence[str],
+    references: Sequence[str | None],
+    gpu_usd_per_s: float,
+) -> SettingResult:
     """Score one setting's page results (in sample order) against the unpruned texts and references."""
     if not (len(results) == len(unpruned_texts) == len(references)) or not results:
-        raise ValueError(f"{len(results)} results, {len(unpruned_texts)} unpruned texts, {len(references)} "
-                         "references: every setting must cover the same non-empty sample")
+        raise ValueError(
+            f"{len(results)} results, {len(unpruned_texts)} unpruned texts, {len(references)} "
+            "references: every setting must cover the same non-empty sample"
+        )
     texts = [r.text for r in results]
     scored = [(t, ref) for t, ref in zip(texts, references, strict=True) if ref is not None]
     usage = [r.usage for r in results]
     visual = sum(u.visual_tokens for u in usage)
     gpu_s = _mean([u.gpu_s for u in usage])
     return SettingResult(
-        label=setting_label(config), method=config.method, retention=config.retention,
-        dynamic=bool(getattr(config, "dynamic", False)), pages=len(results),
+        label=setting_label(config),
+        method=config.method,
+        retention=config.retention,
+        dynamic=bool(getattr(config, "dynamic", False)),
+        pages=len(results),
         accuracy=1.0 - _mean([page_ned(t, ref) for t, ref in scored]) if scored else None,
         agreement=1.0 - _mean([page_ned(t, u) for t, u in zip(texts, unpruned_texts, strict=True)]),
         kept_share=sum(u.visual_tokens_kept for u in usage) / visual if visual else 1.0,
@@ -119,19 +130,35 @@ def recommend(results: Sequence[SettingResult], *, metric: Metric, target: float
     meeting = [r for r in measured if r.score(metric) >= target]  # type: ignore[operator]
     if not meeting:
         best = max(measured, key=lambda r: r.score(metric))  # type: ignore[arg-type,return-value]
-        return Recommendation(metric, target, None, f"no setting reaches {metric} >= {target:g}; the best is "
-                              f"{best.label} at {best.score(metric):.4f}")
+        return Recommendation(
+            metric,
+            target,
+            None,
+            f"no setting reaches {metric} >= {target:g}; the best is "
+            f"{best.label} at {best.score(metric):.4f}",
+        )
     choice = min(meeting, key=lambda r: (r.usd_per_1k_pages, -r.score(metric), r.kept_share))  # type: ignore[operator]
-    return Recommendation(metric, target, choice, f"{choice.label} is the cheapest setting with {metric} "
-                          f"{choice.score(metric):.4f} >= {target:g} at ${choice.usd_per_1k_pages:.4f} per 1k pages")
+    return Recommendation(
+        metric,
+        target,
+        choice,
+        f"{choice.label} is the cheapest setting with {metric} "
+        f"{choice.score(metric):.4f} >= {target:g} at ${choice.usd_per_1k_pages:.4f} per 1k pages",
+    )
 
 
 # One batch of page images and the settings to run -> one list of PageResult per setting, in order.
 SettingsRunner = Callable[[Sequence[object], Sequence[PruneConfig]], list[list[PageResult]]]
 
 
-def run_sweep(pages: Sequence[EvalPage], settings: Sequence[PruneConfig], runner: SettingsRunner, *,
-              gpu_usd_per_s: float, batch_size: int = 4) -> list[SettingResult]:
+def run_sweep(
+    pages: Sequence[EvalPage],
+    settings: Sequence[PruneConfig],
+    runner: SettingsRunner,
+    *,
+    gpu_usd_per_s: float,
+    batch_size: int = 4,
+) -> list[SettingResult]:
     """Run every setting on every page, batch by batch (a runner may reuse a batch's encoding across
     settings), then score each setting against the unpruned reference, which must come first."""
     if not settings or settings[0].method != "none":
@@ -140,7 +167,7 @@ def run_sweep(pages: Sequence[EvalPage], settings: Sequence[PruneConfig], runner
         raise ValueError("no pages to evaluate")
     per_setting: list[list[PageResult]] = [[] for _ in settings]
     for batch_index, start in enumerate(range(0, len(pages), batch_size)):
-        images = [p.image for p in pages[start:start + batch_size]]
+        images = [p.image for p in pages[start : start + batch_size]]
         # Rotate the order settings run in from batch to batch: whichever runs first after an encode (cold
         # caches) or during a busy spell on a shared machine would otherwise always be the same one.
         order = [(batch_index + k) % len(settings) for k in range(len(settings))]
@@ -151,5 +178,7 @@ def run_sweep(pages: Sequence[EvalPage], settings: Sequence[PruneConfig], runner
             per_setting[i].extend(out)
     unpruned_texts = [r.text for r in per_setting[0]]
     references = [p.reference for p in pages]
-    return [summarize_setting(cfg, res, unpruned_texts, references, gpu_usd_per_s)
-            for cfg, res in zip(settings, per_setting, strict=True)]
+    return [
+        summarize_setting(cfg, res, unpruned_texts, references, gpu_usd_per_s)
+        for cfg, res in zip(settings, per_setting, strict=True)
+    ]

@@ -33,17 +33,47 @@ def tiny_config() -> Any:
     """
     from transformers import DeepseekOcr2Config
 
-    sam = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, output_channels=8,
-               downsample_channels=[16, 32], global_attn_indexes=[1], mlp_dim=32, window_size=14,
-               initializer_range=0.02)
-    encoder = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                   num_key_value_heads=1, vocab_size=1)
-    text = dict(vocab_size=TINY_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
-                moe_intermediate_size=16, mlp_layer_types=["dense", "sparse"], bos_token_id=0, eos_token_id=1,
-                pad_token_id=2, max_position_embeddings=8192, initializer_range=0.2)
-    return DeepseekOcr2Config(vision_config={"sam_config": sam, "encoder_config": encoder}, text_config=text,
-                              image_token_id=TINY_IMAGE_TOKEN_ID)
+    sam = dict(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        output_channels=8,
+        downsample_channels=[16, 32],
+        global_attn_indexes=[1],
+        mlp_dim=32,
+        window_size=14,
+        initializer_range=0.02,
+    )
+    encoder = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=1,
+    )
+    text = dict(
+        vocab_size=TINY_VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        n_routed_experts=4,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        mlp_layer_types=["dense", "sparse"],
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        max_position_embeddings=8192,
+        initializer_range=0.2,
+    )
+    return DeepseekOcr2Config(
+        vision_config={"sam_config": sam, "encoder_config": encoder},
+        text_config=text,
+        image_token_id=TINY_IMAGE_TOKEN_ID,
+    )
 
 
 def tile_grid(width_px: int, height_px: int) -> tuple[int, int]:
@@ -72,13 +102,21 @@ class DeepseekOcr2Backend:
         self.model, self.tokenizer, self.model_id, self.prompt = model.eval(), tokenizer, model_id, prompt
         self.image_token_id = int(model.config.image_token_id)
         # The processor's defaults are the model's own rules: 1024-px global view, 2..6 tiles of 768 px.
-        self.processor = DeepseekOcr2ImageProcessorPil(crop_to_patches=True, min_patches=MIN_TILES,
-                                                       max_patches=MAX_TILES, tile_size=TILE_PX)
+        self.processor = DeepseekOcr2ImageProcessorPil(
+            crop_to_patches=True, min_patches=MIN_TILES, max_patches=MAX_TILES, tile_size=TILE_PX
+        )
         self.mode = "dynamic"
 
     @classmethod
-    def tiny_random(cls, *, seed: int = 0, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                    mode: str | None = None, prompt: str = DEFAULT_PROMPT) -> DeepseekOcr2Backend:
+    def tiny_random(
+        cls,
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        mode: str | None = None,
+        prompt: str = DEFAULT_PROMPT,
+    ) -> DeepseekOcr2Backend:
         """Random weights on a tiny config and a byte-level tokenizer; the text it writes is meaningless."""
         from transformers import DeepseekOcr2ForConditionalGeneration
 
@@ -91,14 +129,22 @@ class DeepseekOcr2Backend:
         return cls(model.to(device=device, dtype=dtype), tokenizer, "tiny-random-v2", prompt)
 
     @classmethod
-    def from_pretrained(cls, path: str, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                        tokenizer: Any = None, mode: str | None = None,
-                        prompt: str = DEFAULT_PROMPT) -> DeepseekOcr2Backend:
+    def from_pretrained(
+        cls,
+        path: str,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        tokenizer: Any = None,
+        mode: str | None = None,
+        prompt: str = DEFAULT_PROMPT,
+    ) -> DeepseekOcr2Backend:
         """Load a local checkpoint directory (or a hub id already in the cache), strictly."""
         from transformers import AutoTokenizer, DeepseekOcr2ForConditionalGeneration
 
         model, info = DeepseekOcr2ForConditionalGeneration.from_pretrained(
-            path, dtype=dtype, output_loading_info=True)
+            path, dtype=dtype, output_loading_info=True
+        )
         check_strict_load(info, path)
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
         return cls(model.to(device), tokenizer, path, prompt)
@@ -115,15 +161,21 @@ class DeepseekOcr2Backend:
         """PIL image -> pixel_values (1, 3, 1024, 1024), pixel_values_local (n, 3, 768, 768) or None."""
         feats = self.processor(images=[image.convert("RGB")], return_tensors="pt")
         n_tiles = int(feats["num_local_patches"][0])
-        inputs = {"pixel_values": feats["pixel_values"],
-                  "pixel_values_local": feats.get("pixel_values_local") if n_tiles else None,
-                  "num_local_patches": n_tiles}
+        inputs = {
+            "pixel_values": feats["pixel_values"],
+            "pixel_values_local": feats.get("pixel_values_local") if n_tiles else None,
+            "num_local_patches": n_tiles,
+        }
         n = TILE_TOKENS * n_tiles + GLOBAL_TOKENS + 1
         protected = torch.zeros(n, dtype=torch.bool)
         protected[-1] = True  # the view separator
         layout = TokenLayout(n_tokens=n, protected=protected, token_boxes=torch.full((n, 4), float("nan")))
-        return PreparedPage(model_inputs=inputs, layout=layout, image_gray=self._gray(feats["pixel_values"][0]),
-                            meta={"tiles": n_tiles, "size_px": image.size})
+        return PreparedPage(
+            model_inputs=inputs,
+            layout=layout,
+            image_gray=self._gray(feats["pixel_values"][0]),
+            meta={"tiles": n_tiles, "size_px": image.size},
+        )
 
     def _gray(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(3, S, S) normalised global view -> (S, S) gray in [0, 1]."""
@@ -136,7 +188,8 @@ class DeepseekOcr2Backend:
         concatenated in page order (sum n_i, 3, 768, 768) with their per-page counts."""
         dtype, device = self.model.dtype, self.device
         batch: dict[str, Any] = {
-            "pixel_values": torch.cat([p.model_inputs["pixel_values"] for p in pages]).to(device, dtype)}
+            "pixel_values": torch.cat([p.model_inputs["pixel_values"] for p in pages]).to(device, dtype)
+        }
         local = [p.model_inputs["pixel_values_local"] for p in pages if p.model_inputs["num_local_patches"]]
         if local:
             batch["pixel_values_local"] = torch.cat(local).to(device, dtype)

@@ -22,21 +22,21 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda when a GPU is visible, else cpu."""
+    """ "auto" -> cuda when a GPU is visible, else cpu."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto" -> bf16 on CUDA (halves memory, tensor cores), fp32 on CPU (bf16 matmuls are slow there)."""
+    """ "auto" -> bf16 on CUDA (halves memory, tensor cores), fp32 on CPU (bf16 matmuls are slow there)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return DTYPES[dtype]
 
 
 def backend_class(generation: str) -> Any:
-    """"v1" / "v2" -> the adapter class, imported only when needed."""
+    """ "v1" / "v2" -> the adapter class, imported only when needed."""
     if generation == "v2":
         from rtprune.models.deepseek_v2 import DeepseekOcr2Backend
 
@@ -53,8 +53,10 @@ def detect_generation(checkpoint_dir: Path) -> str:
         raise FileNotFoundError(f"{checkpoint_dir} has no config.json; is it a checkpoint directory?")
     model_type = json.loads(config_path.read_text()).get("model_type")
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"{config_path}: model_type {model_type!r} is not a DeepSeek-OCR checkpoint "
-                         f"(expected one of {sorted(MODEL_TYPES)}); set backend explicitly if it is")
+        raise ValueError(
+            f"{config_path}: model_type {model_type!r} is not a DeepSeek-OCR checkpoint "
+            f"(expected one of {sorted(MODEL_TYPES)}); set backend explicitly if it is"
+        )
     return MODEL_TYPES[model_type]
 
 
@@ -85,13 +87,16 @@ def load_backend(config: EngineConfig) -> Backend:
     dtype = resolve_dtype(config.dtype, device)
     if config.model in TINY_MODELS:
         generation = config.generation if config.generation != "auto" else TINY_MODELS[config.model]
-        logger.warning("%s has random weights: its text is meaningless (for tests and smoke runs only)",
-                       config.model)
-        return backend_class(generation).tiny_random(mode=config.mode, seed=config.seed, dtype=dtype,
-                                                     device=str(device), prompt=config.prompt)
+        logger.warning(
+            "%s has random weights: its text is meaningless (for tests and smoke runs only)", config.model
+        )
+        return backend_class(generation).tiny_random(
+            mode=config.mode, seed=config.seed, dtype=dtype, device=str(device), prompt=config.prompt
+        )
     checkpoint = resolve_checkpoint(config.model)
     generation = config.generation if config.generation != "auto" else detect_generation(checkpoint)
-    backend = backend_class(generation).from_pretrained(str(checkpoint), mode=config.mode, dtype=dtype,
-                                                        device=str(device), prompt=config.prompt)
+    backend = backend_class(generation).from_pretrained(
+        str(checkpoint), mode=config.mode, dtype=dtype, device=str(device), prompt=config.prompt
+    )
     backend.model_id = config.model  # the name the user gave (hub id), not the cache path it resolved to
     return backend

@@ -40,8 +40,14 @@ class RepetitionGuard:
     prompt_len is the (padded) prompt length of the batch, so only generated ids are examined.
     """
 
-    def __init__(self, prompt_len: int, ngram: int, window: int, eos_token_id: int,
-                 whitelist: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        prompt_len: int,
+        ngram: int,
+        window: int,
+        eos_token_id: int,
+        whitelist: frozenset[int] = frozenset(),
+    ) -> None:
         if window < ngram + 1:
             raise ValueError(f"window ({window}) must exceed ngram ({ngram})")
         self.prompt_len, self.ngram, self.window = prompt_len, ngram, window
@@ -55,7 +61,7 @@ class RepetitionGuard:
         if n_generated <= 0:
             return scores
         # Only the window is copied to the host: the whole sequence would cost O(length) every step.
-        recent = input_ids[:, -min(n_generated, self.window):].cpu()
+        recent = input_ids[:, -min(n_generated, self.window) :].cpu()
         for row in range(recent.shape[0]):
             if row in self.stopped or row in self._ended:
                 continue

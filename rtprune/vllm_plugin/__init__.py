@@ -32,8 +32,14 @@ from rtprune.vllm_plugin.requests import (
     visual_token_counts,
 )
 
-__all__ = ["ARCHITECTURE", "build_request", "effective_prune", "engine_kwargs", "register",
-           "visual_token_counts"]
+__all__ = [
+    "ARCHITECTURE",
+    "build_request",
+    "effective_prune",
+    "engine_kwargs",
+    "register",
+    "visual_token_counts",
+]
 
 
 def register() -> None:

@@ -42,5 +42,6 @@ def save_tokenizer(directory: Path, vocab_size: int, image_token_id: int) -> Non
 
     tok = build_tiny_tokenizer.__wrapped__(vocab_size, image_token_id)  # a fresh one: it is changed below
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, 0)])
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, 0)]
+    )
     tok.save_pretrained(str(directory))

@@ -35,8 +35,12 @@ def watch_parent(grace_s: float = 20.0) -> bool:
         return False
     with _lock:
         if not _started:
-            threading.Thread(target=_wait_then_stop, args=(parent.sentinel, grace_s), daemon=True,
-                             name="rtprune-parent-lifeline").start()
+            threading.Thread(
+                target=_wait_then_stop,
+                args=(parent.sentinel, grace_s),
+                daemon=True,
+                name="rtprune-parent-lifeline",
+            ).start()
             _started = True
     return True
 

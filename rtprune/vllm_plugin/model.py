@@ -49,10 +49,19 @@ def build_sam(width: dict) -> ImageEncoderViT:
     if channels[0] != SAM_NET2:
         raise ValueError(f"vLLM's SAM has a fixed {SAM_NECK}->{SAM_NET2} conv; checkpoint has {channels}")
     return ImageEncoderViT(
-        depth=sam["layers"], embed_dim=sam["width"], img_size=1024, mlp_ratio=SAM_MLP_RATIO,
-        norm_layer=partial(nn.LayerNorm, eps=1e-6), num_heads=sam["heads"], patch_size=16, qkv_bias=True,
-        use_rel_pos=True, global_attn_indexes=list(sam["global_attn_indexes"]), window_size=14,
-        out_chans=SAM_NECK, last_conv_output=channels[1],
+        depth=sam["layers"],
+        embed_dim=sam["width"],
+        img_size=1024,
+        mlp_ratio=SAM_MLP_RATIO,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        num_heads=sam["heads"],
+        patch_size=16,
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=list(sam["global_attn_indexes"]),
+        window_size=14,
+        out_chans=SAM_NECK,
+        last_conv_output=channels[1],
     )
 
 
@@ -60,9 +69,13 @@ def clip_config(width: dict) -> CLIPVisionConfig:
     """CLIP-L config from vision_config.width["clip-l-14-224"] (real v1: 1024 wide, 24 layers, 16 heads)."""
     clip = width["clip-l-14-224"]
     return CLIPVisionConfig(
-        hidden_size=clip["width"], intermediate_size=int(clip.get("ffn_hidden_size", CLIP_FFN_DEFAULT)),
-        num_attention_heads=clip["heads"], num_hidden_layers=clip["layers"],
-        image_size=clip.get("image_size", 224), patch_size=clip.get("patch_size", 14), projection_dim=512,
+        hidden_size=clip["width"],
+        intermediate_size=int(clip.get("ffn_hidden_size", CLIP_FFN_DEFAULT)),
+        num_attention_heads=clip["heads"],
+        num_hidden_layers=clip["layers"],
+        image_size=clip.get("image_size", 224),
+        patch_size=clip.get("patch_size", 14),
+        projection_dim=512,
         layer_norm_eps=1e-5,
     )
 
@@ -102,7 +115,8 @@ class RtpruneDeepseekOCRForCausalLM(nn.Module, SupportsMultiModal, SupportsPP):
         with self._mark_tower_model(vllm_config, "image"):
             self.sam_model = build_sam(width)
             self.vision_model = DeepCLIPVisionTransformer(
-                config=clip_config(width), quant_config=vllm_config.quant_config,
+                config=clip_config(width),
+                quant_config=vllm_config.quant_config,
                 prefix=maybe_prefix(prefix, "vision_model"),
             )
             self.projector = MlpProjector(config.projector_config)
@@ -111,7 +125,8 @@ class RtpruneDeepseekOCRForCausalLM(nn.Module, SupportsMultiModal, SupportsPP):
             self.view_seperator = nn.Parameter(torch.zeros(n_embed))  # sic: the checkpoint's name
         with self._mark_language_model(vllm_config):
             self.language_model = init_vllm_registered_model(
-                vllm_config=vllm_config, hf_config=config.text_config,
+                vllm_config=vllm_config,
+                hf_config=config.text_config,
                 prefix=maybe_prefix(prefix, "language_model"),
             )
         self.make_empty_intermediate_tensors = self.language_model.make_empty_intermediate_tensors
@@ -129,7 +144,9 @@ class RtpruneDeepseekOCRForCausalLM(nn.Module, SupportsMultiModal, SupportsPP):
         newline = self.image_newline.to(grid.dtype)[None, None, :].expand(grid.shape[0], 1, grid.shape[-1])
         return torch.cat([grid, newline], dim=1).reshape(-1, grid.shape[-1])
 
-    def _image_features(self, view: torch.Tensor, crops: torch.Tensor | None, grid: list[int]) -> torch.Tensor:
+    def _image_features(
+        self, view: torch.Tensor, crops: torch.Tensor | None, grid: list[int]
+    ) -> torch.Tensor:
         """One image's (N, D) features in v1 layout order."""
         parts = []
         if crops is not None and crops.shape[0] > 0:
@@ -163,9 +180,14 @@ class RtpruneDeepseekOCRForCausalLM(nn.Module, SupportsMultiModal, SupportsPP):
             out.append(feats)
         return out
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor,
-                intermediate_tensors: IntermediateTensors | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs: object):
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        intermediate_tensors: IntermediateTensors | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: object,
+    ):
         if intermediate_tensors is not None:
             inputs_embeds = None
         return self.language_model(input_ids, positions, intermediate_tensors, inputs_embeds=inputs_embeds)

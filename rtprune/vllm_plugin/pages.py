@@ -57,8 +57,9 @@ class PagePlan:
         return cls(width_px, height_px, mode, n_visual, n_kept - budget, budget)
 
 
-def plan_page(width_px: int, height_px: int, mode: str, prune: PruneConfig,
-              image_gray: torch.Tensor | None = None) -> PagePlan:
+def plan_page(
+    width_px: int, height_px: int, mode: str, prune: PruneConfig, image_gray: torch.Tensor | None = None
+) -> PagePlan:
     """The page's counts under the pixel count rule. image_gray (S, S) in [0, 1] is the padded global view
     (v1_preprocess.prepare_views); only a dynamic ratio reads it."""
     if width_px < 1 or height_px < 1:
@@ -81,7 +82,9 @@ def decode_prune(blob: torch.Tensor) -> PruneConfig:
     return PruneConfig(**json.loads(bytes(blob.to(torch.uint8).tolist()).decode()))
 
 
-def prune_page(features: torch.Tensor, plan: PagePlan, prune: PruneConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def prune_page(
+    features: torch.Tensor, plan: PagePlan, prune: PruneConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D) visual features in layout order -> (n_kept, D) kept features and their (n_kept,) indices.
 
     The same prune_batch call as the transformers engine, with the budget the front end planned, so the
@@ -92,9 +95,15 @@ def prune_page(features: torch.Tensor, plan: PagePlan, prune: PruneConfig) -> tu
         raise ValueError(f"encoder gave {features.shape[0]} visual tokens, the layout has {layout.n_tokens}")
     dev = features.device
     result = prune_batch(
-        [features], effective_prune(prune), protected=[layout.protected.to(dev)],
-        padding=[layout.padding.to(dev)], token_boxes=[layout.token_boxes.to(dev)], budgets=[plan.budget],
+        [features],
+        effective_prune(prune),
+        protected=[layout.protected.to(dev)],
+        padding=[layout.padding.to(dev)],
+        token_boxes=[layout.token_boxes.to(dev)],
+        budgets=[plan.budget],
     )[0]
     if result.kept_index.numel() != plan.n_kept:
-        raise RuntimeError(f"pruning kept {result.kept_index.numel()} tokens, the front end planned {plan.n_kept}")
+        raise RuntimeError(
+            f"pruning kept {result.kept_index.numel()} tokens, the front end planned {plan.n_kept}"
+        )
     return result.tokens, result.kept_index

@@ -72,8 +72,9 @@ def max_tokens_any_mode() -> int:
     """The most placeholders one image can take in any mode (Gundam's worst crop grid; Large without crops
     and the smaller modes stay below it)."""
     grids = _candidate_grids(MIN_CROPS, MAX_CROPS) + [(1, 1)]
-    return max(count_tokens(CROP_PX * w, CROP_PX * h, mode_spec(m)) for m in ("large", "gundam")
-               for w, h in grids)
+    return max(
+        count_tokens(CROP_PX * w, CROP_PX * h, mode_spec(m)) for m in ("large", "gundam") for w, h in grids
+    )
 
 
 def view_tokens(pixel_values: torch.Tensor, grid: Sequence[int]) -> int:
@@ -92,8 +93,9 @@ class RtpruneOCRDataParser(MultiModalDataParser):
 
     def _parse_image_data(self, data: Any):
         if isinstance(data, dict):
-            return DictEmbeddingItems(data, modality="image", required_fields=set(VIEW_FIELDS),
-                                      fields_factory=fields_config)
+            return DictEmbeddingItems(
+                data, modality="image", required_fields=set(VIEW_FIELDS), fields_factory=fields_config
+            )
         return super()._parse_image_data(data)
 
 
@@ -102,14 +104,18 @@ class RtpruneOCRProcessingInfo(BaseProcessingInfo):
         return self.ctx.get_hf_config(DeepseekVLV2Config)
 
     def get_hf_processor(self, **kwargs: object):
-        raise NotImplementedError("DeepSeek-OCR v1 pages are processed by rtprune.vllm_plugin, not an HF processor")
+        raise NotImplementedError(
+            "DeepSeek-OCR v1 pages are processed by rtprune.vllm_plugin, not an HF processor"
+        )
 
     def get_supported_mm_processor_kwargs(self) -> dict[str, set[str]]:
         return {}
 
     def get_data_parser(self) -> MultiModalDataParser:
-        return RtpruneOCRDataParser(expected_hidden_size=self._get_expected_hidden_size(),
-                                    allow_missing_mm_embeddings=self.allow_missing_mm_embeddings)
+        return RtpruneOCRDataParser(
+            expected_hidden_size=self._get_expected_hidden_size(),
+            allow_missing_mm_embeddings=self.allow_missing_mm_embeddings,
+        )
 
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"image": None}
@@ -148,8 +154,11 @@ class RtpruneOCRDummyInputsBuilder(BaseDummyInputsBuilder[RtpruneOCRProcessingIn
 
     def get_dummy_mm_data(self, seq_len: int, mm_counts: Mapping[str, int], mm_options: Any = None):
         # a 1 x 9 crop page: Gundam's largest count (profiling sizes the encoder budget from it)
-        return {"image": self._get_dummy_images(width=CROP_PX, height=CROP_PX * MAX_CROPS,
-                                                num_images=mm_counts.get("image", 0))}
+        return {
+            "image": self._get_dummy_images(
+                width=CROP_PX, height=CROP_PX * MAX_CROPS, num_images=mm_counts.get("image", 0)
+            )
+        }
 
 
 class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessingInfo]):
@@ -157,7 +166,9 @@ class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessing
         inputs = super().get_dummy_inputs(seq_len, mm_counts, mm_options)
         return dataclasses.replace(inputs, hf_processor_mm_kwargs={MODE_KWARG: "gundam"})
 
-    def _call_hf_processor(self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]) -> BatchFeature:
+    def _call_hf_processor(
+        self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]
+    ) -> BatchFeature:
         mode, prune = self.info.settings(hf_kwargs)
         spec = mode_spec(mode)
         views, crops, grids, rows, prunes = [], [], [], [], []
@@ -174,22 +185,30 @@ class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessing
             rows.append(plan.row())
             prunes.append(encode_prune(prune or PruneConfig(method="none")))
         width = max((p.numel() for p in prunes), default=0)
-        return BatchFeature({
-            "pixel_values": torch.stack(views),
-            "images_crop": torch.cat(crops) if crops else torch.zeros((0, 3, CROP_PX, CROP_PX)),
-            "images_spatial_crop": torch.tensor(grids, dtype=torch.long),
-            "rtprune_page": torch.tensor(rows, dtype=torch.long),
-            # padded with spaces (valid JSON whitespace) so one request's images stack
-            "rtprune_prune": torch.stack([torch.nn.functional.pad(p, (0, width - p.numel()), value=32)
-                                          for p in prunes]),
-        })
+        return BatchFeature(
+            {
+                "pixel_values": torch.stack(views),
+                "images_crop": torch.cat(crops) if crops else torch.zeros((0, 3, CROP_PX, CROP_PX)),
+                "images_spatial_crop": torch.tensor(grids, dtype=torch.long),
+                "rtprune_page": torch.tensor(rows, dtype=torch.long),
+                # padded with spaces (valid JSON whitespace) so one request's images stack
+                "rtprune_prune": torch.stack(
+                    [torch.nn.functional.pad(p, (0, width - p.numel()), value=32) for p in prunes]
+                ),
+            }
+        )
 
-    def _get_mm_fields_config(self, hf_inputs: BatchFeature,
-                              hf_processor_mm_kwargs: Mapping[str, object]) -> Mapping[str, MultiModalFieldConfig]:
+    def _get_mm_fields_config(
+        self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]
+    ) -> Mapping[str, MultiModalFieldConfig]:
         return fields_config(hf_inputs)
 
-    def _get_prompt_updates(self, mm_items: MultiModalDataItems, hf_processor_mm_kwargs: Mapping[str, object],
-                            out_mm_kwargs: MultiModalKwargsItems) -> Sequence[PromptUpdate]:
+    def _get_prompt_updates(
+        self,
+        mm_items: MultiModalDataItems,
+        hf_processor_mm_kwargs: Mapping[str, object],
+        out_mm_kwargs: MultiModalKwargsItems,
+    ) -> Sequence[PromptUpdate]:
         image_token_id = self.info.image_token_id()
 
         def replacement(item_idx: int) -> list[int]:
@@ -201,4 +220,3 @@ class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessing
             return [image_token_id] * n
 
         return [PromptReplacement(modality="image", target=[image_token_id], replacement=replacement)]
-

@@ -19,8 +19,14 @@ MODEL_CLASS = "rtprune.vllm_plugin.model:RtpruneDeepseekOCRForCausalLM"
 MODE_KWARG, PRUNE_KWARG = "rtprune_mode", "rtprune_prune"  # as rtprune.vllm_plugin.processor reads them
 
 
-def engine_kwargs(model_dir: str | Path, mode: str = "gundam", *, dtype: str = "auto",
-                  accept_views: bool = False, **overrides: Any) -> dict[str, Any]:
+def engine_kwargs(
+    model_dir: str | Path,
+    mode: str = "gundam",
+    *,
+    dtype: str = "auto",
+    accept_views: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Keyword arguments for vllm.LLM / AsyncEngineArgs serving a v1 checkpoint with the plugin.
 
     mode: the engine's default v1 mode (a request's own rtprune_mode wins). accept_views: also accept
@@ -66,8 +72,9 @@ def page_gray(image: Any, mode: str) -> torch.Tensor:
     return torch.from_numpy(np.asarray(view.convert("L"), dtype=np.float32) / 255.0)
 
 
-def visual_token_counts(width_px: int, height_px: int, mode: str, prune: PruneConfig | None,
-                        image: Any = None) -> tuple[int, int]:
+def visual_token_counts(
+    width_px: int, height_px: int, mode: str, prune: PruneConfig | None, image: Any = None
+) -> tuple[int, int]:
     """(visual tokens before pruning, visual tokens the model keeps) for a page through the plugin.
 
     A dynamic ratio reads the page's text density, so it needs `image` (the PIL page); fixed retention

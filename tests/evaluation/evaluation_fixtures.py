@@ -31,8 +31,14 @@ def write_born_digital_pdfs(folder: Path, docs: int = 2, pages_per_doc: int = 2)
 
 
 def _block(anno_id, category, order, **fields):
-    return {"anno_id": anno_id, "category_type": category, "order": order, "ignore": False,
-            "poly": [0, 0, 10, 0, 10, 10, 0, 10], **fields}
+    return {
+        "anno_id": anno_id,
+        "category_type": category,
+        "order": order,
+        "ignore": False,
+        "poly": [0, 0, 10, 0, 10, 10, 0, 10],
+        **fields,
+    }
 
 
 def omnidocbench_records() -> list[dict]:
@@ -45,12 +51,20 @@ def omnidocbench_records() -> list[dict]:
             _block("a1", "title", 1, text="Results"),
             _block("a2", "text_block", 2, text="The paragraph "),
             _block("a0", "header", 0, text="Journal of Tests"),
-            _block("a4", "table", 4, html="<table><tr><td>x</td><td>1</td></tr></table>", latex="\\begin{tabular}"),
+            _block(
+                "a4",
+                "table",
+                4,
+                html="<table><tr><td>x</td><td>1</td></tr></table>",
+                latex="\\begin{tabular}",
+            ),
             _block("a5", "page_number", 5, text="7"),
             {**_block("a6", "text_block", 6, text="watermark"), "ignore": True},
             _block("a7", "text_block", None, text="no order"),
         ],
-        "extra": {"relation": [{"source_anno_id": "a2", "target_anno_id": "a3", "relation_type": "truncated"}]},
+        "extra": {
+            "relation": [{"source_anno_id": "a2", "target_anno_id": "a3", "relation_type": "truncated"}]
+        },
     }
     page2 = {
         "page_info": {"image_path": "page_two.png", "page_no": 1, "width": 200, "height": 100},

@@ -18,10 +18,17 @@ def test_omnidocbench_reference_follows_reading_order_and_rules():
 
 
 def test_truncated_chains_of_three_blocks_merge():
-    page = {"layout_dets": [{"anno_id": k, "category_type": "text_block", "order": i, "text": k}
-                            for i, k in enumerate("abc")],
-            "extra": {"relation": [{"source_anno_id": "b", "target_anno_id": "c", "relation_type": "truncated"},
-                                   {"source_anno_id": "a", "target_anno_id": "b", "relation_type": "truncated"}]}}
+    page = {
+        "layout_dets": [
+            {"anno_id": k, "category_type": "text_block", "order": i, "text": k} for i, k in enumerate("abc")
+        ],
+        "extra": {
+            "relation": [
+                {"source_anno_id": "b", "target_anno_id": "c", "relation_type": "truncated"},
+                {"source_anno_id": "a", "target_anno_id": "b", "relation_type": "truncated"},
+            ]
+        },
+    }
     assert omnidocbench_reference(page) == "abc"
 
 
@@ -43,7 +50,12 @@ def test_load_omnidocbench_reports_missing_images(omnidocbench_folder):
 
 def test_pdf_text_layer_is_the_reference(pdf_corpus):
     sample = load_pdf_sample(str(pdf_corpus), sample_pages=10, max_pages_per_doc=5, dpi=72)
-    assert sorted(p.page_id for p in sample.pages) == ["doc0.pdf#p0", "doc0.pdf#p1", "doc1.pdf#p0", "doc1.pdf#p1"]
+    assert sorted(p.page_id for p in sample.pages) == [
+        "doc0.pdf#p0",
+        "doc0.pdf#p1",
+        "doc1.pdf#p0",
+        "doc1.pdf#p1",
+    ]
     for page in sample.pages:
         doc, index = int(page.page_id[3]), int(page.page_id[-1])
         assert normalize_text(page.reference) == " ".join(PDF_LINES[(doc + index) % 3])
@@ -78,6 +90,8 @@ def test_pdf_corpus_accepts_fsspec_uris(pdf_corpus, uri_prefix):
 
 def test_omnidocbench_limit_takes_the_head_or_a_seeded_sample(omnidocbench_folder):
     assert [p.page_id for p in load_omnidocbench(omnidocbench_folder, limit=1).pages] == ["page_one.png"]
-    picks = {tuple(p.page_id for p in load_omnidocbench(omnidocbench_folder, limit=1, seed=s).pages)
-             for s in range(20)}
+    picks = {
+        tuple(p.page_id for p in load_omnidocbench(omnidocbench_folder, limit=1, seed=s).pages)
+        for s in range(20)
+    }
     assert picks == {("page_one.png",), ("page_two.png",)}

@@ -9,10 +9,32 @@ from rtprune.evaluation.sweep import supports_dynamic
 
 def test_flags_override_yaml(tmp_path):
     path = tmp_path / "eval.yaml"
-    path.write_text(yaml.safe_dump({"corpus": "s3://bucket/a", "sample_pages": 10, "retentions": [0.5],
-                                    "engine": {"model": "tiny-random-v2", "max_new_tokens": 64}}))
-    args = parse_args(["--config", str(path), "--sample-pages", "20", "--methods", "rtprune, norm",
-                       "--retentions", "0.7,0.9", "--max-new-tokens", "8", "--target-accuracy", "0.95"])
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "corpus": "s3://bucket/a",
+                "sample_pages": 10,
+                "retentions": [0.5],
+                "engine": {"model": "tiny-random-v2", "max_new_tokens": 64},
+            }
+        )
+    )
+    args = parse_args(
+        [
+            "--config",
+            str(path),
+            "--sample-pages",
+            "20",
+            "--methods",
+            "rtprune, norm",
+            "--retentions",
+            "0.7,0.9",
+            "--max-new-tokens",
+            "8",
+            "--target-accuracy",
+            "0.95",
+        ]
+    )
     config = EvaluateConfig.model_validate(config_dict(args))
     assert config.corpus == "s3://bucket/a" and config.sample_pages == 20
     assert config.methods == ["rtprune", "norm"] and config.retentions == [0.7, 0.9]

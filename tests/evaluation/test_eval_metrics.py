@@ -51,7 +51,9 @@ def test_grounding_tags_and_special_tokens_are_removed():
 
 
 def test_markdown_markers():
-    text = "## Title\n> quoted\n- item one\n* item two\n1. numbered\n**bold** *it* ~~gone~~ __u__ `code`\n---\n"
+    text = (
+        "## Title\n> quoted\n- item one\n* item two\n1. numbered\n**bold** *it* ~~gone~~ __u__ `code`\n---\n"
+    )
     assert normalize_text(text) == "Title quoted item one item two 1. numbered bold it gone u code"
     assert normalize_text("![figure](img.png) see [the docs](http://x)") == "see the docs"
     # Arithmetic and identifiers are page text, not emphasis.

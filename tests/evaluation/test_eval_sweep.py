@@ -16,14 +16,33 @@ from rtprune.evaluation.sweep import (
 
 
 def usage(visual=100, kept=100, prefill_s=0.5, decode_s=1.0):
-    return PageUsage(visual_tokens=visual, visual_tokens_kept=kept, prompt_tokens=kept + 10, output_tokens=5,
-                     encode_s=0.25, prune_s=0.0, prefill_s=prefill_s, decode_s=decode_s, finish_reason="eos")
+    return PageUsage(
+        visual_tokens=visual,
+        visual_tokens_kept=kept,
+        prompt_tokens=kept + 10,
+        output_tokens=5,
+        encode_s=0.25,
+        prune_s=0.0,
+        prefill_s=prefill_s,
+        decode_s=decode_s,
+        finish_reason="eos",
+    )
 
 
 def result(label, usd, agreement, accuracy=None, kept_share=0.8):
-    return SettingResult(label=label, method=label.split("@")[0], retention=0.5, dynamic=False, pages=2,
-                         accuracy=accuracy, agreement=agreement, kept_share=kept_share,
-                         prefill_s_per_page=0.1, gpu_s_per_page=1.0, usd_per_1k_pages=usd)
+    return SettingResult(
+        label=label,
+        method=label.split("@")[0],
+        retention=0.5,
+        dynamic=False,
+        pages=2,
+        accuracy=accuracy,
+        agreement=agreement,
+        kept_share=kept_share,
+        prefill_s_per_page=0.1,
+        gpu_s_per_page=1.0,
+        usd_per_1k_pages=usd,
+    )
 
 
 def test_grid_starts_with_the_unpruned_reference_and_has_no_duplicates():
@@ -46,10 +65,17 @@ def test_grid_dynamic_settings_when_prune_config_supports_them():
 
 
 def test_summarize_hand_computed_setting():
-    results = [PageResult("Hello world", usage(visual=100, kept=50, prefill_s=0.2, decode_s=0.55)),
-               PageResult("abcd", usage(visual=300, kept=150, prefill_s=0.4, decode_s=0.35))]
-    s = summarize_setting(PruneConfig(method="norm", retention=0.5), results,
-                          unpruned_texts=["Hello world", "abce"], references=[None, "abcd"], gpu_usd_per_s=0.002)
+    results = [
+        PageResult("Hello world", usage(visual=100, kept=50, prefill_s=0.2, decode_s=0.55)),
+        PageResult("abcd", usage(visual=300, kept=150, prefill_s=0.4, decode_s=0.35)),
+    ]
+    s = summarize_setting(
+        PruneConfig(method="norm", retention=0.5),
+        results,
+        unpruned_texts=["Hello world", "abce"],
+        references=[None, "abcd"],
+        gpu_usd_per_s=0.002,
+    )
     assert s.label == "norm@0.5" and s.pages == 2
     assert s.agreement == pytest.approx(1 - (0 + 1 / 4) / 2)  # page 2: one edit in four characters
     assert s.accuracy == 1.0  # only page 2 has a reference, and it matches
@@ -70,8 +96,12 @@ def test_summarize_rejects_a_setting_that_missed_pages():
 
 
 def test_recommend_cheapest_meeting_target():
-    results = [result("none", 3.0, 1.0), result("a@0.5", 1.0, 0.95), result("b@0.7", 2.0, 0.995),
-               result("c@0.9", 2.5, 0.999)]
+    results = [
+        result("none", 3.0, 1.0),
+        result("a@0.5", 1.0, 0.95),
+        result("b@0.7", 2.0, 0.995),
+        result("c@0.9", 2.5, 0.999),
+    ]
     rec = recommend(results, metric="agreement", target=0.99)
     assert rec.setting.label == "b@0.7" and "cheapest" in rec.reason
     assert recommend(results, metric="agreement", target=0.0).setting.label == "a@0.5"
@@ -92,8 +122,11 @@ def test_recommend_accuracy_needs_references():
 
 
 def test_recommend_breaks_cost_ties_by_score_then_tokens():
-    results = [result("a@0.5", 1.0, 0.991, kept_share=0.5), result("b@0.5", 1.0, 0.999, kept_share=0.9),
-               result("c@0.5", 1.0, 0.999, kept_share=0.6)]
+    results = [
+        result("a@0.5", 1.0, 0.991, kept_share=0.5),
+        result("b@0.5", 1.0, 0.999, kept_share=0.9),
+        result("c@0.5", 1.0, 0.999, kept_share=0.6),
+    ]
     assert recommend(results, metric="agreement", target=0.99).setting.label == "c@0.5"
 
 
@@ -105,10 +138,22 @@ def test_run_sweep_batches_pages_and_scores_against_the_first_setting():
         # Text = the page's shade, truncated to nothing at low retention: a deterministic stand-in whose
         # expected scores are known, to check run_sweep's batching and bookkeeping alone.
         calls.append((len(images), [setting_label(c) for c in settings]))
-        return [[PageResult(f"page {img.getpixel((0, 0))[0]}" if cfg.retention > 0.5 else "",
-                            usage(kept=round(100 * cfg.retention))) for img in images] for cfg in settings]
+        return [
+            [
+                PageResult(
+                    f"page {img.getpixel((0, 0))[0]}" if cfg.retention > 0.5 else "",
+                    usage(kept=round(100 * cfg.retention)),
+                )
+                for img in images
+            ]
+            for cfg in settings
+        ]
 
-    settings = [UNPRUNED, PruneConfig(method="norm", retention=0.9), PruneConfig(method="norm", retention=0.3)]
+    settings = [
+        UNPRUNED,
+        PruneConfig(method="norm", retention=0.9),
+        PruneConfig(method="norm", retention=0.3),
+    ]
     out = run_sweep(pages, settings, runner, gpu_usd_per_s=0.001, batch_size=2)
     assert [n for n, _ in calls] == [2, 2, 1]
     # Each batch starts with another setting, and results still land with the setting that made them.

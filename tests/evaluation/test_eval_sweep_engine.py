@@ -28,9 +28,30 @@ def pdf_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def job_run(pdf_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    code = main(["--corpus", str(pdf_folder), "--sample-pages", "2", "--model", MODEL, "--mode", "tiny",
-                 "--max-new-tokens", str(MAX_NEW_TOKENS), "--methods", "rtprune,norm,padding",
-                 "--retentions", "0.1,1.0", "--batch-size", "2", "--target-agreement", "0", "--output", str(out)])
+    code = main(
+        [
+            "--corpus",
+            str(pdf_folder),
+            "--sample-pages",
+            "2",
+            "--model",
+            MODEL,
+            "--mode",
+            "tiny",
+            "--max-new-tokens",
+            str(MAX_NEW_TOKENS),
+            "--methods",
+            "rtprune,norm,padding",
+            "--retentions",
+            "0.1,1.0",
+            "--batch-size",
+            "2",
+            "--target-agreement",
+            "0",
+            "--output",
+            str(out),
+        ]
+    )
     return code, out
 
 
@@ -40,15 +61,25 @@ def test_every_setting_is_evaluated_on_every_page(job_run):
     rows = read_csv(out / "sweep.csv")
     # RTPrune with dynamic retention joins the default grid once the pruning library has it.
     dynamic = ["rtprune-dynamic@0.84"] if supports_dynamic() else []
-    assert [r.label for r in rows] == ["none", "rtprune@0.1", "rtprune@1", "norm@0.1", "norm@1",
-                                       "padding@0.1", "padding@1", *dynamic]
+    assert [r.label for r in rows] == [
+        "none",
+        "rtprune@0.1",
+        "rtprune@1",
+        "norm@0.1",
+        "norm@1",
+        "padding@0.1",
+        "padding@1",
+        *dynamic,
+    ]
     assert all(r.pages == 2 for r in rows)
     # Born-digital pages have references, so accuracy is measured for every setting.
     assert all(r.accuracy is not None and 0.0 <= r.accuracy <= 1.0 for r in rows)
     # Pricing comes from the measured GPU seconds and the default pricing table.
     rate = load_pricing().gpu_usd_per_s
-    assert all(r.gpu_s_per_page > 0 and r.usd_per_1k_pages == pytest.approx(1000 * r.gpu_s_per_page * rate)
-               for r in rows)
+    assert all(
+        r.gpu_s_per_page > 0 and r.usd_per_1k_pages == pytest.approx(1000 * r.gpu_s_per_page * rate)
+        for r in rows
+    )
     by_label = {r.label: r for r in rows}
     assert by_label["rtprune@0.1"].kept_share < 0.5 and by_label["norm@0.1"].kept_share < 0.5
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -85,8 +85,10 @@ def test_instance_types_are_priced_and_resources_match_the_price_table(config):
         assert node["resources"].get("GPU", 0) == priced.gpus, name
         if name != config["head_node_type"]:  # the head advertises CPU 0 on purpose
             assert node["resources"]["CPU"] == priced.cpus, name
-    assert config["available_node_types"][config["head_node_type"]]["node_config"]["InstanceType"] == \
-        pricing.head_node_type
+    assert (
+        config["available_node_types"][config["head_node_type"]]["node_config"]["InstanceType"]
+        == pricing.head_node_type
+    )
 
 
 def test_nodes_run_the_project_image_and_install_the_checkout(config):

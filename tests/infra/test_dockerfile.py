@@ -34,7 +34,7 @@ def test_one_ray_version_in_the_project_the_image_and_kuberay():
 
 def test_cuda_base_and_editable_install_of_the_copied_project():
     assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:[\d.]+-\S*runtime", DOCKERFILE, re.MULTILINE)
-    assert "pip install --editable \"/home/ray/rtprune-ocr\"" in DOCKERFILE
+    assert 'pip install --editable "/home/ray/rtprune-ocr"' in DOCKERFILE
     assert re.search(r"^USER ray$", DOCKERFILE, re.MULTILINE)
 
 
@@ -58,9 +58,15 @@ def test_the_vllm_plugin_is_an_entry_point_so_the_install_registers_it_in_every_
     assert plugins, "pyproject.toml declares no vllm.general_plugins entry point"
     for target in plugins.values():
         module = target.split(":")[0]
-        assert (ROOT / (module.replace(".", "/") + ".py")).exists() or (ROOT / module.replace(".", "/")).is_dir()
-        assert module.split(".")[0] in {p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert "import vllm, rtprune.vllm_plugin" in DOCKERFILE  # the build fails if vLLM or the plugin cannot load
+        assert (ROOT / (module.replace(".", "/") + ".py")).exists() or (
+            ROOT / module.replace(".", "/")
+        ).is_dir()
+        assert module.split(".")[0] in {
+            p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
+        }
+    assert (
+        "import vllm, rtprune.vllm_plugin" in DOCKERFILE
+    )  # the build fails if vLLM or the plugin cannot load
 
 
 def test_the_cuda_base_matches_the_torch_wheels():

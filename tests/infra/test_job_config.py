@@ -36,8 +36,11 @@ def _k8s_groups() -> list[dict]:
 def test_ocr_pool_fits_the_gpu_workers_of_both_clusters(nightly):
     pools = nightly["pools"]
     aws = yaml.safe_load((ROOT / "infra" / "cluster" / "aws.yaml").read_text())
-    aws_gpus = sum(t["max_workers"] * t["resources"].get("GPU", 0) for t in aws["available_node_types"].values()
-                   if "max_workers" in t)
+    aws_gpus = sum(
+        t["max_workers"] * t["resources"].get("GPU", 0)
+        for t in aws["available_node_types"].values()
+        if "max_workers" in t
+    )
     k8s_gpus = sum(g["maxReplicas"] * int(g["rayStartParams"].get("num-gpus", 0)) for g in _k8s_groups())
     # More OCR actors than GPUs the autoscaler may add would wait forever for a GPU.
     assert pools["ocr_max_actors"] * pools["ocr_num_gpus"] <= min(aws_gpus, k8s_gpus)
@@ -46,8 +49,11 @@ def test_ocr_pool_fits_the_gpu_workers_of_both_clusters(nightly):
 
 def test_render_actors_fit_the_cpu_workers(nightly):
     pools = nightly["pools"]
-    k8s_cpus = sum(g["maxReplicas"] * int(g["rayStartParams"]["num-cpus"]) for g in _k8s_groups()
-                   if "num-gpus" not in g["rayStartParams"])
+    k8s_cpus = sum(
+        g["maxReplicas"] * int(g["rayStartParams"]["num-cpus"])
+        for g in _k8s_groups()
+        if "num-gpus" not in g["rayStartParams"]
+    )
     assert pools["render_actors"] * pools["render_num_cpus"] <= k8s_cpus
 
 

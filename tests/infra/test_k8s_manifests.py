@@ -64,7 +64,11 @@ def test_every_manifest_parses_with_api_version_kind_and_one_namespace():
 def test_autoscaling_is_on_and_gpu_workers_start_at_zero(cluster_spec):
     assert cluster_spec["enableInTreeAutoscaling"] is True
     assert 0 < cluster_spec["autoscalerOptions"]["idleTimeoutSeconds"] <= 900
-    gpu = [g for g in cluster_spec["workerGroupSpecs"] if "nvidia.com/gpu" in _container(g)["resources"]["limits"]]
+    gpu = [
+        g
+        for g in cluster_spec["workerGroupSpecs"]
+        if "nvidia.com/gpu" in _container(g)["resources"]["limits"]
+    ]
     assert len(gpu) == 1
     assert gpu[0]["minReplicas"] == 0 and gpu[0]["replicas"] == 0 and gpu[0]["maxReplicas"] >= 1
     cpu = [g for g in cluster_spec["workerGroupSpecs"] if g not in gpu]
@@ -136,7 +140,9 @@ def test_scheduler_account_may_create_and_read_rayjobs():
     docs = _nightly()
     account = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"]
     assert docs["ServiceAccount"]["metadata"]["name"] == account
-    assert {"kind": "ServiceAccount", "name": account, "namespace": "rtprune-ocr"} in docs["RoleBinding"]["subjects"]
+    assert {"kind": "ServiceAccount", "name": account, "namespace": "rtprune-ocr"} in docs["RoleBinding"][
+        "subjects"
+    ]
     assert docs["RoleBinding"]["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
     (rule,) = docs["Role"]["rules"]
     assert rule["apiGroups"] == ["ray.io"] and rule["resources"] == ["rayjobs"]
@@ -161,16 +167,22 @@ esac
     return script.parent
 
 
-@pytest.mark.parametrize(("states", "job_status", "rc"), [
-    (["Initializing", "Running", "Running", "Complete"], "SUCCEEDED", 0),
-    (["Running", "Complete"], "FAILED", 1),
-    (["Initializing", "Failed"], "", 1),
-])
+@pytest.mark.parametrize(
+    ("states", "job_status", "rc"),
+    [
+        (["Initializing", "Running", "Running", "Complete"], "SUCCEEDED", 0),
+        (["Running", "Complete"], "FAILED", 1),
+        (["Initializing", "Failed"], "", 1),
+    ],
+)
 def test_submit_script_waits_for_the_rayjob_and_reports_its_outcome(tmp_path, states, job_status, rc):
     script = tmp_path / "submit.sh"
     script.write_text(_nightly()["ConfigMap"]["data"]["submit.sh"])
-    env = {**os.environ, "PATH": f"{_fake_kubectl(tmp_path, states, job_status)}:{os.environ['PATH']}",
-           "POLL_S": "0"}
+    env = {
+        **os.environ,
+        "PATH": f"{_fake_kubectl(tmp_path, states, job_status)}:{os.environ['PATH']}",
+        "POLL_S": "0",
+    }
     done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == rc, done.stdout + done.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
@@ -179,10 +191,16 @@ def test_submit_script_waits_for_the_rayjob_and_reports_its_outcome(tmp_path, st
 
 
 def test_gpu_pods_give_the_vllm_engine_shared_memory(cluster_spec):
-    (gpu,) = [g for g in cluster_spec["workerGroupSpecs"] if "nvidia.com/gpu" in _container(g)["resources"]["limits"]]
+    (gpu,) = [
+        g
+        for g in cluster_spec["workerGroupSpecs"]
+        if "nvidia.com/gpu" in _container(g)["resources"]["limits"]
+    ]
     pod = gpu["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     (mount,) = [m for m in _container(gpu)["volumeMounts"] if m["mountPath"] == "/dev/shm"]
     assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
     limit = volumes[mount["name"]]["emptyDir"]["sizeLimit"]
-    assert limit.endswith("Gi") and int(limit[:-2]) < int(_container(gpu)["resources"]["limits"]["memory"][:-2])
+    assert limit.endswith("Gi") and int(limit[:-2]) < int(
+        _container(gpu)["resources"]["limits"]["memory"][:-2]
+    )

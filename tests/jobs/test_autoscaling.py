@@ -41,13 +41,22 @@ ROWS, HASH_ROUNDS = 48, 20_000  # a few seconds of real CPU work in the "GPU" ac
 
 # ---------------------------------------------------------------- the test (runs the scenario, reads JSON)
 
+
 def _run_scenario(tmp_path: Path, workload: str) -> dict:
     out = tmp_path / "scenario.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           # The autoscaler and AutoscalingCluster shell out to the `ray` CLI of this interpreter.
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, __file__, "--out", str(out), "--workload", workload], env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        # The autoscaler and AutoscalingCluster shell out to the `ray` CLI of this interpreter.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    done = subprocess.run(
+        [sys.executable, __file__, "--out", str(out), "--workload", workload],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     r = json.loads(out.read_text())
     print(json.dumps(r["timings_s"], indent=1))
@@ -86,6 +95,7 @@ def test_the_digitize_pipeline_scales_gpu_workers_from_zero_and_back(tmp_path):
 
 # ---------------------------------------------------------------- the scenario (its own process)
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
@@ -97,22 +107,46 @@ def cluster_config(gcs_address: str) -> dict:
     ray wheel does not ship. gcs_address: fake workers otherwise join port 6379, maybe someone else's."""
     worker_types = {
         # Like infra/cluster/aws.yaml, scaled down: CPU render workers (one always up), GPU workers from 0.
-        CPU_NODE_TYPE: {"resources": {"CPU": 2, "object_store_memory": 150 * 2**20}, "node_config": {},
-                        "min_workers": 1, "max_workers": 1},
-        GPU_NODE_TYPE: {"resources": {"CPU": 1, "GPU": 1, "object_store_memory": 150 * 2**20},
-                        "node_config": {}, "min_workers": 0, "max_workers": 2},
+        CPU_NODE_TYPE: {
+            "resources": {"CPU": 2, "object_store_memory": 150 * 2**20},
+            "node_config": {},
+            "min_workers": 1,
+            "max_workers": 1,
+        },
+        GPU_NODE_TYPE: {
+            "resources": {"CPU": 1, "GPU": 1, "object_store_memory": 150 * 2**20},
+            "node_config": {},
+            "min_workers": 0,
+            "max_workers": 2,
+        },
     }
     return {
-        "cluster_name": "rtprune-autoscaling-test", "max_workers": 3, "upscaling_speed": 1.0,
+        "cluster_name": "rtprune-autoscaling-test",
+        "max_workers": 3,
+        "upscaling_speed": 1.0,
         "idle_timeout_minutes": IDLE_TIMEOUT_S / 60,
-        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                     "disable_launch_config_check": True, "gcs_address": gcs_address},
-        "auth": {"ssh_user": "ubuntu"}, "docker": {},
-        "head_node_type": "ray.head.default", "available_node_types": worker_types,
-        "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False,
-        "rsync_exclude": [], "rsync_filter": [],
-        "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
-        "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+        "provider": {
+            "type": "fake_multinode",
+            "use_node_id_as_ip": True,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+            "gcs_address": gcs_address,
+        },
+        "auth": {"ssh_user": "ubuntu"},
+        "docker": {},
+        "head_node_type": "ray.head.default",
+        "available_node_types": worker_types,
+        "file_mounts": {},
+        "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False,
+        "rsync_exclude": [],
+        "rsync_filter": [],
+        "initialization_commands": [],
+        "setup_commands": [],
+        "head_setup_commands": [],
+        "worker_setup_commands": [],
+        "head_start_ray_commands": [],
+        "worker_start_ray_commands": [],
     }
 
 
@@ -132,21 +166,41 @@ def _make_cluster_class():
         def _generate_config(self, head_resources, worker_node_types, autoscaler_v2=False, **kw):
             config = cluster_config(self.gcs_address)
             config["available_node_types"]["ray.head.default"] = {
-                "resources": dict(head_resources), "node_config": {}, "max_workers": 0}
+                "resources": dict(head_resources),
+                "node_config": {},
+                "max_workers": 0,
+            }
             return config
 
         def start(self, _system_config=None, override_env=None) -> None:
             # Same as the base class minus `ray stop --force`, plus own ports and temp dir.
             config_path = Path(self.temp_dir) / "autoscaling.json"
             config_path.write_text(json.dumps(self._config))
-            ports = {f"--{p}": str(_free_port()) for p in (
-                "dashboard-port", "node-manager-port", "object-manager-port",
-                "metrics-export-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                "runtime-env-agent-port")}
-            cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={self.port}",
-                   f"--temp-dir={self.temp_dir}", f"--autoscaling-config={config_path}", "--disable-usage-stats",
-                   f"--num-cpus={self._head_resources['CPU']}", "--num-gpus=0",
-                   f"--object-store-memory={150 * 2**20}", *(f"{k}={v}" for k, v in ports.items())]
+            ports = {
+                f"--{p}": str(_free_port())
+                for p in (
+                    "dashboard-port",
+                    "node-manager-port",
+                    "object-manager-port",
+                    "metrics-export-port",
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "runtime-env-agent-port",
+                )
+            }
+            cmd = [
+                str(Path(sys.executable).parent / "ray"),
+                "start",
+                "--head",
+                f"--port={self.port}",
+                f"--temp-dir={self.temp_dir}",
+                f"--autoscaling-config={config_path}",
+                "--disable-usage-stats",
+                f"--num-cpus={self._head_resources['CPU']}",
+                "--num-gpus=0",
+                f"--object-store-memory={150 * 2**20}",
+                *(f"{k}={v}" for k, v in ports.items()),
+            ]
             env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
             subprocess.check_call(cmd, env=env, stdout=subprocess.DEVNULL)
 
@@ -253,8 +307,12 @@ class OcrLikeStage:
 
         ctx = ray.get_runtime_context()
         n = len(batch["id"])
-        return {"id": batch["id"], "digest": [digest(int(i)) for i in batch["id"]],
-                "node_id": [ctx.get_node_id()] * n, "gpu_ids": [",".join(map(str, ray.get_gpu_ids()))] * n}
+        return {
+            "id": batch["id"],
+            "digest": [digest(int(i)) for i in batch["id"]],
+            "node_id": [ctx.get_node_id()] * n,
+            "gpu_ids": [",".join(map(str, ray.get_gpu_ids()))] * n,
+        }
 
 
 def render_like(batch: dict) -> dict:
@@ -267,8 +325,13 @@ def run_synthetic() -> dict:
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     ds = ray.data.range(ROWS, override_num_blocks=6).map_batches(render_like, batch_size=8, num_cpus=0.5)
-    ds = ds.map_batches(OcrLikeStage, batch_size=8, num_gpus=1, num_cpus=0.5,
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=1))
+    ds = ds.map_batches(
+        OcrLikeStage,
+        batch_size=8,
+        num_gpus=1,
+        num_cpus=0.5,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=1),
+    )
     rows = ds.take_all()
     return {
         "rows_out": len(rows),
@@ -287,22 +350,33 @@ def run_digitize(work_dir: Path) -> dict:
     from pipeline.samples import write_samples
 
     counts = write_samples(work_dir / "in", documents=4)
-    cfg = PipelineConfig.model_validate({
-        "input": str(work_dir / "in"), "output": str(work_dir / "out"),
-        "engine": {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 16},
-        "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1.0, "ocr_num_cpus": 0.5,
-                  "ocr_batch_size": 8},
-        "commit_documents": 2,
-    })
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(work_dir / "in"),
+            "output": str(work_dir / "out"),
+            "engine": {"model": "tiny-random-v1", "mode": "tiny", "max_new_tokens": 16},
+            "pools": {
+                "render_actors": 1,
+                "render_num_cpus": 0.5,
+                "ocr_num_gpus": 1.0,
+                "ocr_num_cpus": 0.5,
+                "ocr_batch_size": 8,
+            },
+            "commit_documents": 2,
+        }
+    )
     summary = run_pipeline(cfg)
     pages = read_committed(cfg.output, latest_only=False)
     total = build_tables(pages, read_summaries(cfg.output), [["run"]])[0].total
     return {
-        "pages_expected": sum(counts.values()), "pages_ok": summary.pages_ok,
-        "pages_failed": summary.pages_failed, "rows_committed": pages.num_rows,
+        "pages_expected": sum(counts.values()),
+        "pages_ok": summary.pages_ok,
+        "pages_failed": summary.pages_failed,
+        "rows_committed": pages.num_rows,
         "node_seconds": summary.node_seconds,
         "gpu_node_seconds": summary.node_seconds.get(load_pricing().gpu_node_type, 0.0),
-        "summary_loaded_usd": summary.cost_fully_loaded_usd, "report_loaded_usd": total.cost_fully_loaded_usd,
+        "summary_loaded_usd": summary.cost_fully_loaded_usd,
+        "report_loaded_usd": total.cost_fully_loaded_usd,
     }
 
 
@@ -339,8 +413,11 @@ def run_scenario(out: Path, workload: str) -> None:
     cluster = _make_cluster_class()(temp_dir, _free_port(), head_resources={"CPU": 1}, worker_node_types={})
     t0 = time.monotonic()
     cluster.start()
-    result: dict = {"timings_s": {}, "decoy_seen_as_foreign": decoy.pid in foreign_before,
-                    "foreign_ray_processes": len(foreign_before) - 1}
+    result: dict = {
+        "timings_s": {},
+        "decoy_seen_as_foreign": decoy.pid in foreign_before,
+        "foreign_ray_processes": len(foreign_before) - 1,
+    }
     try:
         ray.init(address=cluster.gcs_address, logging_level="WARNING", log_to_driver=False)
         watcher = NodeWatcher()

@@ -24,34 +24,77 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
     gpu_s, cpu_s = (0.5 + 0.1 * (i % 7), 0.05 + 0.01 * (i % 3)) if ok else (0.0, 0.02)
     visual = 400 if ok else 0
     return {
-        "run_id": run_id, "doc_id": f"d{i // 4}", "source_uri": f"file:///in/d{i // 4}.pdf", "content_hash": "h",
-        "page_index": i % 4, "page_count": 4, "status": "ok" if ok else "error",
-        "error_stage": "" if ok else "render", "error": "" if ok else "timeout", "text": "x" if ok else "",
-        "finish_reason": "eos" if ok else "", "text_source": "ocr" if ok else "", "ocr_attempts": int(ok),
-        "doc_flagged": False, "model_id": model, "model_mode": "large", "prune_method": prune,
-        "prune_config_hash": f"{prune}-hash", "visual_tokens": visual, "visual_tokens_kept": int(visual * 0.84),
-        "prompt_tokens": 350, "output_tokens": 120, "render_s": cpu_s, "encode_s": gpu_s / 4,
-        "prune_s": gpu_s / 4, "prefill_s": gpu_s / 4, "decode_s": gpu_s / 4, "gpu_s": gpu_s, "cpu_s": cpu_s,
+        "run_id": run_id,
+        "doc_id": f"d{i // 4}",
+        "source_uri": f"file:///in/d{i // 4}.pdf",
+        "content_hash": "h",
+        "page_index": i % 4,
+        "page_count": 4,
+        "status": "ok" if ok else "error",
+        "error_stage": "" if ok else "render",
+        "error": "" if ok else "timeout",
+        "text": "x" if ok else "",
+        "finish_reason": "eos" if ok else "",
+        "text_source": "ocr" if ok else "",
+        "ocr_attempts": int(ok),
+        "doc_flagged": False,
+        "model_id": model,
+        "model_mode": "large",
+        "prune_method": prune,
+        "prune_config_hash": f"{prune}-hash",
+        "visual_tokens": visual,
+        "visual_tokens_kept": int(visual * 0.84),
+        "prompt_tokens": 350,
+        "output_tokens": 120,
+        "render_s": cpu_s,
+        "encode_s": gpu_s / 4,
+        "prune_s": gpu_s / 4,
+        "prefill_s": gpu_s / 4,
+        "decode_s": gpu_s / 4,
+        "gpu_s": gpu_s,
+        "cpu_s": cpu_s,
         "cost_direct_usd": gpu_s * pricing.gpu_usd_per_s + cpu_s * pricing.cpu_usd_per_s,
-        "pricing_name": pricing.name, "gpu_node_type": pricing.gpu_node_type,
-        "gpu_usd_per_s": pricing.gpu_usd_per_s, "cpu_usd_per_s": pricing.cpu_usd_per_s,
+        "pricing_name": pricing.name,
+        "gpu_node_type": pricing.gpu_node_type,
+        "gpu_usd_per_s": pricing.gpu_usd_per_s,
+        "cpu_usd_per_s": pricing.cpu_usd_per_s,
     }
 
 
-def _run(run_id: str, started_at: str, n_ok: int, n_failed: int, model: str = "deepseek-ai/DeepSeek-OCR",
-         prune: str = "rtprune", gpu_nodes: int = 1) -> tuple[list[dict], RunSummary]:
+def _run(
+    run_id: str,
+    started_at: str,
+    n_ok: int,
+    n_failed: int,
+    model: str = "deepseek-ai/DeepSeek-OCR",
+    prune: str = "rtprune",
+    gpu_nodes: int = 1,
+) -> tuple[list[dict], RunSummary]:
     rows = [_page(run_id, i, i < n_ok, model, prune, PRICING) for i in range(n_ok + n_failed)]
     wall_s = 600.0 + 10 * n_ok
     node_seconds = {"m7i.xlarge": wall_s, "m7i.2xlarge": wall_s * 0.8, "g6.xlarge": gpu_nodes * wall_s * 0.7}
     loaded = sum(s * PRICING.node_usd_per_s(t) for t, s in node_seconds.items())
     direct = sum(r["cost_direct_usd"] for r in rows)
     summary = RunSummary(
-        run_id=run_id, started_at=started_at, finished_at=started_at, wall_s=wall_s, documents=len(rows) // 4,
-        pages_ok=n_ok, pages_failed=n_failed, visual_tokens=sum(r["visual_tokens"] for r in rows),
-        visual_tokens_kept=sum(r["visual_tokens_kept"] for r in rows), gpu_s=sum(r["gpu_s"] for r in rows),
-        cpu_s=sum(r["cpu_s"] for r in rows), model_id=model, model_mode="large", prune_method=prune,
-        prune_config_hash=f"{prune}-hash", pricing_name=PRICING.name, cost_direct_usd=direct,
-        node_seconds=node_seconds, cost_fully_loaded_usd=loaded,
+        run_id=run_id,
+        started_at=started_at,
+        finished_at=started_at,
+        wall_s=wall_s,
+        documents=len(rows) // 4,
+        pages_ok=n_ok,
+        pages_failed=n_failed,
+        visual_tokens=sum(r["visual_tokens"] for r in rows),
+        visual_tokens_kept=sum(r["visual_tokens_kept"] for r in rows),
+        gpu_s=sum(r["gpu_s"] for r in rows),
+        cpu_s=sum(r["cpu_s"] for r in rows),
+        model_id=model,
+        model_mode="large",
+        prune_method=prune,
+        prune_config_hash=f"{prune}-hash",
+        pricing_name=PRICING.name,
+        cost_direct_usd=direct,
+        node_seconds=node_seconds,
+        cost_fully_loaded_usd=loaded,
         usd_per_1k_pages_direct=direct / n_ok * 1000 if n_ok else 0.0,
         usd_per_1k_pages_fully_loaded=loaded / n_ok * 1000 if n_ok else 0.0,
         utilisation=direct / loaded,
@@ -79,8 +122,15 @@ def _by(tables, dimension):
 def test_totals_equal_the_sum_of_the_rows(corpus):
     pages, summaries = corpus
     for table in build_tables(pages, summaries, parse_dimensions("run,day,model,prune,day+model")):
-        for field in ("pages_ok", "pages_failed", "gpu_s", "visual_tokens", "visual_tokens_kept",
-                      "cost_direct_usd", "cost_fully_loaded_usd"):
+        for field in (
+            "pages_ok",
+            "pages_failed",
+            "gpu_s",
+            "visual_tokens",
+            "visual_tokens_kept",
+            "cost_direct_usd",
+            "cost_fully_loaded_usd",
+        ):
             assert getattr(table.total, field) == pytest.approx(sum(getattr(r, field) for r in table.rows))
         assert table.total.pages_ok == 110 and table.total.pages_failed == 9
 
@@ -92,8 +142,9 @@ def test_stored_costs_match_the_rows_and_summaries(corpus):
     assert total.cost_fully_loaded_usd == pytest.approx(sum(s.cost_fully_loaded_usd for s in summaries))
     assert total.usd_per_1k_pages_direct == pytest.approx(total.cost_direct_usd / 110 * 1000)
     assert total.gpu_hours == pytest.approx(sum(pages.column("gpu_s").to_pylist()) / 3600)
-    assert total.kept_share == pytest.approx(sum(pages.column("visual_tokens_kept").to_pylist())
-                                             / sum(pages.column("visual_tokens").to_pylist()))
+    assert total.kept_share == pytest.approx(
+        sum(pages.column("visual_tokens_kept").to_pylist()) / sum(pages.column("visual_tokens").to_pylist())
+    )
 
 
 def test_repricing_with_the_run_time_table_reproduces_stored_costs(corpus):
@@ -107,7 +158,9 @@ def test_repricing_with_the_run_time_table_reproduces_stored_costs(corpus):
 
 def _scaled(pricing: Pricing, node_type: str, factor: float) -> Pricing:
     nodes = dict(pricing.node_types)
-    nodes[node_type] = nodes[node_type].model_copy(update={"usd_per_hour": nodes[node_type].usd_per_hour * factor})
+    nodes[node_type] = nodes[node_type].model_copy(
+        update={"usd_per_hour": nodes[node_type].usd_per_hour * factor}
+    )
     return pricing.model_copy(update={"name": f"x{factor}", "node_types": nodes})
 
 
@@ -116,8 +169,10 @@ def test_doubling_the_gpu_node_price_doubles_the_gpu_part_only(corpus):
     doubled = _scaled(PRICING, PRICING.gpu_node_type, 2.0)
     base = build_tables(pages, summaries, [["run"]], pricing=PRICING)[0]
     new = build_tables(pages, summaries, [["run"]], pricing=doubled)[0]
-    gpu_s = {r: sum(pages.filter(pa.compute.equal(pages["run_id"], r)).column("gpu_s").to_pylist())
-             for r in ("r1", "r2", "r3", "r4")}
+    gpu_s = {
+        r: sum(pages.filter(pa.compute.equal(pages["run_id"], r)).column("gpu_s").to_pylist())
+        for r in ("r1", "r2", "r3", "r4")
+    }
     gpu_node_s = {s.run_id: s.node_seconds[PRICING.gpu_node_type] for s in summaries}
     for b, n in zip(base.rows, new.rows, strict=True):
         gpu_part = gpu_s[b.group] * PRICING.gpu_usd_per_s
@@ -135,7 +190,9 @@ def test_scaling_every_price_scales_every_cost_by_the_same_ratio(corpus):
     new = build_tables(pages, summaries, [["day"]], pricing=scaled)[0]
     for b, n in zip([*base.rows, base.total], [*new.rows, new.total], strict=True):
         assert n.usd_per_1k_pages_direct == pytest.approx(0.37 * b.usd_per_1k_pages_direct, rel=1e-12)
-        assert n.usd_per_1k_pages_fully_loaded == pytest.approx(0.37 * b.usd_per_1k_pages_fully_loaded, rel=1e-12)
+        assert n.usd_per_1k_pages_fully_loaded == pytest.approx(
+            0.37 * b.usd_per_1k_pages_fully_loaded, rel=1e-12
+        )
         assert n.utilisation == pytest.approx(b.utilisation, rel=1e-12)
 
 
@@ -159,8 +216,13 @@ def test_model_and_prune_groups_and_combinations(corpus):
     pages, summaries = corpus
     tables = build_tables(pages, summaries, parse_dimensions("model,prune,model+prune"))
     assert {r.group: r.pages_ok for r in _by(tables, "model").rows} == {
-        "deepseek-ai/DeepSeek-OCR (large)": 77, "deepseek-ai/DeepSeek-OCR-2 (large)": 33}
-    assert {r.group: r.runs for r in _by(tables, "prune").rows} == {"none [none-hash]": 1, "rtprune [rtprune-hash]": 3}
+        "deepseek-ai/DeepSeek-OCR (large)": 77,
+        "deepseek-ai/DeepSeek-OCR-2 (large)": 33,
+    }
+    assert {r.group: r.runs for r in _by(tables, "prune").rows} == {
+        "none [none-hash]": 1,
+        "rtprune [rtprune-hash]": 3,
+    }
     assert len(_by(tables, "model+prune").rows) == 3
 
 
@@ -168,7 +230,9 @@ def test_a_run_with_nothing_new_still_costs_its_cluster_time(corpus):
     pages, summaries = corpus
     _, idle = _run("r5", "2025-11-06T01:00:00Z", 0, 0)
     rows = {r.group: r for r in build_tables(pages, [*summaries, idle], [["run"]])[0].rows}
-    assert rows["r5"].pages_ok == 0 and rows["r5"].cost_fully_loaded_usd == pytest.approx(idle.cost_fully_loaded_usd)
+    assert rows["r5"].pages_ok == 0 and rows["r5"].cost_fully_loaded_usd == pytest.approx(
+        idle.cost_fully_loaded_usd
+    )
     assert math.isnan(rows["r5"].usd_per_1k_pages_fully_loaded)
 
 
@@ -219,8 +283,18 @@ def test_cli_pricing_file_reprices(corpus, tmp_path):
     raw["name"] = "gpu-x3"
     raw["node_types"][raw["gpu_node_type"]]["usd_per_hour"] *= 3
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
-    config = parse_args(["--output", "file:///x", "--pricing", str(tmp_path / "p.yaml"), "--by", "run",
-                         "--out-dir", str(tmp_path / "out")])
+    config = parse_args(
+        [
+            "--output",
+            "file:///x",
+            "--pricing",
+            str(tmp_path / "p.yaml"),
+            "--by",
+            "run",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     new = report(config, pages, summaries)[0].total
     base = build_tables(pages, summaries, [["run"]])[0].total
     gpu_part = sum(pages.column("gpu_s").to_pylist()) * PRICING.gpu_usd_per_s
@@ -239,15 +313,31 @@ def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
     runs = [("r1", "2025-11-03T02:00:00+00:00", ["d0", "d1"]), ("r2", "2025-11-04T02:00:00+00:00", ["d0"])]
     expected_direct = 0.0
     for run_id, started_at, docs in runs:
-        rows = [{**_page(run_id, i, i != 3, "deepseek-ai/DeepSeek-OCR", "rtprune", PRICING), "doc_id": d,
-                 "content_hash": f"{d}-{run_id}"} for d in docs for i in range(4)]
+        rows = [
+            {
+                **_page(run_id, i, i != 3, "deepseek-ai/DeepSeek-OCR", "rtprune", PRICING),
+                "doc_id": d,
+                "content_hash": f"{d}-{run_id}",
+            }
+            for d in docs
+            for i in range(4)
+        ]
         table = pa.Table.from_pylist(rows, schema=PAGES_SCHEMA)
-        documents = [{"doc_id": d, "content_hash": f"{d}-{run_id}", "source_uri": f"file:///in/{d}.pdf",
-                      "ok": False} for d in docs]
+        documents = [
+            {"doc_id": d, "content_hash": f"{d}-{run_id}", "source_uri": f"file:///in/{d}.pdf", "ok": False}
+            for d in docs
+        ]
         output.commit_part(out, run_id, 0, table, documents, engine_config_hash="e1")
-        info = accounting.RunInfo(run_id=run_id, started_at=started_at, finished_at=started_at, wall_s=900.0,
-                                  model_id="deepseek-ai/DeepSeek-OCR", model_mode="large", prune_method="rtprune",
-                                  prune_config_hash="rtprune-hash")
+        info = accounting.RunInfo(
+            run_id=run_id,
+            started_at=started_at,
+            finished_at=started_at,
+            wall_s=900.0,
+            model_id="deepseek-ai/DeepSeek-OCR",
+            model_mode="large",
+            prune_method="rtprune",
+            prune_config_hash="rtprune-hash",
+        )
         seconds = {"m7i.xlarge": 900.0, "m7i.2xlarge": 900.0, "g6.xlarge": 700.0}
         output.write_summary(out, accounting.summarize(table, info, seconds, PRICING))
         expected_direct += sum(r["cost_direct_usd"] for r in rows)
@@ -273,6 +363,17 @@ def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
     del raw["node_types"]["m7i.xlarge"]
     raw["head_node_type"] = "c7i.4xlarge"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
-    assert main(["--output", str(tmp_path / "out"), "--pricing", str(tmp_path / "p.yaml"),
-                 "--out-dir", str(tmp_path / "report")]) == 2
+    assert (
+        main(
+            [
+                "--output",
+                str(tmp_path / "out"),
+                "--pricing",
+                str(tmp_path / "p.yaml"),
+                "--out-dir",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 2
+    )
     assert "m7i.xlarge" in capsys.readouterr().err

@@ -27,13 +27,27 @@ ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
 
-POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-         "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
+POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
 
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:
-    return PipelineConfig.model_validate({"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-                                          "engine": ENGINE, "pools": POOLS, "page_policy": ONE_ATTEMPT, **extra})
+    return PipelineConfig.model_validate(
+        {
+            "input": str(tmp_path / "in"),
+            "output": str(tmp_path / "out"),
+            "engine": ENGINE,
+            "pools": POOLS,
+            "page_policy": ONE_ATTEMPT,
+            **extra,
+        }
+    )
 
 
 def _write(tmp_path: Path, name: str, pages: int, seed: int = 0) -> None:
@@ -53,14 +67,16 @@ def test_second_run_processes_only_new_and_changed_documents(local_ray, tmp_path
     first = run_pipeline(_cfg(tmp_path, run_id="run-1"))
     assert (first.documents, first.pages_ok) == (2, 3)
     _write(tmp_path, "b.pdf", 3, seed=5)  # changed: new content, one more page
-    _write(tmp_path, "c.pdf", 1)          # new
+    _write(tmp_path, "c.pdf", 1)  # new
     second = run_pipeline(_cfg(tmp_path, run_id="run-2"))
     assert (second.documents, second.pages_ok) == (2, 4)
     third = run_pipeline(_cfg(tmp_path, run_id="run-3"))  # nothing new: nothing processed
     assert (third.documents, third.pages_ok, third.pages_failed) == (0, 0, 0)
     table = read_committed(str(tmp_path / "out"))
-    by_doc = {uri.rsplit("/", 1)[1]: run for uri, run in zip(table["source_uri"].to_pylist(),
-                                                               table["run_id"].to_pylist(), strict=True)}
+    by_doc = {
+        uri.rsplit("/", 1)[1]: run
+        for uri, run in zip(table["source_uri"].to_pylist(), table["run_id"].to_pylist(), strict=True)
+    }
     assert by_doc == {"a.pdf": "run-1", "b.pdf": "run-2", "c.pdf": "run-2"}
     assert set(_pages(table).values()) == {1} and table.num_rows == 1 + 3 + 1
     assert [s.run_id for s in read_summaries(str(tmp_path / "out"))] == ["run-1", "run-2", "run-3"]
@@ -90,13 +106,25 @@ def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray,
     pages = {f"d{i:02d}.pdf": 1 + i % 2 for i in range(6)}
     for i, (name, n) in enumerate(pages.items()):
         _write(tmp_path, name, n, seed=i)
-    job = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "engine": ENGINE, "pools": POOLS,
-           "page_policy": ONE_ATTEMPT, "commit_documents": 1, "run_id": "crashed"}
+    job = {
+        "input": str(tmp_path / "in"),
+        "output": str(tmp_path / "out"),
+        "engine": ENGINE,
+        "pools": POOLS,
+        "page_policy": ONE_ATTEMPT,
+        "commit_documents": 1,
+        "run_id": "crashed",
+    }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.digitize", "--config", str(tmp_path / "job.yaml")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.digitize", "--config", str(tmp_path / "job.yaml")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     ledger = tmp_path / "out" / "_ledger" / "crashed"
     deadline = time.monotonic() + 240
     while not (ledger.exists() and any(ledger.glob("*.json"))):
@@ -114,7 +142,8 @@ def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray,
     got = Counter({(uri.removeprefix("file://"), i): c for (uri, i), c in _pages(table).items()})
     assert got == expected  # every page exactly once
     assert summary.documents == len(pages) - sum(
-        len(r) for r in [pc.unique(table.filter(pc.equal(table["run_id"], "crashed"))["doc_id"]).to_pylist()])
+        len(r) for r in [pc.unique(table.filter(pc.equal(table["run_id"], "crashed"))["doc_id"]).to_pylist()]
+    )
 
 
 @pytest.mark.slow
@@ -122,7 +151,13 @@ def test_embedded_default_job_runs_from_an_empty_folder(tmp_path):
     """The README's one command: no config, no cluster; samples are generated and OCR'd into ./out."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "jobs.digitize", f"engine.model={ENGINE['model']}", "engine.max_new_tokens=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.digitize",
+        f"engine.model={ENGINE['model']}",
+        "engine.max_new_tokens=4",
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "12 pages ok, 0 failed" in done.stdout and "per 1,000 pages direct" in done.stdout
@@ -140,8 +175,18 @@ def test_a_fatal_error_ends_the_job_with_one_redacted_line(tmp_path):
     url = f"https://127.0.0.1:9/in/doc.pdf?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature={signature}"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "jobs.digitize", f"input={url}", f"output={tmp_path / 'out'}",
-               f"engine.model={ENGINE['model']}", "--local-cpus", "2", "--local-gpus", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.digitize",
+        f"input={url}",
+        f"output={tmp_path / 'out'}",
+        f"engine.model={ENGINE['model']}",
+        "--local-cpus",
+        "2",
+        "--local-gpus",
+        "1",
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert signature not in done.stdout + done.stderr

@@ -20,23 +20,50 @@ ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
 
-POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-         "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
-NOISE = ["logging_progress", "Active & requested resources", "Token authentication is enabled",
-         "Specifying both num_cpus and num_gpus", "Progress bars disabled", "Execution plan of Dataset"]
+POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
+NOISE = [
+    "logging_progress",
+    "Active & requested resources",
+    "Token authentication is enabled",
+    "Specifying both num_cpus and num_gpus",
+    "Progress bars disabled",
+    "Execution plan of Dataset",
+]
 
 
 def _run_job(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "good.pdf").write_bytes(sample_pdf_bytes(2, seed=1))
     (tmp_path / "in" / "broken.pdf").write_bytes(b"%PDF-1.7\nthis is not a PDF body")
-    job = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "engine": ENGINE, "pools": POOLS,
-           "page_policy": ONE_ATTEMPT}
+    job = {
+        "input": str(tmp_path / "in"),
+        "output": str(tmp_path / "out"),
+        "engine": ENGINE,
+        "pools": POOLS,
+        "page_policy": ONE_ATTEMPT,
+    }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "jobs.digitize", "--config", str(tmp_path / "job.yaml"),
-               "--local-cpus", "4", "--local-gpus", "1", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.digitize",
+        "--config",
+        str(tmp_path / "job.yaml"),
+        "--local-cpus",
+        "4",
+        "--local-gpus",
+        "1",
+        *extra,
+    ]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
 
 

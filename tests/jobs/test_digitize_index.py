@@ -24,8 +24,14 @@ pytest.importorskip("rtprune.engines.hf")
 ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 
-POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-         "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
+POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
 
 
 class Killed(BaseException):
@@ -33,8 +39,16 @@ class Killed(BaseException):
 
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:
-    return PipelineConfig.model_validate({"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-                                          "engine": ENGINE, "pools": POOLS, "commit_documents": 1, **extra})
+    return PipelineConfig.model_validate(
+        {
+            "input": str(tmp_path / "in"),
+            "output": str(tmp_path / "out"),
+            "engine": ENGINE,
+            "pools": POOLS,
+            "commit_documents": 1,
+            **extra,
+        }
+    )
 
 
 def _write(tmp_path: Path, name: str, pages: int, seed: int = 0) -> None:
@@ -66,10 +80,16 @@ def test_run_killed_between_commits_and_compaction_neither_redoes_nor_loses(loca
     every = read_committed(str(tmp_path / "out"), latest_only=False)  # superseded rows included
     got = Counter(zip(every["source_uri"].to_pylist(), every["page_index"].to_pylist(), strict=True))
     expected = {**pages, "d.pdf": 2}
-    assert got == Counter({(f"file://{tmp_path / 'in' / n}", i): 1 for n, c in expected.items() for i in range(c)})
+    assert got == Counter(
+        {(f"file://{tmp_path / 'in' / n}", i): 1 for n, c in expected.items() for i in range(c)}
+    )
     runs = dict(zip(every["source_uri"].to_pylist(), every["run_id"].to_pylist(), strict=True))
-    assert {u.rsplit("/", 1)[1]: r for u, r in runs.items()} == {"a.pdf": "killed", "b.pdf": "killed",
-                                                                 "c.pdf": "killed", "d.pdf": "next"}
+    assert {u.rsplit("/", 1)[1]: r for u, r in runs.items()} == {
+        "a.pdf": "killed",
+        "b.pdf": "killed",
+        "c.pdf": "killed",
+        "d.pdf": "next",
+    }
     state = load_index(out)
     assert state.rows == 4 and state.watermark == {"killed": len(killed) - 1, "next": 0}
     third = run_module.run_pipeline(_cfg(tmp_path, run_id="third", orphan_grace_s=0))
@@ -81,8 +101,19 @@ def test_plan_only_prints_the_plan_and_writes_nothing(tmp_path):
         _write(tmp_path, f"p{i}.pdf", 1 + i, seed=i)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "jobs.digitize", "--plan-only", f"input={tmp_path / 'in'}",
-               f"output={tmp_path / 'out'}", "run_id=preview", "--local-cpus", "2", "--local-gpus", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.digitize",
+        "--plan-only",
+        f"input={tmp_path / 'in'}",
+        f"output={tmp_path / 'out'}",
+        "run_id=preview",
+        "--local-cpus",
+        "2",
+        "--local-gpus",
+        "1",
+    ]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "plan for run preview: 3 documents listed, 0 already committed, 3 to process" in done.stdout

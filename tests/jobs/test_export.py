@@ -28,8 +28,14 @@ from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa:
 from reliability.hostile_names import hostile_names  # noqa: E402
 from reliability.s3_server import MotoS3  # noqa: E402
 
-POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-         "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
+POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
 HEALTHY = {"caf\u00e9 menu.pdf": 1, "report.pdf": 2, "deep/it's `odd`.pdf": 3}
 
 
@@ -43,9 +49,17 @@ def digitized(local_ray, tmp_path_factory) -> Path:
         (root / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "in" / name).write_bytes(sample_pdf_bytes(pages, seed=i))
     (root / "in" / "broken.pdf").write_bytes(corrupt_pdf_bytes())
-    cfg = PipelineConfig.model_validate({"input": str(root / "in"), "output": str(root / "out"),
-                                         "engine": ENGINE_OVERRIDES, "pools": POOLS, "run_id": "run-1",
-                                         "page_policy": PAGE_POLICY_ONE_ATTEMPT, "commit_documents": 2})
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(root / "in"),
+            "output": str(root / "out"),
+            "engine": ENGINE_OVERRIDES,
+            "pools": POOLS,
+            "run_id": "run-1",
+            "page_policy": PAGE_POLICY_ONE_ATTEMPT,
+            "commit_documents": 2,
+        }
+    )
     summary = run_pipeline(cfg)
     assert (summary.pages_ok, summary.pages_failed) == (6, 1)
     return root / "out"
@@ -93,8 +107,11 @@ def _check_record(record: dict, rows: list[dict]) -> None:
     assert [i for _, _, i in spans] == [r["page_index"] for r in ok]
     meta = record["metadata"]
     assert (meta["pages_ok"], meta["pages_failed"]) == (len(ok), len(rows) - len(ok))
-    assert meta["failed_pages"] == [{"page_index": r["page_index"], "stage": r["error_stage"],
-                                     "reason": r["error"]} for r in rows if r["status"] != "ok"]
+    assert meta["failed_pages"] == [
+        {"page_index": r["page_index"], "stage": r["error_stage"], "reason": r["error"]}
+        for r in rows
+        if r["status"] != "ok"
+    ]
     assert record["source"] == rows[0]["source_uri"] and meta["run_id"] == rows[0]["run_id"]
     for key in ("model_id", "model_mode", "prune_method", "prune_config_hash", "content_hash"):
         assert meta[key] == rows[0][key]
@@ -110,8 +127,11 @@ def _check_markdown(text: str, rows: list[dict]) -> None:
         else:
             marker = page_marker(r["page_index"], r["page_count"])
             pos = text.index(marker, pos) + len(marker)
-            expected = (r["text"] if r["status"] == "ok" else
-                        f"> **Page {r['page_index'] + 1} failed** at stage `{r['error_stage']}`: `{r['error']}`")
+            expected = (
+                r["text"]
+                if r["status"] == "ok"
+                else f"> **Page {r['page_index'] + 1} failed** at stage `{r['error_stage']}`: `{r['error']}`"
+            )
         pos = text.index(expected, pos) + len(expected)
 
 
@@ -128,22 +148,44 @@ def _snapshot(fs, root: str) -> dict[str, str]:
     """path -> sha256 of its bytes and its modification time, for every file under root."""
     fs.invalidate_cache()  # s3fs keeps listings: a second snapshot must see the store, not the cache
     found = fs.find(root, detail=True)
-    return {p: hashlib.sha256(fs.cat_file(p)).hexdigest() + str(i.get("mtime") or i.get("LastModified"))
-            for p, i in found.items()}
+    return {
+        p: hashlib.sha256(fs.cat_file(p)).hexdigest() + str(i.get("mtime") or i.get("LastModified"))
+        for p, i in found.items()
+    }
 
 
-def _commit_copy(out: Output, template: list[dict], run_id: str, doc_id: str, texts: list[str],
-                 fail_page: int | None = None) -> None:
+def _commit_copy(
+    out: Output,
+    template: list[dict],
+    run_id: str,
+    doc_id: str,
+    texts: list[str],
+    fail_page: int | None = None,
+) -> None:
     """Commit a document through the pipeline's commit protocol, its rows modelled on real ones."""
     rows = []
     for i, text in enumerate(texts):
-        row = {**template[0], "run_id": run_id, "doc_id": doc_id, "source_uri": f"file:///in/{doc_id}.pdf",
-               "content_hash": f"{doc_id}-{run_id}", "page_index": i, "page_count": len(texts), "text": text}
+        row = {
+            **template[0],
+            "run_id": run_id,
+            "doc_id": doc_id,
+            "source_uri": f"file:///in/{doc_id}.pdf",
+            "content_hash": f"{doc_id}-{run_id}",
+            "page_index": i,
+            "page_count": len(texts),
+            "text": text,
+        }
         if i == fail_page:
             row |= {"status": "error", "error_stage": "ocr", "error": "RuntimeError: CUDA error", "text": ""}
         rows.append(row)
-    docs = [{"doc_id": doc_id, "content_hash": f"{doc_id}-{run_id}", "source_uri": rows[0]["source_uri"],
-             "ok": fail_page is None}]
+    docs = [
+        {
+            "doc_id": doc_id,
+            "content_hash": f"{doc_id}-{run_id}",
+            "source_uri": rows[0]["source_uri"],
+            "ok": fail_page is None,
+        }
+    ]
     commit_part(out, run_id, 0, pa.Table.from_pylist(rows, schema=PAGES_SCHEMA), docs, "e1")
 
 
@@ -151,14 +193,20 @@ def test_export_matches_the_committed_pages(output, tmp_path):
     result = run_export(_cfg(output, tmp_path / "export", shard_max_bytes=400))
     docs = _committed_docs(str(output))
     assert (result.export_id, result.documents, result.new, result.pages_ok, result.pages_failed) == (
-        "export-000001", 4, 4, 6, 1)
+        "export-000001",
+        4,
+        4,
+        6,
+        1,
+    )
     dest = Output.open(str(tmp_path / "export"))
     _check_export(dest, "export-000001", docs)
     manifest = _manifest(dest, "export-000001")
     assert len(manifest["shards"]) > 1  # bounded shards, each holding whole records
     assert all(s["bytes"] <= 400 or s["records"] == 1 for s in manifest["shards"])
     assert [s["file"] for s in manifest["shards"]] == [
-        f"jsonl/export-000001/part-{k:05d}.jsonl" for k in range(len(manifest["shards"]))]
+        f"jsonl/export-000001/part-{k:05d}.jsonl" for k in range(len(manifest["shards"]))
+    ]
     broken = next(rows for rows in docs.values() if rows[0]["source_uri"].endswith("broken.pdf"))
     assert broken[0]["status"] == "error"  # marked in both outputs (checked above), not dropped
     names = sorted(p.name for p in (tmp_path / "export" / "markdown").iterdir())
@@ -206,10 +254,17 @@ def test_a_failed_page_is_marked_not_dropped(output, tmp_path):
     dest = Output.open(str(tmp_path / "export"))
     record = _records(dest, "export-000001")["half-read"]
     assert record["text"] == "page one" + PAGE_SEPARATOR + "page three"
-    assert record["metadata"]["failed_pages"] == [{"page_index": 1, "stage": "ocr", "reason": "RuntimeError: CUDA error"}]
-    md = dest.fs.cat_file(dest.path("markdown", document_file_name("half-read", "file:///in/half-read.pdf"))).decode()
-    assert md.index("page one") < md.index("> **Page 2 failed** at stage `ocr`: `RuntimeError: CUDA error`") \
+    assert record["metadata"]["failed_pages"] == [
+        {"page_index": 1, "stage": "ocr", "reason": "RuntimeError: CUDA error"}
+    ]
+    md = dest.fs.cat_file(
+        dest.path("markdown", document_file_name("half-read", "file:///in/half-read.pdf"))
+    ).decode()
+    assert (
+        md.index("page one")
+        < md.index("> **Page 2 failed** at stage `ocr`: `RuntimeError: CUDA error`")
         < md.index("page three")
+    )
     assert "- pages: 3 (2 ok, 1 failed)" in md
 
 
@@ -230,10 +285,26 @@ def test_the_latest_commit_wins_across_engine_settings(output, tmp_path):
     template = next(rows for rows in _committed_docs(str(output)).values() if rows[0]["status"] == "ok")
     _commit_copy(out, template, "run-2", "twice", ["with setting e1"])
     other = [{**template[0], "prune_method": "none", "prune_config_hash": "none-hash"}]
-    rows = [{**other[0], "run_id": "run-3", "doc_id": "twice", "source_uri": "file:///in/twice.pdf",
-             "content_hash": "twice-run-2", "page_index": 0, "page_count": 1, "text": "with setting e2"}]
-    commit_part(out, "run-3", 0, pa.Table.from_pylist(rows, schema=PAGES_SCHEMA),
-                [{"doc_id": "twice", "content_hash": "twice-run-2", "source_uri": rows[0]["source_uri"]}], "e2")
+    rows = [
+        {
+            **other[0],
+            "run_id": "run-3",
+            "doc_id": "twice",
+            "source_uri": "file:///in/twice.pdf",
+            "content_hash": "twice-run-2",
+            "page_index": 0,
+            "page_count": 1,
+            "text": "with setting e2",
+        }
+    ]
+    commit_part(
+        out,
+        "run-3",
+        0,
+        pa.Table.from_pylist(rows, schema=PAGES_SCHEMA),
+        [{"doc_id": "twice", "content_hash": "twice-run-2", "source_uri": rows[0]["source_uri"]}],
+        "e2",
+    )
     assert read_committed(str(output)).num_rows == 7 + 2  # both settings stay committed
     run_export(_cfg(output, tmp_path / "export"))
     record = _records(Output.open(str(tmp_path / "export")), "export-000001")["twice"]
@@ -280,7 +351,8 @@ def test_gzip_shards_hold_the_same_records(output, tmp_path):
     read = [gzip.decompress((tmp_path / "packed" / s).read_bytes()) for s in packed.shards]
     expected = [(tmp_path / "plain" / s).read_bytes() for s in plain.shards]
     assert [[json.loads(x)["text"] for x in r.splitlines()] for r in read] == [
-        [json.loads(x)["text"] for x in e.splitlines()] for e in expected]
+        [json.loads(x)["text"] for x in e.splitlines()] for e in expected
+    ]
     assert not (tmp_path / "packed" / "markdown").exists()
 
 
@@ -302,7 +374,10 @@ def test_cli_exports_then_reports_nothing_new(output, tmp_path, capsys):
 
     args = [f"output={output}", f"dest={tmp_path / 'export'}"]
     assert main(["--output", str(output), "--dest", str(tmp_path / "export")]) == 0
-    assert "export-000001: 4 documents (4 new, 0 changed, 0 unchanged), 6 pages ok, 1 failed" in capsys.readouterr().out
+    assert (
+        "export-000001: 4 documents (4 new, 0 changed, 0 unchanged), 6 pages ok, 1 failed"
+        in capsys.readouterr().out
+    )
     assert main(args) == 0
     assert "nothing new to export: 4 documents" in capsys.readouterr().out
     with pytest.raises(ValueError, match="shard_max_bytes"):
@@ -320,8 +395,9 @@ def test_export_on_an_s3_compatible_store(digitized, moto):
     bucket = moto.make_bucket("export-e2e")
     fs = access.filesystem()
     fs.put(str(digitized), f"{bucket}/out", recursive=True)
-    storage = StorageConfig(endpoint_url=access.endpoint_url, key=access.key, secret=access.secret,
-                            region="us-east-1")
+    storage = StorageConfig(
+        endpoint_url=access.endpoint_url, key=access.key, secret=access.secret, region="us-east-1"
+    )
     cfg = ExportConfig(output=f"s3://{bucket}/out", dest=f"s3://{bucket}/export", storage=storage)
     result = run_export(cfg)
     assert (result.documents, result.pages_ok, result.pages_failed) == (4, 6, 1)
@@ -330,7 +406,9 @@ def test_export_on_an_s3_compatible_store(digitized, moto):
     before = _snapshot(fs, f"{bucket}/export")
     assert run_export(cfg).export_id == "" and _snapshot(fs, f"{bucket}/export") == before
     out = Output.open(cfg.output, storage)
-    template = next(rows for rows in _committed_docs(cfg.output, storage).values() if rows[0]["status"] == "ok")
+    template = next(
+        rows for rows in _committed_docs(cfg.output, storage).values() if rows[0]["status"] == "ok"
+    )
     _commit_copy(out, template, "run-2", "late", ["late page"])
     result = run_export(cfg)
     assert (result.export_id, result.documents, result.new) == ("export-000002", 1, 1)

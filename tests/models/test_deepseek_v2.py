@@ -9,8 +9,17 @@ from PIL import Image
 from rtprune.models.deepseek_v2 import DeepseekOcr2Backend
 
 
-@pytest.mark.parametrize(("size", "tiles"), [((700, 500), 0), ((1000, 500), 2), ((1654, 2339), 6),
-                                             ((2339, 1654), 6), ((768, 768), 0), ((769, 300), 3)])
+@pytest.mark.parametrize(
+    ("size", "tiles"),
+    [
+        ((700, 500), 0),
+        ((1000, 500), 2),
+        ((1654, 2339), 6),
+        ((2339, 1654), 6),
+        ((768, 768), 0),
+        ((769, 300), 3),
+    ],
+)
 def test_layout_follows_the_processor_tiling(tiny_v2, size, tiles):
     page = tiny_v2.prepare(Image.new("RGB", size, "white"))
     n = 144 * tiles + 256 + 1
@@ -39,7 +48,7 @@ def test_image_gray_is_the_global_view_as_the_encoder_sees_it(tiny_v2):
     page = tiny_v2.prepare(Image.new("RGB", (512, 1024), (0, 0, 0)))
     gray = page.image_gray
     assert gray.shape == (1024, 1024) and float(gray.min()) >= 0.0 and float(gray.max()) <= 1.0
-    assert float(gray[:, 512 - 100:512 + 100].max()) < 1e-3  # the black page, centred
+    assert float(gray[:, 512 - 100 : 512 + 100].max()) < 1e-3  # the black page, centred
     assert float(gray[:, :200].min()) == pytest.approx(127 / 255, abs=0.01)  # the processor's grey padding
 
 

@@ -26,8 +26,7 @@ def test_dtype_auto_is_bf16_on_cuda_and_fp32_on_cpu():
     assert resolve_dtype("float16", torch.device("cpu")) == torch.float16
 
 
-@pytest.mark.parametrize(("model_type", "generation"),
-                         [("deepseek_vl_v2", "v1"), ("deepseek_ocr2", "v2")])
+@pytest.mark.parametrize(("model_type", "generation"), [("deepseek_vl_v2", "v1"), ("deepseek_ocr2", "v2")])
 def test_generation_is_read_from_config_json(tmp_path, model_type, generation):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
     assert detect_generation(tmp_path) == generation
@@ -55,7 +54,9 @@ def test_offline_hub_id_gives_an_error_naming_the_model_and_the_way_out(monkeypa
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)  # read once at import; patch the live value
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to fall back on
+    monkeypatch.setattr(
+        hub_constants, "HF_HUB_CACHE", str(tmp_path)
+    )  # an empty cache: nothing to fall back on
     with pytest.raises(RuntimeError) as err:
         load_backend(EngineConfig(model="deepseek-community/DeepSeek-OCR-2", device="cpu"))
     message = str(err.value)

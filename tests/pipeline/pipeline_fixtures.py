@@ -14,7 +14,9 @@ def _tiny_model() -> str:
     import importlib.util
 
     try:
-        return "tiny-random-v1" if importlib.util.find_spec("rtprune.models.deepseek_v1") else "tiny-random-v2"
+        return (
+            "tiny-random-v1" if importlib.util.find_spec("rtprune.models.deepseek_v1") else "tiny-random-v2"
+        )
     except ModuleNotFoundError:
         return "tiny-random-v2"
 
@@ -45,8 +47,13 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
-                            aws_secret_access_key=self.secret, region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +63,9 @@ def s3_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield S3Server(f"http://{host}:{port}", "AKIATESTKEY" + secrets.token_hex(4).upper(),
-                   "e2e-secret-" + secrets.token_hex(12))
+    yield S3Server(
+        f"http://{host}:{port}",
+        "AKIATESTKEY" + secrets.token_hex(4).upper(),
+        "e2e-secret-" + secrets.token_hex(12),
+    )
     server.stop()

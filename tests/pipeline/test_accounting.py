@@ -12,8 +12,15 @@ STAMP = RunStamp("r", "m", "tiny", "rtprune", "h")
 
 def _rows():
     doc = {"doc_id": "d", "source_uri": "s3://b/d.pdf", "content_hash": "e"}
-    ok = new_row(STAMP, doc, 0, 2) | {"encode_s": 0.1, "prune_s": 0.01, "prefill_s": 0.2, "decode_s": 0.69,
-                                      "render_s": 0.5, "visual_tokens": 100, "visual_tokens_kept": 84}
+    ok = new_row(STAMP, doc, 0, 2) | {
+        "encode_s": 0.1,
+        "prune_s": 0.01,
+        "prefill_s": 0.2,
+        "decode_s": 0.69,
+        "render_s": 0.5,
+        "visual_tokens": 100,
+        "visual_tokens_kept": 84,
+    }
     bad = mark_error(new_row(STAMP, doc, 1, 2) | {"render_s": 0.5}, "ocr", "boom")
     return to_table([ok, bad])
 
@@ -28,13 +35,16 @@ def test_direct_cost_is_gpu_and_cpu_seconds_at_table_rates():
     assert table.to_pylist()[1]["cost_direct_usd"] == pytest.approx(0.5 * PRICING.cpu_usd_per_s)
 
 
-@pytest.mark.parametrize(("node", "expected"), [
-    (NodeState("h", True, {"CPU": 4, "node:__internal_head__": 1}), PRICING.head_node_type),
-    (NodeState("g", True, {"CPU": 4, "GPU": 1}), PRICING.gpu_node_type),
-    (NodeState("c", True, {"CPU": 8}), PRICING.cpu_node_type),
-    (NodeState("l", True, {"CPU": 8, "GPU": 8}, {"ray.io/node-type": "p4d.24xlarge"}), "p4d.24xlarge"),
-    (NodeState("r", True, {"CPU": 16, "c7i.4xlarge": 1}), "c7i.4xlarge"),
-])
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        (NodeState("h", True, {"CPU": 4, "node:__internal_head__": 1}), PRICING.head_node_type),
+        (NodeState("g", True, {"CPU": 4, "GPU": 1}), PRICING.gpu_node_type),
+        (NodeState("c", True, {"CPU": 8}), PRICING.cpu_node_type),
+        (NodeState("l", True, {"CPU": 8, "GPU": 8}, {"ray.io/node-type": "p4d.24xlarge"}), "p4d.24xlarge"),
+        (NodeState("r", True, {"CPU": 16, "c7i.4xlarge": 1}), "c7i.4xlarge"),
+    ],
+)
 def test_node_type_mapping(node, expected):
     assert node_type_of(node, PRICING) == expected
 
@@ -50,7 +60,9 @@ def test_node_seconds_count_alive_time_and_half_gaps_at_transitions():
 
 def test_summary_sums_rows_and_prices_the_cluster():
     table = price_pages(_rows(), PRICING).select(SUMMARY_COLUMNS)
-    info = RunInfo("r", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", 60.0, "m", "tiny", "rtprune", "h")
+    info = RunInfo(
+        "r", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", 60.0, "m", "tiny", "rtprune", "h"
+    )
     seconds = {PRICING.gpu_node_type: 60.0}
     s = summarize(table, info, seconds, PRICING)
     direct = sum(table["cost_direct_usd"].to_pylist())
@@ -67,5 +79,8 @@ def test_rows_with_a_missing_column_are_rejected():
     del row["text"]
     with pytest.raises(KeyError):
         to_table([row])
-    assert to_table([new_row(STAMP, {"doc_id": "d", "source_uri": "u", "content_hash": "e"}, 0, 1)]).num_rows == 1
+    assert (
+        to_table([new_row(STAMP, {"doc_id": "d", "source_uri": "u", "content_hash": "e"}, 0, 1)]).num_rows
+        == 1
+    )
     assert pa.types.is_int32(to_table([]).schema.field("page_index").type)

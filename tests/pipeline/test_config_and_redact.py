@@ -40,23 +40,32 @@ def test_run_ids_are_unique_and_sortable():
     assert a.run_id != b.run_id and a.run_id[:8].isdigit()
 
 
-@pytest.mark.parametrize(("uri", "expected"), [
-    ("s3://bucket/a/b.pdf", "s3://bucket/a/b.pdf"),
-    ("https://user:pw@host:9000/b/x.pdf?X-Amz-Signature=abc&X-Amz-Credential=AK", "https://host:9000/b/x.pdf"),
-    ("/local/path/x.pdf", "/local/path/x.pdf"),
-    ("file:///tmp/x.pdf#frag", "file:///tmp/x.pdf"),
-])
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket/a/b.pdf", "s3://bucket/a/b.pdf"),
+        (
+            "https://user:pw@host:9000/b/x.pdf?X-Amz-Signature=abc&X-Amz-Credential=AK",
+            "https://host:9000/b/x.pdf",
+        ),
+        ("/local/path/x.pdf", "/local/path/x.pdf"),
+        ("file:///tmp/x.pdf#frag", "file:///tmp/x.pdf"),
+    ],
+)
 def test_redact_uri(uri, expected):
     assert redact_uri(uri) == expected
 
 
-@pytest.mark.parametrize(("uri", "expected"), [
-    ("s3://bucket/in/q?v=1#x.pdf", "s3://bucket/in/q?v=1#x.pdf"),
-    ("file:///in/tab\tline\nbreak\r.pdf", "file:///in/tab\tline\nbreak\r.pdf"),
-    ("s3://AKID:S3CR3T@bucket/in/a?b.pdf", "s3://bucket/in/a?b.pdf"),
-    ("s3://bucket/in/user:pw@x.pdf", "s3://bucket/in/user:pw@x.pdf"),
-    ("https://u:pw@host/b/x.pdf?X-Amz-Signature=abc", "https://host/b/x.pdf"),
-])
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket/in/q?v=1#x.pdf", "s3://bucket/in/q?v=1#x.pdf"),
+        ("file:///in/tab\tline\nbreak\r.pdf", "file:///in/tab\tline\nbreak\r.pdf"),
+        ("s3://AKID:S3CR3T@bucket/in/a?b.pdf", "s3://bucket/in/a?b.pdf"),
+        ("s3://bucket/in/user:pw@x.pdf", "s3://bucket/in/user:pw@x.pdf"),
+        ("https://u:pw@host/b/x.pdf?X-Amz-Signature=abc", "https://host/b/x.pdf"),
+    ],
+)
 def test_source_name_keeps_listed_keys_and_drops_credentials(uri, expected):
     assert source_name(uri) == expected
 

@@ -59,7 +59,8 @@ def test_in_a_log_the_display_writes_plain_lines_and_a_final_one(caplog):
     progress.close()
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()  # nothing a log file cannot show
     assert out.getvalue().splitlines() == [
-        "progress: documents 1/2 | pages 3 (1 failed) | 0.75 pages/s | elapsed 4s | ETA 4s"]
+        "progress: documents 1/2 | pages 3 (1 failed) | 0.75 pages/s | elapsed 4s | ETA 4s"
+    ]
     assert "failed: file:///in/a.pdf page 3: ocr: CUDA out of memory" in caplog.text
 
 
@@ -103,8 +104,10 @@ def test_failure_lines_stop_after_the_cap_and_say_so(caplog):
         progress.observe(_batch("a", 4, {i: ("render", f"reason {i}") for i in range(4)}), documents_done=1)
     progress.close()
     failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("failed:")]
-    assert failed == ["failed: file:///in/a.pdf page 1: render: reason 0",
-                      "failed: file:///in/a.pdf page 2: render: reason 1"]
+    assert failed == [
+        "failed: file:///in/a.pdf page 1: render: reason 0",
+        "failed: file:///in/a.pdf page 2: render: reason 1",
+    ]
     assert "further failed rows are not shown" in caplog.text
 
 
@@ -135,8 +138,13 @@ def test_the_noise_filters_drop_only_the_known_messages():
     name = "ray.data._internal.execution.operators.map_operator"
     logger = logging.getLogger(name)
     assert sum(isinstance(f, DropMessages) for f in logger.filters) == 1
-    assert not logger.filter(_record(name, "Specifying both num_cpus and num_gpus for map tasks is experimental, "
-                                           "and may result in scheduling or stability issues."))
+    assert not logger.filter(
+        _record(
+            name,
+            "Specifying both num_cpus and num_gpus for map tasks is experimental, "
+            "and may result in scheduling or stability issues.",
+        )
+    )
     assert logger.filter(_record(name, "Actor pool scaled down: out of memory"))  # anything else passes
     add_filter_once("test-noise", DropMessages("noise"))
     assert not logging.getLogger("test-noise").filter(_record("test-noise", "noise: ignore"))

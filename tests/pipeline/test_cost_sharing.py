@@ -38,12 +38,20 @@ def test_a_longer_page_pays_more_than_a_short_one_beside_it():
 
 
 def test_zero_length_and_touching_intervals():
-    assert share_intervals([(1.0, 1.0), (0.0, 1.0), (1.0, 3.0)]) == [0.0, pytest.approx(1.0), pytest.approx(2.0)]
+    assert share_intervals([(1.0, 1.0), (0.0, 1.0), (1.0, 3.0)]) == [
+        0.0,
+        pytest.approx(1.0),
+        pytest.approx(2.0),
+    ]
 
 
 intervals_st = st.lists(
-    st.tuples(st.floats(0, 100, allow_nan=False), st.floats(0, 50, allow_nan=False)).map(lambda p: (p[0], p[0] + p[1])),
-    min_size=1, max_size=40)
+    st.tuples(st.floats(0, 100, allow_nan=False), st.floats(0, 50, allow_nan=False)).map(
+        lambda p: (p[0], p[0] + p[1])
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @given(intervals_st)
@@ -85,9 +93,15 @@ def test_finish_without_start_is_a_bug():
 
 
 def test_phases_follow_the_engines_own_timings_and_add_up():
-    parts = split_phases(3.0, PhaseWork(encode_s=1.0, prune_s=0.0, prefill_s=1.0, decode_s=2.0, prompt_tokens=9))
-    assert parts == {"encode_s": pytest.approx(0.75), "prune_s": 0.0, "prefill_s": pytest.approx(0.75),
-                     "decode_s": pytest.approx(1.5)}
+    parts = split_phases(
+        3.0, PhaseWork(encode_s=1.0, prune_s=0.0, prefill_s=1.0, decode_s=2.0, prompt_tokens=9)
+    )
+    assert parts == {
+        "encode_s": pytest.approx(0.75),
+        "prune_s": 0.0,
+        "prefill_s": pytest.approx(0.75),
+        "decode_s": pytest.approx(1.5),
+    }
     assert sum(parts.values()) == 3.0
 
 
@@ -97,8 +111,12 @@ def test_phases_fall_back_to_tokens_then_to_decode():
     assert split_phases(2.0, PhaseWork()) == dict.fromkeys(PHASES[:3], 0.0) | {"decode_s": 2.0}
 
 
-@given(st.floats(0, 1e4, allow_nan=False), st.lists(st.floats(0, 10, allow_nan=False), min_size=4, max_size=4),
-       st.integers(0, 10_000), st.integers(0, 10_000))
+@given(
+    st.floats(0, 1e4, allow_nan=False),
+    st.lists(st.floats(0, 10, allow_nan=False), min_size=4, max_size=4),
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+)
 def test_phases_always_add_up_to_the_share(share, times, prompt, output):
     parts = split_phases(share, PhaseWork(*times, prompt_tokens=prompt, output_tokens=output))
     assert set(parts) == set(PHASES) and all(v >= -1e-9 * max(1.0, share) for v in parts.values())

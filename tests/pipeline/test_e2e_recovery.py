@@ -27,8 +27,12 @@ def _huge_page_pdf(side_pt: float = 7_000) -> bytes:
     return doc.tobytes()
 
 
-DOCS = {"a_born.pdf": (sample_pdf_bytes(2), 2), "b_hog.pdf": (_huge_page_pdf(), 1),
-        "c_scan.pdf": (noisy_pdf_bytes(image_px=120), 1), "d_after.pdf": (sample_pdf_bytes(2, seed=3), 2)}
+DOCS = {
+    "a_born.pdf": (sample_pdf_bytes(2), 2),
+    "b_hog.pdf": (_huge_page_pdf(), 1),
+    "c_scan.pdf": (noisy_pdf_bytes(image_px=120), 1),
+    "d_after.pdf": (sample_pdf_bytes(2, seed=3), 2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +41,29 @@ def run_result(local_ray, tmp_path_factory):
     for name, (data, _) in DOCS.items():
         (root / "in").mkdir(exist_ok=True)
         (root / "in" / name).write_bytes(data)
-    cfg = PipelineConfig.model_validate({
-        "input": str(root / "in"), "output": str(root / "out"), "commit_documents": 2,
-        "engine": {**ENGINE_OVERRIDES, "max_new_tokens": 16, "repetition_ngram": 2, "repetition_window": 16},
-        # The child holds ~450-600 MB before any document: 900 MB fits every page here but the huge one.
-        "render": {"memory_limit_mb": 900, "max_pixels_per_page": 10**9, "timeout_s": 120},
-        "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-                  "ocr_batch_size": 8, "ocr_sub_batch_size": 4},
-    })
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(root / "in"),
+            "output": str(root / "out"),
+            "commit_documents": 2,
+            "engine": {
+                **ENGINE_OVERRIDES,
+                "max_new_tokens": 16,
+                "repetition_ngram": 2,
+                "repetition_window": 16,
+            },
+            # The child holds ~450-600 MB before any document: 900 MB fits every page here but the huge one.
+            "render": {"memory_limit_mb": 900, "max_pixels_per_page": 10**9, "timeout_s": 120},
+            "pools": {
+                "render_actors": 1,
+                "render_num_cpus": 0.5,
+                "ocr_num_gpus": 1,
+                "ocr_num_cpus": 0.5,
+                "ocr_batch_size": 8,
+                "ocr_sub_batch_size": 4,
+            },
+        }
+    )
     from pipeline.run import run_pipeline
 
     summary = run_pipeline(cfg)

@@ -25,10 +25,12 @@ pytest.importorskip("rtprune.engines.hf")
 from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 
 HEALTHY = {"reports/a.pdf": 1, "reports/b.pdf": 2, "reports/deep/c.pdf": 3}
-BROKEN = {"reports/corrupt.pdf": (corrupt_pdf_bytes(), "cannot open PDF"),
-          "reports/encrypted.pdf": (encrypted_pdf_bytes(), "encrypted"),
-          "reports/empty.pdf": (empty_pdf_bytes(), "no pages"),
-          "reports/oversized.pdf": (noisy_pdf_bytes(), "max_bytes")}
+BROKEN = {
+    "reports/corrupt.pdf": (corrupt_pdf_bytes(), "cannot open PDF"),
+    "reports/encrypted.pdf": (encrypted_pdf_bytes(), "encrypted"),
+    "reports/empty.pdf": (empty_pdf_bytes(), "no pages"),
+    "reports/oversized.pdf": (noisy_pdf_bytes(), "max_bytes"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +41,31 @@ def run_result(local_ray, s3_server):
         s3.put_object(Bucket="corpus", Key=key, Body=sample_pdf_bytes(pages, seed=i))
     for key, (data, _) in BROKEN.items():
         s3.put_object(Bucket="corpus", Key=key, Body=data)
-    cfg = PipelineConfig.model_validate({
-        "input": "s3://corpus/reports/", "output": "s3://corpus/out",
-        "storage": {"endpoint_url": s3_server.endpoint_url, "key": s3_server.key, "secret": s3_server.secret,
-                    "region": "us-east-1"},
-        "render": {"max_bytes": 300_000}, "engine": ENGINE_OVERRIDES, "commit_documents": 3,
-        "page_policy": PAGE_POLICY_ONE_ATTEMPT,
-        "pools": {"render_actors": 2, "render_num_cpus": 0.5, "ocr_max_actors": 1, "ocr_num_gpus": 1,
-                  "ocr_num_cpus": 0.5, "ocr_batch_size": 4, "ocr_sub_batch_size": 2},
-    })
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": "s3://corpus/reports/",
+            "output": "s3://corpus/out",
+            "storage": {
+                "endpoint_url": s3_server.endpoint_url,
+                "key": s3_server.key,
+                "secret": s3_server.secret,
+                "region": "us-east-1",
+            },
+            "render": {"max_bytes": 300_000},
+            "engine": ENGINE_OVERRIDES,
+            "commit_documents": 3,
+            "page_policy": PAGE_POLICY_ONE_ATTEMPT,
+            "pools": {
+                "render_actors": 2,
+                "render_num_cpus": 0.5,
+                "ocr_max_actors": 1,
+                "ocr_num_gpus": 1,
+                "ocr_num_cpus": 0.5,
+                "ocr_batch_size": 4,
+                "ocr_sub_batch_size": 2,
+            },
+        }
+    )
     from pipeline.run import run_pipeline
 
     logger = logging.getLogger("pipeline")

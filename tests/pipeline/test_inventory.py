@@ -31,26 +31,49 @@ def _csv_manifest(folder):
         with gzip.open(folder / name, "wb") as f:
             pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False))
         files.append({"key": name})
-    (folder / "manifest.json").write_text(json.dumps({
-        "sourceBucket": "bkt", "destinationBucket": "arn:aws:s3:::inv", "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag", "files": files}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "sourceBucket": "bkt",
+                "destinationBucket": "arn:aws:s3:::inv",
+                "fileFormat": "CSV",
+                "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+                "files": files,
+            }
+        )
+    )
     return folder / "manifest.json"
 
 
 def _parquet_files(folder):
     folder.mkdir(parents=True)
     for n, chunk in enumerate((ROWS[:10], ROWS[10:])):
-        pq.write_table(pa.table({"bucket": [r[0] for r in chunk], "key": [r[1].replace("%20", " ") for r in chunk],
-                                 "size": [int(r[2]) for r in chunk], "e_tag": [r[4] for r in chunk]}),
-                       folder / f"{n}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "bucket": [r[0] for r in chunk],
+                    "key": [r[1].replace("%20", " ") for r in chunk],
+                    "size": [int(r[2]) for r in chunk],
+                    "e_tag": [r[4] for r in chunk],
+                }
+            ),
+            folder / f"{n}.parquet",
+        )
     return folder
 
 
 def _commit_first_ten(out: Output) -> None:
     from pipeline.index import mark_open
 
-    docs = [{"doc_id": doc_id_for(f"s3://bkt/in/doc {i}.pdf"), "content_hash": f"etag:e{i}",
-             "source_uri": f"s3://bkt/in/doc {i}.pdf", "ok": True} for i in range(10)]
+    docs = [
+        {
+            "doc_id": doc_id_for(f"s3://bkt/in/doc {i}.pdf"),
+            "content_hash": f"etag:e{i}",
+            "source_uri": f"s3://bkt/in/doc {i}.pdf",
+            "ok": True,
+        }
+        for i in range(10)
+    ]
     docs[0]["content_hash"] = "etag:old"  # changed since
     mark_open(out, "before")
     from pipeline.schema import PAGES_SCHEMA
@@ -61,8 +84,14 @@ def _commit_first_ten(out: Output) -> None:
 @pytest.mark.parametrize("kind", ["csv-manifest", "parquet-folder"])
 def test_inventory_is_read_by_ray_data_and_planned(local_ray, tmp_path, kind):
     source = _csv_manifest(tmp_path / "inv") if kind == "csv-manifest" else _parquet_files(tmp_path / "inv")
-    cfg = PipelineConfig.model_validate({"input": str(source), "output": str(tmp_path / "out"),
-                                         "input_kind": "inventory", "plan": {"buckets": 4}})
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(source),
+            "output": str(tmp_path / "out"),
+            "input_kind": "inventory",
+            "plan": {"buckets": 4},
+        }
+    )
     out = Output.open(cfg.output)
     _commit_first_ten(out)
     plan = plan_run(cfg, out, "eh")

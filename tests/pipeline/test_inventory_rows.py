@@ -19,7 +19,9 @@ from pipeline.redact import source_name
 from pipeline.storage import content_hash_of
 
 
-def reference_rows(batch: pa.Table, url_encoded: bool, default_bucket: str = "", protocol: str = "s3") -> pa.Table:
+def reference_rows(
+    batch: pa.Table, url_encoded: bool, default_bucket: str = "", protocol: str = "s3"
+) -> pa.Table:
     """One row at a time, as the rules read: skip old versions and delete markers, name, keep PDFs, hash."""
     col = {"".join(ch for ch in n.lower() if ch.isalnum()): batch[n].to_pylist() for n in batch.column_names}
     n = batch.num_rows
@@ -34,8 +36,10 @@ def reference_rows(batch: pa.Table, url_encoded: bool, default_bucket: str = "",
             source = uris[i]
         else:
             key = col["key"][i]
-            source = f"{protocol}://{col['bucket'][i] if 'bucket' in col else default_bucket}/" \
-                     f"{unquote_plus(key) if url_encoded else key}"
+            source = (
+                f"{protocol}://{col['bucket'][i] if 'bucket' in col else default_bucket}/"
+                f"{unquote_plus(key) if url_encoded else key}"
+            )
         if not source or not source.lower().endswith(".pdf"):
             continue
         source = source_name(source)
@@ -57,17 +61,38 @@ def _varied_csv_rows(count: int, seed: int) -> list[tuple]:
     """Header-less-CSV-like string rows: URL-encoded keys ('%2F', '+', '%25', '%40'), mixed ETag / no ETag,
     fractional and whole-second mtimes, delete markers, old versions, non-PDF keys, odd names."""
     rng = random.Random(seed)
-    names = ["a b/c.pdf", "x/y+z.PDF", "100%/r.pdf", "us@er/doc.pdf", "plain/doc.pdf", "notes.txt", "p.pdf.bak",
-             "ünï/cödé.pdf", "q?x=1#f.pdf", "dir/sub/deep.Pdf"]
+    names = [
+        "a b/c.pdf",
+        "x/y+z.PDF",
+        "100%/r.pdf",
+        "us@er/doc.pdf",
+        "plain/doc.pdf",
+        "notes.txt",
+        "p.pdf.bak",
+        "ünï/cödé.pdf",
+        "q?x=1#f.pdf",
+        "dir/sub/deep.Pdf",
+    ]
     start = datetime(2025, 3, 1, tzinfo=UTC)
     rows = []
     for i in range(count):
         key = quote_plus(f"{i}-{rng.choice(names)}", safe="" if i % 2 else "/")
-        stamp = start + timedelta(seconds=rng.randrange(10**8), microseconds=rng.choice([0, 1000 * rng.randrange(1000)]))
+        stamp = start + timedelta(
+            seconds=rng.randrange(10**8), microseconds=rng.choice([0, 1000 * rng.randrange(1000)])
+        )
         mtime = stamp.isoformat(timespec="milliseconds").replace("+00:00", rng.choice(["Z", "+00:00"]))
         etag = rng.choice(['"' + f"{i:032x}" + '"', f"{i:x}-2", "", ""])
-        rows.append(("bkt", key, str(rng.randrange(10**9)) if i % 7 else "", mtime, etag,
-                     rng.choice(["true", "true", "TRUE", "false"]), rng.choice(["false", "False", "", "true"])))
+        rows.append(
+            (
+                "bkt",
+                key,
+                str(rng.randrange(10**9)) if i % 7 else "",
+                mtime,
+                etag,
+                rng.choice(["true", "true", "TRUE", "false"]),
+                rng.choice(["false", "False", "", "true"]),
+            )
+        )
     return rows
 
 
@@ -97,13 +122,30 @@ def test_csv_inventory_rows_match_the_per_row_reference(seed):
 def test_mtime_form_matches_a_listing_of_the_same_object():
     """The size + mtime form of rows without an ETag, byte for byte as storage.content_hash_of writes it
     from the datetime a listing returns (whole seconds print as '.0', milliseconds keep their digits)."""
-    mtimes = ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.500Z", "2026-01-01T00:00:00.123Z",
-              "1999-12-31T23:59:59.999+00:00", "2026-07-01T12:00:00+02:00", ""]
-    batch = pa.table({"Bucket": ["b"] * 6, "Key": [f"k{i}.pdf" for i in range(6)], "Size": ["7"] * 6,
-                      "LastModifiedDate": mtimes, "ETag": [""] * 6})
+    mtimes = [
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-01T00:00:00.500Z",
+        "2026-01-01T00:00:00.123Z",
+        "1999-12-31T23:59:59.999+00:00",
+        "2026-07-01T12:00:00+02:00",
+        "",
+    ]
+    batch = pa.table(
+        {
+            "Bucket": ["b"] * 6,
+            "Key": [f"k{i}.pdf" for i in range(6)],
+            "Size": ["7"] * 6,
+            "LastModifiedDate": mtimes,
+            "ETag": [""] * 6,
+        }
+    )
     got = inventory_rows(batch, url_encoded=True)["content_hash"].to_pylist()
-    listed = [content_hash_of({"size": "7", "LastModified": datetime.fromisoformat(m.replace("Z", "+00:00"))})
-              if m else content_hash_of({"size": "7"}) for m in mtimes]
+    listed = [
+        content_hash_of({"size": "7", "LastModified": datetime.fromisoformat(m.replace("Z", "+00:00"))})
+        if m
+        else content_hash_of({"size": "7"})
+        for m in mtimes
+    ]
     assert got == listed
     assert got[0] == "size:7-mtime:1767225600.0" and got[2] == "size:7-mtime:1767225600.123"
 
@@ -111,21 +153,30 @@ def test_mtime_form_matches_a_listing_of_the_same_object():
 def test_parquet_inventory_rows_match_the_per_row_reference():
     """Parquet inventories: keys not encoded, typed sizes and bools, timestamp mtimes, nulls."""
     stamp = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    batch = pa.table({
-        "bucket": ["b", "b", "b", "b", "b", "b"],
-        "key": ["a%2Fb+c.pdf", "x/y.pdf", "old.pdf", "gone.pdf", "z.txt", "u@v/w.pdf"],
-        "size": pa.array([1, None, 3, 4, 5, 6], pa.int64()),
-        "last_modified_date": pa.array([stamp, stamp, None, stamp, stamp, None], pa.timestamp("ms", tz="UTC")),
-        "e_tag": [None, "", "e3", "e4", "e5", '"q"'],
-        "is_latest": [True, True, False, True, True, None],
-        "is_delete_marker": [False, None, False, True, False, False]})
+    batch = pa.table(
+        {
+            "bucket": ["b", "b", "b", "b", "b", "b"],
+            "key": ["a%2Fb+c.pdf", "x/y.pdf", "old.pdf", "gone.pdf", "z.txt", "u@v/w.pdf"],
+            "size": pa.array([1, None, 3, 4, 5, 6], pa.int64()),
+            "last_modified_date": pa.array(
+                [stamp, stamp, None, stamp, stamp, None], pa.timestamp("ms", tz="UTC")
+            ),
+            "e_tag": [None, "", "e3", "e4", "e5", '"q"'],
+            "is_latest": [True, True, False, True, True, None],
+            "is_delete_marker": [False, None, False, True, False, False],
+        }
+    )
     got = _assert_same(batch, url_encoded=False)
     assert got["source_uri"].to_pylist() == ["s3://b/a%2Fb+c.pdf", "s3://b/x/y.pdf", "s3://b/u@v/w.pdf"]
 
 
 def test_uri_column_and_default_bucket():
-    uris = pa.table({"URI": ["s3://k:s@bkt/a.pdf", "https://u:p@host/x.PDF", "s3://bkt/b.txt", None, "gs://g/c.pdf"],
-                     "size": ["1", "2", "3", "4", ""]})
+    uris = pa.table(
+        {
+            "URI": ["s3://k:s@bkt/a.pdf", "https://u:p@host/x.PDF", "s3://bkt/b.txt", None, "gs://g/c.pdf"],
+            "size": ["1", "2", "3", "4", ""],
+        }
+    )
     got = _assert_same(uris, url_encoded=True)
     assert got["source_uri"].to_pylist() == ["s3://bkt/a.pdf", "https://host/x.PDF", "gs://g/c.pdf"]
     keys = pa.table({"Key": ["a.pdf", "b+c.pdf", "d.doc"], "Size": ["1", "2", "3"]})

@@ -66,9 +66,16 @@ def _rendered_rows(heights_pt=(842, 842, 600)) -> tuple[dict, ...]:
         pdf.insert_pdf(pymupdf.open(stream=sample_pdf_bytes(1, seed=i)))
         pdf[0].set_mediabox(pymupdf.Rect(0, 0, 595, h))
         page = render_pdf(pdf.tobytes(), RenderConfig()).pages[0]
-        rows.append(new_row(stamp, doc, i, len(heights_pt)) | {
-            "image": page.data, "width_px": page.width_px, "height_px": page.height_px, "page_format": "png",
-            "render_s": 0.1})
+        rows.append(
+            new_row(stamp, doc, i, len(heights_pt))
+            | {
+                "image": page.data,
+                "width_px": page.width_px,
+                "height_px": page.height_px,
+                "page_format": "png",
+                "render_s": 0.1,
+            }
+        )
     return tuple(rows)
 
 

@@ -32,8 +32,8 @@ def test_committer_commits_only_complete_documents_in_parts(tmp_path):
     out = Output.open(str(tmp_path))
     c = Committer(out, "run1", "eh", PRICING, commit_documents=2, commit_interval_s=3600, first_seq=0)
     a, b, e = _doc_rows("run1", "a", 3), _doc_rows("run1", "b", 2), _doc_rows("run1", "e", 0, error=True)
-    c.add(to_table(a[:2]))        # a incomplete
-    c.add(to_table(b + e))        # b, e complete -> first part
+    c.add(to_table(a[:2]))  # a incomplete
+    c.add(to_table(b + e))  # b, e complete -> first part
     assert [r["seq"] for r in read_ledger(out)] == [0]
     c.add(to_table(a[2:]))
     c.finish()
@@ -42,7 +42,13 @@ def test_committer_commits_only_complete_documents_in_parts(tmp_path):
     assert committed_documents(records)[("e", "c1", "eh")] is False  # has an error row
     table = read_committed(str(tmp_path))
     assert sorted(zip(table["doc_id"].to_pylist(), table["page_index"].to_pylist(), strict=True)) == [
-        ("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("e", -1)]
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("b", 0),
+        ("b", 1),
+        ("e", -1),
+    ]
     assert c.stats.pages_ok == 5 and c.stats.pages_failed == 1
 
 

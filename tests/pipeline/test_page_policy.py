@@ -18,8 +18,17 @@ pytest.importorskip("rtprune.engines.hf")
 from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 
 OOM = (torch.OutOfMemoryError,)
-USAGE = ("visual_tokens", "visual_tokens_kept", "prompt_tokens", "output_tokens", "encode_s", "prune_s",
-         "prefill_s", "decode_s", "gpu_s")
+USAGE = (
+    "visual_tokens",
+    "visual_tokens_kept",
+    "prompt_tokens",
+    "output_tokens",
+    "encode_s",
+    "prune_s",
+    "prefill_s",
+    "decode_s",
+    "gpu_s",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +37,11 @@ def engine():
     from rtprune.engines.hf import OcrEngine
     from rtprune.engines.types import EngineConfig
 
-    return OcrEngine(EngineConfig(**{**ENGINE_OVERRIDES, "max_new_tokens": 16, "repetition_ngram": 2,
-                                     "repetition_window": 16}))
+    return OcrEngine(
+        EngineConfig(
+            **{**ENGINE_OVERRIDES, "max_new_tokens": 16, "repetition_ngram": 2, "repetition_window": 16}
+        )
+    )
 
 
 class Spy:
@@ -67,9 +79,17 @@ def _rows():
     rows = []
     for i, data in enumerate([sample_pdf_bytes(1), noisy_pdf_bytes(image_px=120)]):
         page = render_pdf(data, RenderConfig()).pages[0]
-        rows.append(new_row(stamp, doc, i, 2) | {
-            "image": page.data, "width_px": page.width_px, "height_px": page.height_px, "page_format": "png",
-            "text_layer": page.text_layer, "render_s": 0.1})
+        rows.append(
+            new_row(stamp, doc, i, 2)
+            | {
+                "image": page.data,
+                "width_px": page.width_px,
+                "height_px": page.height_px,
+                "page_format": "png",
+                "text_layer": page.text_layer,
+                "render_s": 0.1,
+            }
+        )
     return rows
 
 
@@ -109,11 +129,19 @@ def test_a_looping_page_is_retried_unpruned_then_takes_its_text_layer_and_a_scan
         assert row["visual_tokens_kept"] - a.usage.visual_tokens_kept == b.usage.visual_tokens
         assert row["output_tokens"] == a.usage.output_tokens + b.usage.output_tokens
         assert row["prompt_tokens"] == a.usage.prompt_tokens + b.usage.prompt_tokens
-        assert row["gpu_s"] == pytest.approx(row["encode_s"] + row["prune_s"] + row["prefill_s"] + row["decode_s"])
+        assert row["gpu_s"] == pytest.approx(
+            row["encode_s"] + row["prune_s"] + row["prefill_s"] + row["decode_s"]
+        )
         assert row["gpu_s"] > a.usage.gpu_s
     assert born["text_source"] == "text_layer" and born["text"] == rows[0]["text_layer"]
-    assert born["finish_reason"] == unpruned[0].usage.finish_reason  # the last attempt's: why OCR's text was not used
-    assert (scan["text_source"], scan["text"], scan["finish_reason"]) == ("ocr", first[1].text, first[1].usage.finish_reason)
+    assert (
+        born["finish_reason"] == unpruned[0].usage.finish_reason
+    )  # the last attempt's: why OCR's text was not used
+    assert (scan["text_source"], scan["text"], scan["finish_reason"]) == (
+        "ocr",
+        first[1].text,
+        first[1].usage.finish_reason,
+    )
 
 
 def test_a_sampled_retry_recovers_a_page(engine, rows):
@@ -134,7 +162,9 @@ def test_a_sampled_retry_recovers_a_page(engine, rows):
 
 def test_a_retry_that_raises_leaves_the_page_as_it_was_plus_the_attempt(engine, rows):
     first = engine.ocr(_images(rows))
-    born, scan = ocr_pages(Spy(engine, raise_on_retry=True), rows, sub_batch_size=4, oom=OOM, policy=PagePolicy())
+    born, scan = ocr_pages(
+        Spy(engine, raise_on_retry=True), rows, sub_batch_size=4, oom=OOM, policy=PagePolicy()
+    )
     for row, a in ((born, first[0]), (scan, first[1])):
         assert row["status"] == "ok" and row["ocr_attempts"] == 2
         assert row["output_tokens"] == a.usage.output_tokens  # a failed call reported no usage

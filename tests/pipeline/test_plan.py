@@ -41,17 +41,23 @@ def _corpus(tmp_path: Path, n: int) -> Path:
 
 def _commit_docs(out: Output, run_id: str, seq: int, docs: list, ok: bool = True) -> None:
     stamp = RunStamp(run_id, "m", "tiny", "rtprune", "h")
-    rows = [new_row(stamp, {"doc_id": d.doc_id, "source_uri": d.source_uri, "content_hash": d.content_hash}, 0, 1)
-            | ({} if ok else {"status": "error", "error_stage": "ocr", "error": "x"}) for d in docs]
-    entries = [{"doc_id": d.doc_id, "content_hash": d.content_hash, "source_uri": d.source_uri, "ok": ok}
-               for d in docs]
+    rows = [
+        new_row(stamp, {"doc_id": d.doc_id, "source_uri": d.source_uri, "content_hash": d.content_hash}, 0, 1)
+        | ({} if ok else {"status": "error", "error_stage": "ocr", "error": "x"})
+        for d in docs
+    ]
+    entries = [
+        {"doc_id": d.doc_id, "content_hash": d.content_hash, "source_uri": d.source_uri, "ok": ok}
+        for d in docs
+    ]
     mark_open(out, run_id)  # as run_pipeline does before its first commit
     commit_part(out, run_id, seq, price_pages(to_table(rows), PRICING), entries, KEY)
 
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:
-    return PipelineConfig.model_validate({"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-                                          "plan": {"buckets": 8}, **extra})
+    return PipelineConfig.model_validate(
+        {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "plan": {"buckets": 8}, **extra}
+    )
 
 
 def _todo_ids(plan) -> set[str]:
@@ -79,8 +85,8 @@ def test_plan_matches_the_old_full_ledger_path(tmp_path):
     out = Output.open(str(tmp_path / "out"))
     docs = list_documents(str(tmp_path / "in"), _cfg(tmp_path).storage)
     for seq in range(5):  # 40 committed in 5 commits; 5 of them with errors
-        _commit_docs(out, "old", seq, docs[seq * 8:(seq + 1) * 8 - 1])
-        _commit_docs(out, "old", 10 + seq, docs[(seq + 1) * 8 - 1:(seq + 1) * 8], ok=False)
+        _commit_docs(out, "old", seq, docs[seq * 8 : (seq + 1) * 8 - 1])
+        _commit_docs(out, "old", 10 + seq, docs[(seq + 1) * 8 - 1 : (seq + 1) * 8], ok=False)
     compact(out, close=("old",))
     (tmp_path / "in" / "d0000.pdf").write_bytes(b"%PDF-1.4 changed")  # changed since its commit
     for retry_failed in (False, True):
@@ -116,7 +122,7 @@ def test_run_killed_after_commits_before_compaction_neither_redoes_nor_loses(tmp
     compact(out, close=("first",))
     mark_open(out, "crashed")  # what run_pipeline does before its first commit
     for seq in range(3):
-        _commit_docs(out, "crashed", seq, docs[4 + seq * 2: 6 + seq * 2])
+        _commit_docs(out, "crashed", seq, docs[4 + seq * 2 : 6 + seq * 2])
     # ... and the process dies here: no compaction, the marker stays.
     plan, ids = _plan(_cfg(tmp_path), out)
     assert plan.pending_records == 3 and ids == {d.doc_id for d in docs[10:]}
@@ -194,7 +200,9 @@ def test_uri_list_entries_are_checked_in_parallel(tmp_path):
 
     _corpus(tmp_path, 50)
     listing = tmp_path / "list.txt"
-    listing.write_text("\n".join(str(p) for p in sorted((tmp_path / "in").rglob("*.pdf"))) + "\nmissing.pdf\n")
+    listing.write_text(
+        "\n".join(str(p) for p in sorted((tmp_path / "in").rglob("*.pdf"))) + "\nmissing.pdf\n"
+    )
     import threading
 
     seen: set[str] = set()
@@ -219,8 +227,9 @@ def test_uri_list_entries_are_checked_in_parallel(tmp_path):
 def test_committer_fills_parts_to_the_row_target(tmp_path):
     out = Output.open(str(tmp_path))
     stamp = RunStamp("r", "m", "tiny", "rtprune", "h")
-    c = Committer(out, "r", KEY, PRICING, commit_documents=0, commit_interval_s=3600, first_seq=0,
-                  part_target_rows=10)
+    c = Committer(
+        out, "r", KEY, PRICING, commit_documents=0, commit_interval_s=3600, first_seq=0, part_target_rows=10
+    )
     for i in range(7):  # 3 pages each: a part is committed once it holds >= 10 rows (4 documents)
         doc = {"doc_id": f"d{i}", "source_uri": f"s3://b/d{i}.pdf", "content_hash": "c"}
         c.add(to_table([new_row(stamp, doc, p, 3) for p in range(3)]))
@@ -229,17 +238,25 @@ def test_committer_fills_parts_to_the_row_target(tmp_path):
     assert [len(r["documents"]) for r in records] == [4, 3] and [r["rows"] for r in records] == [12, 9]
 
 
-@pytest.mark.parametrize("info", [{"ETag": '"abc"', "size": 3}, {"size": 3, "LastModified": "2024-05-01T10:00:00.000Z"}])
+@pytest.mark.parametrize(
+    "info", [{"ETag": '"abc"', "size": 3}, {"size": 3, "LastModified": "2024-05-01T10:00:00.000Z"}]
+)
 def test_inventory_rows_name_and_hash_objects_as_a_listing_does(info):
     from datetime import datetime
 
     from pipeline.inventory import inventory_rows
 
-    batch = pa.table({"Bucket": ["bkt", "bkt", "bkt", "bkt"],
-                      "Key": ["dir/a+b%3Fc.pdf", "dir/notes.txt", "dir/old.pdf", "dir/gone.pdf"],
-                      "Size": ["3", "1", "3", "3"], "LastModifiedDate": [info.get("LastModified", "")] * 4,
-                      "ETag": [info.get("ETag", "").strip('"')] * 4, "IsLatest": ["true", "true", "false", "true"],
-                      "IsDeleteMarker": ["false", "false", "false", "true"]})
+    batch = pa.table(
+        {
+            "Bucket": ["bkt", "bkt", "bkt", "bkt"],
+            "Key": ["dir/a+b%3Fc.pdf", "dir/notes.txt", "dir/old.pdf", "dir/gone.pdf"],
+            "Size": ["3", "1", "3", "3"],
+            "LastModifiedDate": [info.get("LastModified", "")] * 4,
+            "ETag": [info.get("ETag", "").strip('"')] * 4,
+            "IsLatest": ["true", "true", "false", "true"],
+            "IsDeleteMarker": ["false", "false", "false", "true"],
+        }
+    )
     rows = inventory_rows(batch, url_encoded=True)
     assert rows["source_uri"].to_pylist() == ["s3://bkt/dir/a b?c.pdf"]  # decoded; others skipped
     assert rows["doc_id"].to_pylist() == [doc_id_for("s3://bkt/dir/a b?c.pdf")]
@@ -255,8 +272,17 @@ def test_todo_blocks_recut_the_range_files_into_equal_blocks(tmp_path):
 
     files = []
     for b, n in enumerate([5, 0, 12, 3]):  # range files of uneven sizes
-        rows = [{"doc_id": f"{b:02d}{i:014x}", "uri": f"u{b}-{i}", "source_uri": f"u{b}-{i}", "size_bytes": i,
-                 "content_hash": "c", "error": ""} for i in range(n)]
+        rows = [
+            {
+                "doc_id": f"{b:02d}{i:014x}",
+                "uri": f"u{b}-{i}",
+                "source_uri": f"u{b}-{i}",
+                "size_bytes": i,
+                "content_hash": "c",
+                "error": "",
+            }
+            for i in range(n)
+        ]
         files.append(str(tmp_path / f"todo-{b}.parquet"))
         pq.write_table(pa.Table.from_pylist(rows, schema=DOC_SCHEMA), files[-1])
     plan = Plan(todo=20, todo_files=files, rows_per_block=4)

@@ -28,14 +28,18 @@ def test_documents_done_never_goes_back_nor_past_the_total():
     assert counter.documents_done == 3 and counter.snapshot(5.0).eta_s == 0.0
 
 
-@pytest.mark.parametrize(("done", "total", "elapsed_s", "eta"), [
-    (0, 5, 10.0, None), (5, 5, 10.0, 0.0), (1, 5, 0.0, None), (1, 3, 30.0, 60.0), (0, 0, 0.0, 0.0)])
+@pytest.mark.parametrize(
+    ("done", "total", "elapsed_s", "eta"),
+    [(0, 5, 10.0, None), (5, 5, 10.0, 0.0), (1, 5, 0.0, None), (1, 3, 30.0, 60.0), (0, 0, 0.0, 0.0)],
+)
 def test_eta(done, total, elapsed_s, eta):
     assert eta_seconds(done, total, elapsed_s) == eta
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "?"), (0, "0s"), (7.4, "7s"), (59.6, "1m00s"), (125, "2m05s"), (3599, "59m59s"), (7384, "2h03m")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "?"), (0, "0s"), (7.4, "7s"), (59.6, "1m00s"), (125, "2m05s"), (3599, "59m59s"), (7384, "2h03m")],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
@@ -47,12 +51,16 @@ def test_the_progress_line_says_documents_pages_failures_rate_and_eta():
     assert line == "documents 3/6 | pages 9 (2 failed) | 0.75 pages/s | elapsed 12s | ETA 12s"
     clean = ProgressCounter(documents_total=2, started_s=0.0)
     assert "failed" not in format_progress(clean.snapshot(1.0)) and "? pages/s" in format_progress(
-        clean.snapshot(1.0))
+        clean.snapshot(1.0)
+    )
 
 
 def test_a_failure_line_names_the_document_page_stage_and_reason():
     assert format_failure("s3://b/a.pdf", 2, "render", "timeout\nafter 120 s") == (
-        "failed: s3://b/a.pdf page 3: render: timeout after 120 s")
-    assert format_failure("s3://b/bad.pdf", -1, "read", "not a PDF") == "failed: s3://b/bad.pdf: read: not a PDF"
+        "failed: s3://b/a.pdf page 3: render: timeout after 120 s"
+    )
+    assert (
+        format_failure("s3://b/bad.pdf", -1, "read", "not a PDF") == "failed: s3://b/bad.pdf: read: not a PDF"
+    )
     long = format_failure("a.pdf", 0, "ocr", "x" * 500, max_chars=40)
     assert long.endswith("...") and len(long.split(": ", 3)[-1]) == 40

@@ -48,26 +48,41 @@ def test_a_document_is_flagged_when_its_failed_share_exceeds_the_threshold():
     assert _flags([GOOD, RECOVERED, STILL_LOOPS, FELL_BACK], 0.25) == [True] * 4
     assert _flags([GOOD, None], 0.25) == [True, True]  # an error row is a failed page
     assert _flags([RECOVERED, RECOVERED], 0.0) == [False, False]  # a retry that worked is not a failure
-    doc_error = mark_error(new_row(STAMP, {"doc_id": "e", "source_uri": "u", "content_hash": "c"}, -1, -1),
-                           "render", "out of memory")
+    doc_error = mark_error(
+        new_row(STAMP, {"doc_id": "e", "source_uri": "u", "content_hash": "c"}, -1, -1),
+        "render",
+        "out of memory",
+    )
     assert flag_document(to_table([doc_error]), 0.9)["doc_flagged"].to_pylist() == [True]
 
 
 def test_summary_and_report_count_what_the_rows_say(tmp_path):
     docs = {"a": [GOOD, RECOVERED, FELL_BACK], "b": [STILL_LOOPS, None], "c": [GOOD, GOOD]}
-    committer = Committer(Output.open(str(tmp_path)), "r1", "eh", PRICING, commit_documents=2,
-                          commit_interval_s=3600, first_seq=0, flag_document_share=0.4)
+    committer = Committer(
+        Output.open(str(tmp_path)),
+        "r1",
+        "eh",
+        PRICING,
+        commit_documents=2,
+        commit_interval_s=3600,
+        first_seq=0,
+        flag_document_share=0.4,
+    )
     for doc_id, pages in docs.items():
         committer.add(to_table(_doc(doc_id, pages)))
     committer.finish()
     rows = read_committed(str(tmp_path))
     assert rows.num_rows == 7 and sorted(set(rows["doc_id"].to_pylist())) == ["a", "b", "c"]  # each page once
-    flagged = {d for d, f in zip(rows["doc_id"].to_pylist(), rows["doc_flagged"].to_pylist(), strict=True) if f}
+    flagged = {
+        d for d, f in zip(rows["doc_id"].to_pylist(), rows["doc_flagged"].to_pylist(), strict=True) if f
+    }
     assert flagged == {"b"}  # a: 1 of 3 failed (fell back) <= 0.4; b: 2 of 2
 
     slim = pa.concat_tables(committer.stats.slim)
     assert set(SUMMARY_COLUMNS) <= set(slim.column_names)
-    info = RunInfo("r1", "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00", 600.0, "m", "tiny", "rtprune", "h")
+    info = RunInfo(
+        "r1", "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00", 600.0, "m", "tiny", "rtprune", "h"
+    )
     summary = summarize(slim, info, {"g6.xlarge": 600.0}, PRICING)
     assert (summary.pages_ok, summary.pages_failed) == (6, 1)
     assert (summary.pages_retried, summary.pages_recovered, summary.pages_text_layer) == (3, 1, 1)
@@ -80,8 +95,11 @@ def test_summary_and_report_count_what_the_rows_say(tmp_path):
 
 def _write_old_part(tmp_path) -> pa.Table:
     """A committed part as written before text_source, ocr_attempts and doc_flagged existed."""
-    rows = _doc("old", [GOOD, GOOD]) + [mark_error(new_row(STAMP, {"doc_id": "bad", "source_uri": "u",
-                                                                   "content_hash": "c"}, -1, -1), "render", "x")]
+    rows = _doc("old", [GOOD, GOOD]) + [
+        mark_error(
+            new_row(STAMP, {"doc_id": "bad", "source_uri": "u", "content_hash": "c"}, -1, -1), "render", "x"
+        )
+    ]
     new = {"text_source", "ocr_attempts", "doc_flagged"}
     old = price_pages(to_table(rows), PRICING).select([c for c in COLUMN_NAMES if c not in new])
     out = Output.open(str(tmp_path))
@@ -89,9 +107,17 @@ def _write_old_part(tmp_path) -> pa.Table:
     pq.write_table(old, buf)
     out.fs.makedirs(out.path("pages", "r0"), exist_ok=True)
     out.fs.pipe_file(out.part_path("r0", 0), buf.getvalue())
-    record = {"run_id": "r0", "seq": 0, "file": "pages/r0/part-000000.parquet", "rows": old.num_rows,
-              "engine_config_hash": "eh", "committed_at": "2025-01-01T00:00:00+00:00",
-              "documents": [{"doc_id": d, "content_hash": "c", "source_uri": "u", "ok": d == "old"} for d in ("old", "bad")]}
+    record = {
+        "run_id": "r0",
+        "seq": 0,
+        "file": "pages/r0/part-000000.parquet",
+        "rows": old.num_rows,
+        "engine_config_hash": "eh",
+        "committed_at": "2025-01-01T00:00:00+00:00",
+        "documents": [
+            {"doc_id": d, "content_hash": "c", "source_uri": "u", "ok": d == "old"} for d in ("old", "bad")
+        ],
+    }
     out.put_atomic(out.ledger_path("r0", 0), json.dumps(record).encode())
     return old
 
@@ -109,7 +135,9 @@ def test_the_cost_report_reads_old_output(tmp_path, capsys):
     from jobs.cost_report import main
 
     _write_old_part(tmp_path / "out")
-    assert main(["--output", str(tmp_path / "out"), "--by", "run", "--out-dir", str(tmp_path / "report")]) == 0
+    assert (
+        main(["--output", str(tmp_path / "out"), "--by", "run", "--out-dir", str(tmp_path / "report")]) == 0
+    )
     md = (tmp_path / "report" / "cost_report.md").read_text()
     # run, runs, pages ok, failed, retried, recovered, text layer
     assert "| r1 | 1 | 2 | 1 | 0 | 0 | 0 |" in md  # the rows carry run r1

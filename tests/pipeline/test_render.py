@@ -31,15 +31,21 @@ def test_healthy_document_renders_every_page_at_dpi():
 def test_raw_format_round_trips():
     page = render_pdf(sample_pdf_bytes(1), RenderConfig(page_format="raw")).pages[0]
     assert len(page.data) == page.width_px * page.height_px * 3
-    assert decode_page(page.data, page.width_px, page.height_px, "raw").size == (page.width_px, page.height_px)
+    assert decode_page(page.data, page.width_px, page.height_px, "raw").size == (
+        page.width_px,
+        page.height_px,
+    )
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (corrupt_pdf_bytes(), "cannot open PDF"),
-    (encrypted_pdf_bytes(), "encrypted"),
-    (empty_pdf_bytes(), "no pages"),
-    (b"", "empty file"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (corrupt_pdf_bytes(), "cannot open PDF"),
+        (encrypted_pdf_bytes(), "encrypted"),
+        (empty_pdf_bytes(), "no pages"),
+        (b"", "empty file"),
+    ],
+)
 def test_unreadable_documents_give_a_reason(data, reason):
     out = render_pdf(data, CFG)
     assert out.pages == [] and reason in out.error
@@ -78,7 +84,13 @@ def _stamp():
 
 
 def _doc(path, size):
-    return {"doc_id": "d1", "uri": str(path), "source_uri": str(path), "size_bytes": size, "content_hash": "h"}
+    return {
+        "doc_id": "d1",
+        "uri": str(path),
+        "source_uri": str(path),
+        "size_bytes": size,
+        "content_hash": "h",
+    }
 
 
 def test_render_document_rows_share_render_time(tmp_path):
@@ -97,7 +109,9 @@ def test_render_document_rows_share_render_time(tmp_path):
 def test_render_document_errors_are_rows(tmp_path):
     renderer = IsolatedRenderer(CFG)
     try:
-        missing = render_document(_doc(tmp_path / "missing.pdf", 10), renderer, StorageConfig(), _stamp(), CFG)
+        missing = render_document(
+            _doc(tmp_path / "missing.pdf", 10), renderer, StorageConfig(), _stamp(), CFG
+        )
         big = render_document(_doc(tmp_path / "x.pdf", 10**12), renderer, StorageConfig(), _stamp(), CFG)
     finally:
         renderer.close()

@@ -58,5 +58,6 @@ def test_a_glob_that_matches_nothing_is_fatal(tmp_path):
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
     with pytest.raises(FileNotFoundError, match="matched nothing"):
         list_documents(str(tmp_path / "*.pfd"), StorageConfig())
-    assert [d.source_uri.rsplit("/", 1)[-1] for d in list_documents(str(tmp_path / "*.pdf"), StorageConfig())] == [
-        "a.pdf"]
+    assert [
+        d.source_uri.rsplit("/", 1)[-1] for d in list_documents(str(tmp_path / "*.pdf"), StorageConfig())
+    ] == ["a.pdf"]

@@ -70,7 +70,9 @@ def local_ray(num_cpus: int = 8, num_gpus: int = 2) -> Iterator[Any]:
 
     if ray.is_initialized():
         got = ray.cluster_resources()
-        assert (got.get("CPU"), got.get("GPU")) == (num_cpus, num_gpus), f"a local Ray with other resources: {got}"
+        assert (got.get("CPU"), got.get("GPU")) == (num_cpus, num_gpus), (
+            f"a local Ray with other resources: {got}"
+        )
         DataContext.get_current().enable_progress_bars = False
         yield ray
         return

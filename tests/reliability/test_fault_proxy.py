@@ -174,8 +174,15 @@ def test_the_pipelines_storage_settings_bound_a_stalled_read(
     from pipeline.config import StorageConfig
     from pipeline.storage import filesystem
 
-    storage = StorageConfig(endpoint_url=access.endpoint_url, region="us-east-1", key=SecretStr(access.key),
-                            secret=SecretStr(access.secret), read_timeout_s=0.5, attempts=2, s3fs_retries=1)
+    storage = StorageConfig(
+        endpoint_url=access.endpoint_url,
+        region="us-east-1",
+        key=SecretStr(access.key),
+        secret=SecretStr(access.secret),
+        read_timeout_s=0.5,
+        attempts=2,
+        s3fs_retries=1,
+    )
     fs, path = filesystem(f"s3://{bucket}/g.txt", storage)
     fs.pipe_file(path, b"stalled")
     proxy.inject(Fault.stall(4.0), method="GET")  # every GET, every retry

@@ -33,21 +33,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 
 ROOT = Path(__file__).absolute().parents[2]
-POOLS = {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-         "ocr_batch_size": 4, "ocr_sub_batch_size": 2}
+POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
 INDEX_WRITE = r"/out/_index/g\d"  # an index file of a new generation: the compaction's first write
 
 
 def _start(tmp_path: Path, run_id: str, storage: dict) -> subprocess.Popen:
     job = tmp_path / f"{run_id}.yaml"
-    job.write_text(yaml.safe_dump({"input": str(tmp_path / "in"), "output": storage.pop("output"),
-                                   "storage": storage, "engine": ENGINE, "pools": POOLS, "commit_documents": 1,
-                                   "run_id": run_id}))
+    job.write_text(
+        yaml.safe_dump(
+            {
+                "input": str(tmp_path / "in"),
+                "output": storage.pop("output"),
+                "storage": storage,
+                "engine": ENGINE,
+                "pools": POOLS,
+                "commit_documents": 1,
+                "run_id": run_id,
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.Popen([sys.executable, "-m", "jobs.digitize", "--config", str(job), "--local-cpus", "4",
-                             "--local-gpus", "1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobs.digitize",
+            "--config",
+            str(job),
+            "--local-cpus",
+            "4",
+            "--local-gpus",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -66,8 +97,12 @@ def test_digitize_killed_at_its_compaction_then_rerun_neither_redoes_nor_loses(t
         (tmp_path / "in" / name).write_bytes(sample_pdf_bytes(n, seed=i))
     with MotoS3() as moto, FaultProxy(moto.url) as proxy:
         bucket = moto.make_bucket(f"kill-{uuid.uuid4().hex[:8]}")
-        settings = {"endpoint_url": proxy.url, "key": moto.access.key, "secret": moto.access.secret,
-                    "region": REGION}
+        settings = {
+            "endpoint_url": proxy.url,
+            "key": moto.access.key,
+            "secret": moto.access.secret,
+            "region": REGION,
+        }
         uri = f"s3://{bucket}/out"
         held = proxy.inject(Fault.stall(900), method="PUT", path=INDEX_WRITE, times=1)
         proc = _start(tmp_path, "killed", {**settings, "output": uri})
@@ -89,8 +124,14 @@ def test_digitize_killed_at_its_compaction_then_rerun_neither_redoes_nor_loses(t
         assert second.returncode == 0, log[-3000:]
         every = read_committed(uri, StorageConfig.model_validate(settings), latest_only=False)
         state = load_index(out)
-    got = Counter(zip([u.rsplit("/", 1)[1] for u in every["source_uri"].to_pylist()],
-                      every["page_index"].to_pylist(), every["run_id"].to_pylist(), strict=True))
+    got = Counter(
+        zip(
+            [u.rsplit("/", 1)[1] for u in every["source_uri"].to_pylist()],
+            every["page_index"].to_pylist(),
+            every["run_id"].to_pylist(),
+            strict=True,
+        )
+    )
     expected = {(n, i, "killed"): 1 for n, c in pages.items() for i in range(c)}
     assert got == Counter({**expected, ("d.pdf", 0, "next"): 1, ("d.pdf", 1, "next"): 1})  # once each
     assert state.rows == 4 and state.watermark == {"killed": len(killed) - 1, "next": 0}

@@ -17,6 +17,8 @@ def test_load_run_completes_with_flat_memory() -> None:
     result = main(["--pages", str(PAGES), "--interval-s", "0.5"])
     assert result["rows"] == PAGES and result["pages_ok"] == PAGES
     memory = result["memory"]
-    assert {"driver", "render_actor", "render_child", "ocr_actor", "raylet"} <= set(result["seen"]), result["seen"]
+    assert {"driver", "render_actor", "render_child", "ocr_actor", "raylet"} <= set(result["seen"]), result[
+        "seen"
+    ]
     assert all(m["peak_total_mb"] < MEMORY_BUDGET_MB for m in memory.values()), memory
     assert [k for k, m in memory.items() if not m["flat"]] == [], memory

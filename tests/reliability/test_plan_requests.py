@@ -30,8 +30,14 @@ def _storage(endpoint: str, access) -> dict:
 def _config(bucket: str, storage: dict):
     from pipeline.config import PipelineConfig
 
-    return PipelineConfig.model_validate({"input": f"s3://{bucket}/in/", "output": f"s3://{bucket}/out",
-                                          "storage": storage, "run_id": "planned"})
+    return PipelineConfig.model_validate(
+        {
+            "input": f"s3://{bucket}/in/",
+            "output": f"s3://{bucket}/out",
+            "storage": storage,
+            "run_id": "planned",
+        }
+    )
 
 
 def _fill(client, bucket: str, objects: int, commits: int) -> None:
@@ -46,11 +52,24 @@ def _fill(client, bucket: str, objects: int, commits: int) -> None:
     per = objects // 2 // commits
     keys = sorted(etags)
     for seq in range(commits):
-        docs = [{"doc_id": doc_id_for(f"s3://{bucket}/{k}"), "content_hash": f"etag:{etags[k]}",
-                 "source_uri": f"s3://{bucket}/{k}", "ok": True} for k in keys[seq * per:(seq + 1) * per]]
-        record = {"run_id": "history", "seq": seq, "file": f"pages/history/part-{seq:06d}.parquet",
-                  "rows": len(docs), "documents": docs, "engine_config_hash": ENGINE_HASH,
-                  "committed_at": f"2026-01-01T00:00:00.{seq:06d}+00:00"}
+        docs = [
+            {
+                "doc_id": doc_id_for(f"s3://{bucket}/{k}"),
+                "content_hash": f"etag:{etags[k]}",
+                "source_uri": f"s3://{bucket}/{k}",
+                "ok": True,
+            }
+            for k in keys[seq * per : (seq + 1) * per]
+        ]
+        record = {
+            "run_id": "history",
+            "seq": seq,
+            "file": f"pages/history/part-{seq:06d}.parquet",
+            "rows": len(docs),
+            "documents": docs,
+            "engine_config_hash": ENGINE_HASH,
+            "committed_at": f"2026-01-01T00:00:00.{seq:06d}+00:00",
+        }
         client.put_object(Bucket=bucket, Key=f"out/_ledger/history/{seq:06d}.json", Body=json.dumps(record))
 
 
@@ -72,15 +91,18 @@ def _requests(objects: int, commits: int) -> tuple[Counter, Counter]:
         bucket = moto.make_bucket(f"plan-{uuid.uuid4().hex[:8]}")
         _fill(moto.access.client(), bucket, objects, commits)
         cfg = _config(bucket, _storage(proxy.url, moto.access))
-        (old_todo, _, _), old = _counted(proxy, lambda: legacy_plan(cfg, Output.open(cfg.output, cfg.storage),
-                                                                    ENGINE_HASH))
+        (old_todo, _, _), old = _counted(
+            proxy, lambda: legacy_plan(cfg, Output.open(cfg.output, cfg.storage), ENGINE_HASH)
+        )
         compact(Output.open(cfg.output, cfg.storage))  # once: the index from the existing ledger
         plan, new = _counted(proxy, lambda: plan_run(cfg, Output.open(cfg.output, cfg.storage), ENGINE_HASH))
         todo = {d for f in plan.todo_files for d in pq.read_table(f)["doc_id"].to_pylist()}
         plan.cleanup()
     assert todo == {d.doc_id for d in old_todo} and len(todo) == objects - objects // 2 // commits * commits
-    print(f"\n{objects} objects, {commits} commits: old path {sum(old.values())} requests, "
-          f"new path {sum(new.values())} requests: {dict(new)}")
+    print(
+        f"\n{objects} objects, {commits} commits: old path {sum(old.values())} requests, "
+        f"new path {sum(new.values())} requests: {dict(new)}"
+    )
     return old, new
 
 

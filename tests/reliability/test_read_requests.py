@@ -28,12 +28,20 @@ def _doc(seq: int, k: int) -> str:
 def _commit(out: Output, run_id: str, seq: int, docs: list[tuple[str, str]], engine: str) -> None:
     """One part of docs (doc_id, content_hash), two pages each, committed under `engine`."""
     stamp = RunStamp(run_id, "m", "tiny", "rtprune", engine)
-    rows = [new_row(stamp, {"doc_id": d, "source_uri": f"s3://b/{d}.pdf", "content_hash": h}, p, 2)
-            for d, h in docs for p in range(2)]
+    rows = [
+        new_row(stamp, {"doc_id": d, "source_uri": f"s3://b/{d}.pdf", "content_hash": h}, p, 2)
+        for d, h in docs
+        for p in range(2)
+    ]
     mark_open(out, run_id)
-    commit_part(out, run_id, seq, price_pages(to_table(rows), load_pricing()),
-                [{"doc_id": d, "content_hash": h, "source_uri": f"s3://b/{d}.pdf", "ok": True} for d, h in docs],
-                engine)
+    commit_part(
+        out,
+        run_id,
+        seq,
+        price_pages(to_table(rows), load_pricing()),
+        [{"doc_id": d, "content_hash": h, "source_uri": f"s3://b/{d}.pdf", "ok": True} for d, h in docs],
+        engine,
+    )
 
 
 def _history(out: Output, commits: int) -> None:
@@ -69,23 +77,33 @@ def test_read_committed_after_compaction_reads_the_index_not_the_ledger():
     commits, pending = 60, 3
     with MotoS3() as moto, FaultProxy(moto.url) as proxy:
         bucket = moto.make_bucket(f"read-{uuid.uuid4().hex[:8]}")
-        settings = {"endpoint_url": moto.url, "key": moto.access.key, "secret": moto.access.secret,
-                    "region": REGION}
+        settings = {
+            "endpoint_url": moto.url,
+            "key": moto.access.key,
+            "secret": moto.access.secret,
+            "region": REGION,
+        }
         direct = StorageConfig.model_validate(settings)
         counted = StorageConfig.model_validate({**settings, "endpoint_url": proxy.url})
         uri = f"s3://{bucket}/out"
         _history(Output.open(uri, direct), commits)
-        before = {latest: _reads(proxy, lambda latest=latest: read_committed(uri, counted, latest))
-                  for latest in (True, False)}
+        before = {
+            latest: _reads(proxy, lambda latest=latest: read_committed(uri, counted, latest))
+            for latest in (True, False)
+        }
         compact(Output.open(uri, direct), close=("history",))
         for seq in range(pending):  # a later run, killed before its compaction: pending records
             _commit(Output.open(uri, direct), "later", seq, [(_doc(seq, 0), "v-later")], "e1")
         before_pending = read_committed(uri, direct)
-        after = {latest: _reads(proxy, lambda latest=latest: read_committed(uri, counted, latest))
-                 for latest in (True, False)}
+        after = {
+            latest: _reads(proxy, lambda latest=latest: read_committed(uri, counted, latest))
+            for latest in (True, False)
+        }
     (old_latest, old_gets), (new_latest, new_gets) = before[True], after[True]
-    print(f"\nGETs by area, latest_only: before compaction {dict(old_gets)}, after {dict(new_gets)}; "
-          f"every row: before {dict(before[False][1])}, after {dict(after[False][1])}")
+    print(
+        f"\nGETs by area, latest_only: before compaction {dict(old_gets)}, after {dict(new_gets)}; "
+        f"every row: before {dict(before[False][1])}, after {dict(after[False][1])}"
+    )
     assert old_gets["_ledger"] == commits  # the full-ledger read: one GET per record
     for latest in (True, False):
         gets = after[latest][1]

@@ -41,8 +41,9 @@ def test_padding_only_drops_padding_first_then_thins_content():
 
 def test_spatial_follows_box_centres_not_token_order():
     # token order is column-major; the raster order of the centres is row-major
-    boxes = torch.tensor([[c * 10, r * 10, c * 10 + 10, r * 10 + 10] for c in range(4) for r in range(4)],
-                         dtype=torch.float32)
+    boxes = torch.tensor(
+        [[c * 10, r * 10, c * 10 + 10, r * 10 + 10] for c in range(4) for r in range(4)], dtype=torch.float32
+    )
     prunable = torch.ones(16, dtype=torch.bool)
     kept = _kept(spatial_select(prunable, 8, boxes))
     rows_of_kept = [int(boxes[i, 1] // 10) for i in kept]
@@ -87,8 +88,9 @@ def test_tome_can_remove_more_than_half_over_several_rounds():
 def test_padding_baseline_at_the_content_budget_keeps_exactly_the_content():
     page = grid_page(5, 10, 8, pad_cols=3)
     n_content = int((~page.protected & ~page.padding).sum())
-    result = prune(page.tokens, PruneConfig(method="padding"), page.protected, padding=page.padding,
-                   budget=n_content)
+    result = prune(
+        page.tokens, PruneConfig(method="padding"), page.protected, padding=page.padding, budget=n_content
+    )
     assert not page.padding[result.kept_index].any()
     assert result.tokens.shape[0] == n_content + int(page.protected.sum())
 

@@ -22,8 +22,10 @@ def test_dynamic_count_ignores_the_features_under_the_pixel_rule():
     tokens, layout, image = _page(0)
     # near-duplicate tokens: a high redundancy R, which the content rule would answer with fewer tokens
     redundant = tokens[:1].expand_as(tokens) + 0.01 * tokens
-    kept = [prune(t, config, layout.protected, image=image, token_boxes=layout.token_boxes).kept_index.numel()
-            for t in (tokens, redundant)]
+    kept = [
+        prune(t, config, layout.protected, image=image, token_boxes=layout.token_boxes).kept_index.numel()
+        for t in (tokens, redundant)
+    ]
     n_prunable = int((~layout.protected).sum())
     planned = pixel_budget(config, n_prunable, image, layout.token_boxes)
     assert kept[0] == kept[1] == int(layout.protected.sum()) + planned
@@ -35,8 +37,16 @@ def test_dynamic_count_ignores_the_features_under_the_pixel_rule():
 def test_fixed_retention_budget_is_the_same_under_both_rules():
     tokens, layout, image = _page(1)
     for retention in (0.84, 0.6):
-        results = [prune(tokens, PruneConfig(retention=retention, count_from_pixels=flag), layout.protected,
-                         image=image, token_boxes=layout.token_boxes) for flag in (False, True)]
+        results = [
+            prune(
+                tokens,
+                PruneConfig(retention=retention, count_from_pixels=flag),
+                layout.protected,
+                image=image,
+                token_boxes=layout.token_boxes,
+            )
+            for flag in (False, True)
+        ]
         assert torch.equal(results[0].kept_index, results[1].kept_index)
 
 

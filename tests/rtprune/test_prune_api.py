@@ -16,8 +16,15 @@ FORMULATIONS = ["balanced", "semi_relaxed", "dustbin"]
 
 
 def _prune_page(page, config, **kw):
-    return prune(page.tokens, config, page.protected, padding=page.padding, image=page.image,
-                 token_boxes=page.token_boxes, **kw)
+    return prune(
+        page.tokens,
+        config,
+        page.protected,
+        padding=page.padding,
+        image=page.image,
+        token_boxes=page.token_boxes,
+        **kw,
+    )
 
 
 def _check_shape(result, page, budget):
@@ -32,8 +39,14 @@ def _check_shape(result, page, budget):
 
 
 @settings(max_examples=15, deadline=None)
-@given(rows=st.integers(1, 6), cols=st.integers(1, 8), dim=st.integers(1, 12), seed=st.integers(0, 1000),
-       retention=st.floats(0.05, 1.0), method=st.sampled_from(METHODS))
+@given(
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 8),
+    dim=st.integers(1, 12),
+    seed=st.integers(0, 1000),
+    retention=st.floats(0.05, 1.0),
+    method=st.sampled_from(METHODS),
+)
 def test_kept_count_order_and_protection_hold_for_any_page(rows, cols, dim, seed, retention, method):
     page = grid_page(rows, cols, dim, seed=seed, pad_cols=cols // 3)
     result = _prune_page(page, PruneConfig(method=method, retention=retention))
@@ -57,8 +70,13 @@ def test_explicit_budget_overrides_retention(method, budget):
 def test_full_retention_is_the_identity_bit_for_bit(method, dtype):
     page = grid_page(4, 6, 16, seed=1, pad_cols=2)
     tokens = page.tokens.to(dtype)
-    result = prune(tokens, PruneConfig(method=method, retention=1.0), page.protected, padding=page.padding,
-                   token_boxes=page.token_boxes)
+    result = prune(
+        tokens,
+        PruneConfig(method=method, retention=1.0),
+        page.protected,
+        padding=page.padding,
+        token_boxes=page.token_boxes,
+    )
     assert result.tokens is tokens
     assert torch.equal(result.kept_index, torch.arange(tokens.shape[0]))
 
@@ -110,12 +128,20 @@ def test_degenerate_tokens_give_finite_results(method, case, formulation):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_batch_equals_pages_one_by_one(method):
-    pages = [grid_page(r, c, 32, seed=s, pad_cols=1) for r, c, s in [(5, 8, 0), (3, 4, 1), (6, 9, 2), (1, 2, 3)]]
+    pages = [
+        grid_page(r, c, 32, seed=s, pad_cols=1) for r, c, s in [(5, 8, 0), (3, 4, 1), (6, 9, 2), (1, 2, 3)]
+    ]
     config = PruneConfig(method=method, retention=0.7, dynamic=method == "rtprune")
     budgets = [None, 5, None, None]
-    batched = prune_batch([p.tokens for p in pages], config, protected=[p.protected for p in pages],
-                          padding=[p.padding for p in pages], image=[p.image for p in pages],
-                          token_boxes=[p.token_boxes for p in pages], budgets=budgets)
+    batched = prune_batch(
+        [p.tokens for p in pages],
+        config,
+        protected=[p.protected for p in pages],
+        padding=[p.padding for p in pages],
+        image=[p.image for p in pages],
+        token_boxes=[p.token_boxes for p in pages],
+        budgets=budgets,
+    )
     for page, budget, got in zip(pages, budgets, batched, strict=True):
         alone = _prune_page(page, config, budget=budget)
         assert torch.equal(got.kept_index, alone.kept_index)
@@ -128,13 +154,19 @@ def test_batch_equals_pages_one_by_one(method):
 def test_padded_batch_path_equals_pages_one_by_one(method, formulation):
     from rtprune.method import rtprune_batch
 
-    pages = [grid_page(r, c, 32, seed=s, pad_cols=1) for r, c, s in [(5, 8, 0), (3, 4, 1), (6, 9, 2), (1, 3, 3)]]
+    pages = [
+        grid_page(r, c, 32, seed=s, pad_cols=1) for r, c, s in [(5, 8, 0), (3, 4, 1), (6, 9, 2), (1, 3, 3)]
+    ]
     config = PruneConfig(method=method, ot_formulation=formulation, merge="mass")
     prunable = [~p.protected for p in pages]
     budgets = [20, 5, 33, 1]
-    batched = rtprune_batch([p.tokens for p in pages], prunable, budgets, config, method == "rtprune", padded=True)
+    batched = rtprune_batch(
+        [p.tokens for p in pages], prunable, budgets, config, method == "rtprune", padded=True
+    )
     for i, got in enumerate(batched):
-        alone = rtprune_batch([pages[i].tokens], prunable[i:i + 1], budgets[i:i + 1], config, method == "rtprune")[0]
+        alone = rtprune_batch(
+            [pages[i].tokens], prunable[i : i + 1], budgets[i : i + 1], config, method == "rtprune"
+        )[0]
         assert torch.equal(got.keep, alone.keep)
         if method == "rtprune":
             assert torch.equal(got.merged_index, alone.merged_index)
@@ -144,8 +176,12 @@ def test_padded_batch_path_equals_pages_one_by_one(method, formulation):
 
 def test_batch_of_identity_and_pruned_pages_mixes_correctly():
     pages = [grid_page(3, 4, 8, seed=s) for s in range(3)]
-    results = prune_batch([p.tokens for p in pages], PruneConfig(retention=0.5),
-                          protected=[p.protected for p in pages], budgets=[12, None, 1])
+    results = prune_batch(
+        [p.tokens for p in pages],
+        PruneConfig(retention=0.5),
+        protected=[p.protected for p in pages],
+        budgets=[12, None, 1],
+    )
     assert results[0].tokens is pages[0].tokens
     assert [r.tokens.shape[0] for r in results] == [15, 9, 4]
 
@@ -154,8 +190,13 @@ def test_batch_of_identity_and_pruned_pages_mixes_correctly():
 def test_output_keeps_dtype_and_kept_rows_of_selecting_methods_are_exact(method):
     page = grid_page(5, 8, 16, seed=6, pad_cols=2)
     tokens = page.tokens.to(torch.bfloat16)
-    result = prune(tokens, PruneConfig(method=method, retention=0.7), page.protected, padding=page.padding,
-                   token_boxes=page.token_boxes)
+    result = prune(
+        tokens,
+        PruneConfig(method=method, retention=0.7),
+        page.protected,
+        padding=page.padding,
+        token_boxes=page.token_boxes,
+    )
     assert result.tokens.dtype == torch.bfloat16
     if method not in ("rtprune", "tome"):
         assert torch.equal(result.tokens, tokens[result.kept_index])
@@ -180,15 +221,18 @@ def test_norm_baseline_keeps_the_highest_norm_tokens():
     assert norms[kept_prunable].min() >= norms[dropped].max()
 
 
-@pytest.mark.parametrize("bad", [
-    dict(protected=torch.zeros(3, dtype=torch.bool)),
-    dict(protected=torch.zeros(44)),
-    dict(budget=0),
-    dict(budget=41),
-    dict(budget=2.5),
-    dict(budget=True),
-    dict(token_boxes=torch.zeros(44, 3)),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(protected=torch.zeros(3, dtype=torch.bool)),
+        dict(protected=torch.zeros(44)),
+        dict(budget=0),
+        dict(budget=41),
+        dict(budget=2.5),
+        dict(budget=True),
+        dict(token_boxes=torch.zeros(44, 3)),
+    ],
+)
 def test_bad_inputs_raise_value_error(bad):
     page = grid_page(4, 10, 8, seed=0)  # 44 tokens, 40 prunable
     kwargs = {"protected": page.protected, **bad}
@@ -224,15 +268,26 @@ def test_batch_arguments_must_align():
 
 
 @settings(max_examples=10, deadline=None)
-@given(shapes=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 7), st.integers(0, 99)), min_size=1, max_size=4),
-       method=st.sampled_from(METHODS), retention=st.floats(0.05, 1.0), use_budget=st.booleans())
+@given(
+    shapes=st.lists(
+        st.tuples(st.integers(1, 5), st.integers(1, 7), st.integers(0, 99)), min_size=1, max_size=4
+    ),
+    method=st.sampled_from(METHODS),
+    retention=st.floats(0.05, 1.0),
+    use_budget=st.booleans(),
+)
 def test_batch_equals_pages_for_any_mix_of_pages(shapes, method, retention, use_budget):
     pages = [grid_page(r, c, 12, seed=s, pad_cols=c // 2) for r, c, s in shapes]
     budgets = [max(1, int((~p.protected).sum()) // 2) if use_budget else None for p in pages]
     config = PruneConfig(method=method, retention=retention)
-    batched = prune_batch([p.tokens for p in pages], config, protected=[p.protected for p in pages],
-                          padding=[p.padding for p in pages], token_boxes=[p.token_boxes for p in pages],
-                          budgets=budgets)
+    batched = prune_batch(
+        [p.tokens for p in pages],
+        config,
+        protected=[p.protected for p in pages],
+        padding=[p.padding for p in pages],
+        token_boxes=[p.token_boxes for p in pages],
+        budgets=budgets,
+    )
     for page, budget, got in zip(pages, budgets, batched, strict=True):
         alone = _prune_page(page, config, budget=budget)
         assert torch.equal(got.kept_index, alone.kept_index)

@@ -10,14 +10,33 @@ import pytest
 from rtprune import PruneConfig
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("method", "magic"), ("retention", 0.0), ("retention", 1.5), ("retention", float("nan")),
-    ("min_retention", 0.0), ("max_retention", 1.2), ("ot_formulation", "exact"), ("merge", "sum"),
-    ("ot_epsilon", 0.0), ("ot_epsilon", float("inf")), ("ot_max_iter", 0), ("ot_tau", -1.0),
-    ("ot_tau", float("nan")), ("ot_tau", float("inf")), ("merge_step", 1.5), ("ot_dustbin_cost", -0.1), ("density_grid", 0),
-    ("norm_tie_tol", -1e-3), ("cell_text_threshold", 2.0), ("seed", 1.5), ("dynamic", "yes"),
-    ("ot_check_every", 2.5),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("method", "magic"),
+        ("retention", 0.0),
+        ("retention", 1.5),
+        ("retention", float("nan")),
+        ("min_retention", 0.0),
+        ("max_retention", 1.2),
+        ("ot_formulation", "exact"),
+        ("merge", "sum"),
+        ("ot_epsilon", 0.0),
+        ("ot_epsilon", float("inf")),
+        ("ot_max_iter", 0),
+        ("ot_tau", -1.0),
+        ("ot_tau", float("nan")),
+        ("ot_tau", float("inf")),
+        ("merge_step", 1.5),
+        ("ot_dustbin_cost", -0.1),
+        ("density_grid", 0),
+        ("norm_tie_tol", -1e-3),
+        ("cell_text_threshold", 2.0),
+        ("seed", 1.5),
+        ("dynamic", "yes"),
+        ("ot_check_every", 2.5),
+    ],
+)
 def test_bad_values_raise_value_errors_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         PruneConfig(**{field: value})
@@ -63,8 +82,9 @@ def test_engine_config_builds_prune_config_from_a_dict():
 
     from rtprune.engines.types import EngineConfig
 
-    cfg = EngineConfig(prune={"method": "rtprune", "retention": 0.84, "dynamic": True,
-                              "ot_formulation": "dustbin"})
+    cfg = EngineConfig(
+        prune={"method": "rtprune", "retention": 0.84, "dynamic": True, "ot_formulation": "dustbin"}
+    )
     assert isinstance(cfg.prune, PruneConfig)
     assert cfg.prune == PruneConfig(retention=0.84, dynamic=True, ot_formulation="dustbin")
     with pytest.raises(ValidationError):

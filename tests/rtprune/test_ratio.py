@@ -49,7 +49,9 @@ def test_box_fractions_match_direct_counting_and_skip_nan_boxes():
     boxes = torch.tensor([[0, 0, 10, 10], [5.5, 3.2, 20.1, 17.9], [float("nan")] * 4, [45, 35, 60, 60]])
     frac = box_fractions(edges, boxes, block=1)
     assert frac[0] == pytest.approx(edges[:10, :10].double().mean().item())
-    assert frac[1] == pytest.approx(edges[3:18, 6:20].double().mean().item())  # sides round to the nearest pixel
+    assert frac[1] == pytest.approx(
+        edges[3:18, 6:20].double().mean().item()
+    )  # sides round to the nearest pixel
     assert torch.isnan(frac[2])
     assert frac[3] == pytest.approx(edges[35:40, 45:50].double().mean().item())
 
@@ -87,11 +89,20 @@ def test_text_density_rejects_colour_images():
 
 
 @settings(max_examples=40, deadline=None)
-@given(red=st.floats(0, 1), dens=st.floats(0, 1) | st.none(), base=st.floats(0.05, 1.0),
-       lo=st.floats(0.05, 1.0), hi=st.floats(0.05, 1.0), wd=st.floats(0, 5), wr=st.floats(0, 5))
+@given(
+    red=st.floats(0, 1),
+    dens=st.floats(0, 1) | st.none(),
+    base=st.floats(0.05, 1.0),
+    lo=st.floats(0.05, 1.0),
+    hi=st.floats(0.05, 1.0),
+    wd=st.floats(0, 5),
+    wr=st.floats(0, 5),
+)
 def test_dynamic_ratio_stays_in_bounds(red, dens, base, lo, hi, wd, wr):
     lo, hi = min(lo, hi), max(lo, hi)
-    cfg = PruneConfig(retention=base, min_retention=lo, max_retention=hi, density_weight=wd, redundancy_weight=wr)
+    cfg = PruneConfig(
+        retention=base, min_retention=lo, max_retention=hi, density_weight=wd, redundancy_weight=wr
+    )
     assert lo <= dynamic_retention(cfg, red, dens) <= hi
 
 
@@ -121,7 +132,9 @@ def test_dynamic_ratio_without_image_uses_redundancy_only():
     page = grid_page(4, 6, 16, seed=3)
     result = prune(page.tokens, PruneConfig(dynamic=True), page.protected)
     assert result.density is None and result.redundancy is not None
-    assert result.retention == pytest.approx(dynamic_retention(PruneConfig(dynamic=True), result.redundancy, None))
+    assert result.retention == pytest.approx(
+        dynamic_retention(PruneConfig(dynamic=True), result.redundancy, None)
+    )
 
 
 def test_default_references_give_synthetic_text_pages_about_the_target_retention():

@@ -8,8 +8,9 @@ import torch
 from rtprune.select import default_budget, norm_keys, rank_keep, select_by_norm
 
 
-@pytest.mark.parametrize(("n", "r", "expected"), [(400, 0.84, 336), (10, 0.01, 1), (10, 1.0, 10), (0, 0.5, 0),
-                                                   (3, 0.5, 2)])
+@pytest.mark.parametrize(
+    ("n", "r", "expected"), [(400, 0.84, 336), (10, 0.01, 1), (10, 1.0, 10), (0, 0.5, 0), (3, 0.5, 2)]
+)
 def test_default_budget(n, r, expected):
     assert default_budget(n, r) == expected
 
@@ -27,7 +28,9 @@ def test_near_equal_norms_tie_and_the_lower_index_wins():
 
 def test_tie_break_is_the_same_in_bf16_and_fp32_for_padding_like_tokens():
     gen = torch.Generator().manual_seed(0)
-    pad = torch.randn(1, 1, 64, generator=gen).expand(1, 30, 64) + 1e-4 * torch.randn(1, 30, 64, generator=gen)
+    pad = torch.randn(1, 1, 64, generator=gen).expand(1, 30, 64) + 1e-4 * torch.randn(
+        1, 30, 64, generator=gen
+    )
     content = 3 * torch.randn(1, 10, 64, generator=gen)
     x = torch.cat([content, pad], dim=1)
     prunable = torch.ones(1, 40, dtype=torch.bool)

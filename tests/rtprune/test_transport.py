@@ -38,9 +38,15 @@ def _ours(cost, a, b, spec):
     return torch.exp(sinkhorn_log(t(cost), torch.log(t(a)), torch.log(t(b)), spec))[0].double().numpy()
 
 
-@pytest.mark.parametrize(("u", "k", "eps", "uniform", "cosine"), [
-    (7, 11, 0.1, True, False), (30, 20, 0.05, False, False), (64, 336, 0.1, True, True), (5, 5, 0.5, False, False),
-])
+@pytest.mark.parametrize(
+    ("u", "k", "eps", "uniform", "cosine"),
+    [
+        (7, 11, 0.1, True, False),
+        (30, 20, 0.05, False, False),
+        (64, 336, 0.1, True, True),
+        (5, 5, 0.5, False, False),
+    ],
+)
 def test_balanced_plan_matches_pot_sinkhorn_log(u, k, eps, uniform, cosine):
     cost, a, b = _problem(u, k, seed=u + k, uniform=uniform, cosine=cosine)
     ref = ot.sinkhorn(a, b, cost, reg=eps, method="sinkhorn_log", numItermax=20000, stopThr=1e-10)
@@ -54,8 +60,9 @@ def test_balanced_plan_matches_pot_sinkhorn_log(u, k, eps, uniform, cosine):
 @pytest.mark.parametrize(("tau", "eps"), [(0.5, 0.2), (2.0, 0.1), (0.1, 0.05)])
 def test_semi_relaxed_plan_matches_pot_unbalanced_with_a_hard_source_marginal(tau, eps):
     cost, a, b = _problem(9, 13, seed=3, uniform=False)
-    ref = ot.unbalanced.sinkhorn_unbalanced(a, b, cost, reg=eps, reg_m=(float("inf"), tau),
-                                            reg_type="entropy", numItermax=100000, stopThr=1e-12)
+    ref = ot.unbalanced.sinkhorn_unbalanced(
+        a, b, cost, reg=eps, reg_m=(float("inf"), tau), reg_type="entropy", numItermax=100000, stopThr=1e-12
+    )
     ours = _ours(cost, a, b, SinkhornSpec(eps, col_exponent("semi_relaxed", eps, tau), **TIGHT))
     np.testing.assert_allclose(ours, ref, atol=1e-6, rtol=1e-4)
     np.testing.assert_allclose(ours.sum(1), a, rtol=1e-5)
@@ -70,8 +77,9 @@ def test_dustbin_plan_matches_pot_on_the_augmented_problem():
     assert (aug[0, 12] == 0.6).all() and (aug[0, :, 8] == 0.6).all()
     a, b = log_a.exp()[0].double().numpy(), log_b.exp()[0].double().numpy()
     np.testing.assert_allclose(a[-1], 8 / 20, rtol=1e-6)  # dustbin source: the kept count
-    ref = ot.sinkhorn(a, b, aug[0].double().numpy(), reg=0.1, method="sinkhorn_log", numItermax=20000,
-                      stopThr=1e-10)
+    ref = ot.sinkhorn(
+        a, b, aug[0].double().numpy(), reg=0.1, method="sinkhorn_log", numItermax=20000, stopThr=1e-10
+    )
     ours = torch.exp(sinkhorn_log(aug, log_a, log_b, SinkhornSpec(0.1, 1.0, **TIGHT)))[0].double().numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-6)
     weights = solve_plan(c, valid_u, valid_k, "dustbin", SinkhornSpec(0.1, 1.0, **TIGHT), 0.6)
@@ -103,7 +111,7 @@ def test_padded_batch_gives_each_page_its_own_plan(formulation):
         src[i, :u], tgt[i, :k], vs[i, :u], vt[i, :k] = d[0], kk[0], True, True
     batched = solve_plan(cosine_cost(src, tgt), vs, vt, formulation, spec)
     for i, ((d, kk), (u, k)) in enumerate(zip(pages, shapes, strict=True)):
-        alone = solve_plan(cosine_cost(d, kk), vs[i:i + 1, :u], vt[i:i + 1, :k], formulation, spec)
+        alone = solve_plan(cosine_cost(d, kk), vs[i : i + 1, :u], vt[i : i + 1, :k], formulation, spec)
         torch.testing.assert_close(batched[i, :u, :k], alone[0], atol=1e-5, rtol=1e-4)
         assert batched[i, u:].abs().sum() == 0 and batched[i, :, k:].abs().sum() == 0
 
@@ -127,7 +135,13 @@ def test_free_kept_marginal_tends_to_the_argmax_as_epsilon_shrinks():
     argmax = torch.nn.functional.one_hot((-cost).argmax(dim=2), 6).float()
     gaps = []
     for eps in (1.0, 0.1, 1e-4):
-        w = solve_plan(cost, valid(20), valid(6), "semi_relaxed", SinkhornSpec(eps, col_exponent("semi_relaxed", eps, 0.0)))
+        w = solve_plan(
+            cost,
+            valid(20),
+            valid(6),
+            "semi_relaxed",
+            SinkhornSpec(eps, col_exponent("semi_relaxed", eps, 0.0)),
+        )
         gaps.append(float((w - argmax).abs().max()))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3
 
@@ -141,7 +155,9 @@ def test_mass_weighted_merge_conserves_mass_and_the_mass_weighted_sum(formulatio
     w = solve_plan(cosine_cost(dropped, kept), valid(15), valid(25), formulation, spec)
     new, mass = merge(kept, dropped, w, "mass", 0.0)
     assert float(mass.sum()) == pytest.approx(40.0, rel=1e-5)
-    torch.testing.assert_close((mass[..., None] * new).sum(1), kept.sum(1) + dropped.sum(1), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(
+        (mass[..., None] * new).sum(1), kept.sum(1) + dropped.sum(1), atol=1e-4, rtol=1e-5
+    )
 
 
 def test_residual_merge_interpolates_between_keeping_and_mass_merging():

@@ -18,7 +18,9 @@ from tests.fixture_pixels import fixture_view
 collect_ignore_glob = [] if importlib.util.find_spec("vllm") is not None else ["test_*.py"]
 
 REPO = Path(__file__).resolve().parents[2]
-_CANDIDATES = [base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)]
+_CANDIDATES = [
+    base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)
+]
 FIXTURE = next((c for c in _CANDIDATES if (c / "model.safetensors").is_file()), _CANDIDATES[0])
 PROMPT = "<image>\nFree OCR."
 # fixture mode -> (our mode, global view S, crop grid (w, h) or None)
@@ -43,8 +45,9 @@ def fixture_views(name: str) -> dict[str, torch.Tensor]:
     }
 
 
-needs_fixture = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(),
-                                   reason=f"v1 conformance fixture not found at {FIXTURE}")
+needs_fixture = pytest.mark.skipif(
+    not (FIXTURE / "model.safetensors").is_file(), reason=f"v1 conformance fixture not found at {FIXTURE}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -64,16 +67,31 @@ def v1_llm(v1_model_dir):
     process re-imports vLLM, which costs more than the engine's own start; the plugin still loads through
     its entry point.
     """
-    for key, value in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-                       "OMP_NUM_THREADS": "2", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
+    for key, value in {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "OMP_NUM_THREADS": "2",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    }.items():
         os.environ.setdefault(key, value)
     from vllm import LLM
 
     from rtprune.vllm_plugin import engine_kwargs
 
-    llm = LLM(**engine_kwargs(v1_model_dir, "base", dtype="float32", accept_views=True, max_model_len=2048,
-                              max_num_seqs=8, seed=0, max_logprobs=1024, enforce_eager=True,
-                              distributed_executor_backend="uni"))
+    llm = LLM(
+        **engine_kwargs(
+            v1_model_dir,
+            "base",
+            dtype="float32",
+            accept_views=True,
+            max_model_len=2048,
+            max_num_seqs=8,
+            seed=0,
+            max_logprobs=1024,
+            enforce_eager=True,
+            distributed_executor_backend="uni",
+        )
+    )
     yield llm
     del llm
 

@@ -19,7 +19,9 @@ from rtprune.engines.types import EngineConfig, PageResult
 
 REPO = Path(__file__).resolve().parents[2]
 # <repo>/../shared in the main checkout; a git worktree one level deeper sees it at <repo>/../../shared.
-_CANDIDATES = [base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)]
+_CANDIDATES = [
+    base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)
+]
 FIXTURE = next((c for c in _CANDIDATES if (c / "model.safetensors").is_file()), _CANDIDATES[0])
 
 
@@ -38,9 +40,16 @@ def model_dir(root: Path) -> Path:
 
 def engine_config(folder: Path, **fields: Any) -> EngineConfig:
     """fp32 on CPU, Gundam (page sizes change token counts), a short cap; fields override."""
-    base = {"model": str(folder), "mode": "gundam", "dtype": "float32", "device": "cpu",
-            "prune": PruneConfig(method="none"), "max_new_tokens": 24, "repetition_ngram": 4,
-            "repetition_window": 16}
+    base = {
+        "model": str(folder),
+        "mode": "gundam",
+        "dtype": "float32",
+        "device": "cpu",
+        "prune": PruneConfig(method="none"),
+        "max_new_tokens": 24,
+        "repetition_ngram": 4,
+        "repetition_window": 16,
+    }
     return EngineConfig(**(base | fields))
 
 
@@ -60,12 +69,19 @@ def hf_engine(config: EngineConfig) -> Any:
     from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
 
     backend = DeepseekOcrV1Backend.from_pretrained(
-        config.model, mode=config.mode, dtype=torch.float32, device="cpu", prompt=config.prompt,
-        tokenizer=AutoTokenizer.from_pretrained(config.model))
+        config.model,
+        mode=config.mode,
+        dtype=torch.float32,
+        device="cpu",
+        prompt=config.prompt,
+        tokenizer=AutoTokenizer.from_pretrained(config.model),
+    )
     return OcrEngine(config.model_copy(update={"backend": "hf"}), backend=backend)
 
 
-def hf_pages(engine: Any, images: Sequence[Image.Image], prune: PruneConfig) -> list[tuple[PageResult, list[int]]]:
+def hf_pages(
+    engine: Any, images: Sequence[Image.Image], prune: PruneConfig
+) -> list[tuple[PageResult, list[int]]]:
     """The transformers engine, one page at a time, with `prune` under the pixel count rule (the rule the
     vLLM path runs): each page's result and the visual indices it kept."""
     from rtprune.vllm_plugin import effective_prune

@@ -13,7 +13,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 # <repo>/../shared in the main checkout; a git worktree one level deeper sees it at <repo>/../../shared.
-_CANDIDATES = [base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)]
+_CANDIDATES = [
+    base / "shared" / "fixtures" / "deepseek-ocr-v1-tiny" for base in (REPO.parent, REPO.parent.parent)
+]
 FIXTURE = next((c for c in _CANDIDATES if (c / "model.safetensors").is_file()), _CANDIDATES[0])
 
 # vLLM's CPU build on a shared machine: no thread pinning, two threads. Given to every Ray worker.
@@ -29,15 +31,29 @@ def model_dir(root: Path) -> Path:
 
 def engine_section(folder: Path, **fields: Any) -> dict[str, Any]:
     """engine.backend=vllm on the fixture folder: mode tiny (64 visual tokens), fp32, short outputs."""
-    return {"model": str(folder), "backend": "vllm", "mode": "tiny", "dtype": "float32", "device": "cpu",
-            "max_new_tokens": 8, **fields}
+    return {
+        "model": str(folder),
+        "backend": "vllm",
+        "mode": "tiny",
+        "dtype": "float32",
+        "device": "cpu",
+        "max_new_tokens": 8,
+        **fields,
+    }
 
 
 def pools_section(**fields: Any) -> dict[str, Any]:
     """One OCR actor on a logical GPU, small batches so that several are in its engine at once."""
-    return {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1, "ocr_num_cpus": 0.5,
-            "ocr_batch_size": 2, "ocr_batches_in_flight": 6,
-            "ocr_vllm": {"kv_cache_gib": 1.0, "max_num_seqs": 8, "enforce_eager": True}, **fields}
+    return {
+        "render_actors": 1,
+        "render_num_cpus": 0.5,
+        "ocr_num_gpus": 1,
+        "ocr_num_cpus": 0.5,
+        "ocr_batch_size": 2,
+        "ocr_batches_in_flight": 6,
+        "ocr_vllm": {"kv_cache_gib": 1.0, "max_num_seqs": 8, "enforce_eager": True},
+        **fields,
+    }
 
 
 # Set in every Ray worker of one local_ray (and so in the vLLM processes they start): finds them all after
@@ -53,7 +69,9 @@ class RayRun:
 
     def actor_logs(self, name: str) -> str:
         """The stdout and stderr of this Ray's workers whose logs mention `name` (an actor class)."""
-        texts = (p.read_text(errors="replace") for p in sorted(Path(self.session_dir, "logs").glob("worker-*")))
+        texts = (
+            p.read_text(errors="replace") for p in sorted(Path(self.session_dir, "logs").glob("worker-*"))
+        )
         return "\n".join(t for t in texts if name in t)
 
 
@@ -67,8 +85,13 @@ def local_ray(num_cpus: int = 8, num_gpus: int = 2, grace_s: float = 120.0) -> I
 
     run = RayRun(marker=uuid.uuid4().hex)
     env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV, RUN_MARKER: run.marker}
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-             runtime_env={"env_vars": env})
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+    )
     try:
         run.session_dir = ray._private.worker._global_node.get_session_dir_path()
         DataContext.get_current().enable_progress_bars = False

@@ -12,7 +12,9 @@ from rtprune.api import PruneConfig  # noqa: E402
 from rtprune.engines.vllm_pages import PageBatchError, PageError  # noqa: E402
 from tests.vllm.engine_fixtures import FIXTURE, engine_config, model_dir, text_page, vllm_engine  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}")
+pytestmark = pytest.mark.skipif(
+    not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"
+)
 
 MAX_MODEL_LEN = 700  # a 1400 x 1400 Gundam page (3x3 crops, 1203 visual tokens) does not fit
 
@@ -28,8 +30,13 @@ def test_each_bad_page_fails_alone(engine):
     good = text_page(600, 500, seed=0)
     pages = [good, text_page(1, 1, seed=1), text_page(1400, 1400, seed=2), text_page(1, 20000, seed=3), good]
     results = engine.ocr_settled(pages)
-    assert [type(r).__name__ for r in results] == ["PageResult", "PageError", "PageError", "PageError",
-                                                   "PageResult"]
+    assert [type(r).__name__ for r in results] == [
+        "PageResult",
+        "PageError",
+        "PageError",
+        "PageError",
+        "PageResult",
+    ]
     assert "1x1 px" in results[1].reason and results[1].stage == "input"
     assert "longer than the maximum model length of 700" in results[2].reason and results[2].stage == "engine"
     assert "1x20000 px" in results[3].reason and results[3].stage == "input"

@@ -11,8 +11,15 @@ from rtprune.models.repetition import RepetitionGuard
 EOS = 1
 
 
-@pytest.mark.parametrize(("size", "needle"), [((1, 1), "1x1 px"), ((15, 800), "under 16 px"),
-                                              ((40, 20000), "aspect ratio 500:1"), ((2000, 90), "22:1")])
+@pytest.mark.parametrize(
+    ("size", "needle"),
+    [
+        ((1, 1), "1x1 px"),
+        ((15, 800), "under 16 px"),
+        ((40, 20000), "aspect ratio 500:1"),
+        ((2000, 90), "22:1"),
+    ],
+)
 def test_unreadable_pages_are_refused_with_their_size(size, needle):
     assert needle in page_problem(*size)
 
@@ -37,13 +44,16 @@ def guard_reason(ids: list[int], ngram: int, window: int, whitelist: frozenset[i
     return "length"
 
 
-@pytest.mark.parametrize("ids", [
-    [2, 3, 4, 2, 3, 4, 2, 3],  # loops: the guard ends it
-    [2, 3, 4, 5, 6, EOS],  # the model's own EOS
-    [2, 3, 4, 5, 6, 7],  # runs to the cap
-    [5, 6, 5, 6, 5, 6, 5],  # whitelisted ids loop freely
-    [2, 2, 2, 2, 2],
-])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [2, 3, 4, 2, 3, 4, 2, 3],  # loops: the guard ends it
+        [2, 3, 4, 5, 6, EOS],  # the model's own EOS
+        [2, 3, 4, 5, 6, 7],  # runs to the cap
+        [5, 6, 5, 6, 5, 6, 5],  # whitelisted ids loop freely
+        [2, 2, 2, 2, 2],
+    ],
+)
 def test_finish_reason_agrees_with_the_transformers_guard(ids):
     ngram, window, whitelist = 2, 6, frozenset({5, 6})
     want = guard_reason(ids, ngram, window, whitelist)

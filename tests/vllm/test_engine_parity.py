@@ -18,7 +18,9 @@ from tests.vllm.engine_fixtures import (  # noqa: E402
     vllm_engine,
 )
 
-pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}")
+pytestmark = pytest.mark.skipif(
+    not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"
+)
 
 # Gundam token counts differ with the page's shape: no crops, 2x1 crops, 1x2 crops.
 SIZES = [(600, 500), (1300, 700), (700, 1400)]
@@ -49,7 +51,14 @@ def pages():
 
 def outcome(result):
     u = result.usage
-    return (result.text, u.output_tokens, u.finish_reason, u.prompt_tokens, u.visual_tokens, u.visual_tokens_kept)
+    return (
+        result.text,
+        u.output_tokens,
+        u.finish_reason,
+        u.prompt_tokens,
+        u.visual_tokens,
+        u.visual_tokens_kept,
+    )
 
 
 @pytest.mark.parametrize("name", list(PRUNINGS))

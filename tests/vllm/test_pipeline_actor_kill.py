@@ -24,8 +24,11 @@ from pipeline_vllm_fixtures import (
 
 from pipeline.samples import sample_pdf_bytes
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow,
-              pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found"),
+]
 
 DOCS, PAGES = 10, 2
 WAIT_S = 1500.0  # engine start takes minutes on a loaded 2-core machine
@@ -65,9 +68,15 @@ def killed_run(request, tmp_path_factory):
     (root / "in").mkdir()
     for i in range(DOCS):
         (root / "in" / f"doc-{i:02d}.pdf").write_bytes(sample_pdf_bytes(PAGES, seed=i))
-    cfg = PipelineConfig.model_validate({
-        "input": str(root / "in"), "output": str(root / "out"), "commit_documents": 1,
-        "engine": engine_section(model_dir(root), max_new_tokens=24), "pools": pools_section()})
+    cfg = PipelineConfig.model_validate(
+        {
+            "input": str(root / "in"),
+            "output": str(root / "out"),
+            "commit_documents": 1,
+            "engine": engine_section(model_dir(root), max_new_tokens=24),
+            "pools": pools_section(),
+        }
+    )
     report: dict = {}
     with local_ray() as ray_run:
         run = threading.Thread(target=lambda: report.update(summary=run_pipeline(cfg)), daemon=True)
@@ -77,14 +86,20 @@ def killed_run(request, tmp_path_factory):
             time.sleep(0.2)
         (victim,) = ocr_actor_pids()
         engine_procs = psutil.Process(victim).children(recursive=True)
-        report.update(victim=victim, committed_at_kill=committed_pages(root / "out"), engine_procs=engine_procs,
-                      marked=[p.pid for p in marked_processes(ray_run.marker)])
+        report.update(
+            victim=victim,
+            committed_at_kill=committed_pages(root / "out"),
+            engine_procs=engine_procs,
+            marked=[p.pid for p in marked_processes(ray_run.marker)],
+        )
         if request.param == "actor":
             os.kill(victim, signal.SIGKILL)
         else:  # vLLM's engine core: the actor's child named VLLM::EngineCore
             (core,) = [p for p in engine_procs if "EngineCore" in cmdline(p)]
             core.kill()
-        while run.is_alive() and not report.get("replacement"):  # the restarted actor: same actor, new process
+        while run.is_alive() and not report.get(
+            "replacement"
+        ):  # the restarted actor: same actor, new process
             report["replacement"] = next((p for p in ocr_actor_pids() if p != victim), None)
             time.sleep(0.2)
         run.join(WAIT_S)

@@ -22,8 +22,11 @@ from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
 
 # slow: Ray, two actor pools and a vLLM engine start; 2-6 minutes on a shared 2-core machine.
-pytestmark = [pytest.mark.ray, pytest.mark.slow,
-              pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found"),
+]
 
 HEALTHY = {"in/a.pdf": 1, "in/b.pdf": 2, "in/deep/c.pdf": 3, "in/d.pdf": 2}
 
@@ -44,12 +47,22 @@ def runs(tmp_path_factory):
             client.put_object(Bucket="vllm-corpus", Key=key, Body=sample_pdf_bytes(pages, seed=i))
         client.put_object(Bucket="vllm-corpus", Key="in/strip.pdf", Body=strip_pdf_bytes())
         client.put_object(Bucket="vllm-corpus", Key="in/corrupt.pdf", Body=corrupt_pdf_bytes())
-        cfg = PipelineConfig.model_validate({
-            "input": "s3://vllm-corpus/in/", "output": "s3://vllm-corpus/out",
-            "storage": {"endpoint_url": access.endpoint_url, "key": access.key, "secret": access.secret,
-                        "region": "us-east-1"},
-            "engine": engine_section(folder), "pools": pools_section(), "commit_documents": 2,
-            "node_sample_interval_s": 1.0})
+        cfg = PipelineConfig.model_validate(
+            {
+                "input": "s3://vllm-corpus/in/",
+                "output": "s3://vllm-corpus/out",
+                "storage": {
+                    "endpoint_url": access.endpoint_url,
+                    "key": access.key,
+                    "secret": access.secret,
+                    "region": "us-east-1",
+                },
+                "engine": engine_section(folder),
+                "pools": pools_section(),
+                "commit_documents": 2,
+                "node_sample_interval_s": 1.0,
+            }
+        )
         first = run_pipeline(cfg)
         second = run_pipeline(cfg.model_copy(update={"run_id": cfg.run_id + "-again"}))
         opts = cfg.storage.fsspec_options()
@@ -87,7 +100,9 @@ def test_usage_and_cost_columns_are_filled(runs):
         assert r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["output_tokens"] > 0  # pruned in vLLM
         assert r["prompt_tokens"] > r["visual_tokens_kept"] and r["render_s"] > 0
         assert r["gpu_s"] > 0 and r["gpu_s"] == pytest.approx(sum(r[p] for p in PHASES))
-        assert r["cost_direct_usd"] == pytest.approx(r["gpu_s"] * r["gpu_usd_per_s"] + r["cpu_s"] * r["cpu_usd_per_s"])
+        assert r["cost_direct_usd"] == pytest.approx(
+            r["gpu_s"] * r["gpu_usd_per_s"] + r["cpu_s"] * r["cpu_usd_per_s"]
+        )
         assert r["cost_direct_usd"] > 0 and r["pricing_name"] and r["gpu_node_type"]
 
 
@@ -105,7 +120,9 @@ def test_the_cost_report_reads_the_run(runs, tmp_path):
     (table,) = report(CostReportConfig(output=cfg.output, by="run", out_dir=tmp_path), pages, summaries)
     (row,) = [r for r in table.rows if r.group == cfg.run_id]
     assert (row.pages_ok, row.pages_failed) == (first.pages_ok, first.pages_failed)
-    assert row.cost_direct_usd == pytest.approx(first.cost_direct_usd) and row.gpu_s == pytest.approx(first.gpu_s)
+    assert row.cost_direct_usd == pytest.approx(first.cost_direct_usd) and row.gpu_s == pytest.approx(
+        first.gpu_s
+    )
     assert row.cost_fully_loaded_usd == pytest.approx(first.cost_fully_loaded_usd)
     assert row.cost_fully_loaded_usd > row.cost_direct_usd > 0
 

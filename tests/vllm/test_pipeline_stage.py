@@ -36,8 +36,13 @@ def _png(width: int, height: int, seed: int) -> bytes:
 
 def _row(doc: str, index: int, width: int, height: int, image: bytes | None = None) -> dict:
     row = new_row(STAMP, {"doc_id": doc, "source_uri": f"file:///{doc}.pdf", "content_hash": "c"}, index, 1)
-    return {**row, "image": _png(width, height, index) if image is None else image, "width_px": width,
-            "height_px": height, "page_format": "png"}
+    return {
+        **row,
+        "image": _png(width, height, index) if image is None else image,
+        "width_px": width,
+        "height_px": height,
+        "page_format": "png",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +76,9 @@ def test_every_row_comes_back_in_order_with_the_pages_schema(outputs):
     batches, tables = outputs
     for batch, table in zip(batches, tables, strict=True):
         assert table.schema == PAGES_SCHEMA
-        assert [(r["doc_id"], r["page_index"]) for r in table.to_pylist()] == \
-               [(r["doc_id"], r["page_index"]) for r in batch]
+        assert [(r["doc_id"], r["page_index"]) for r in table.to_pylist()] == [
+            (r["doc_id"], r["page_index"]) for r in batch
+        ]
 
 
 def test_ok_pages_have_text_tokens_and_gpu_seconds(outputs):
@@ -81,7 +87,9 @@ def test_ok_pages_have_text_tokens_and_gpu_seconds(outputs):
     for r in ok:
         assert r["finish_reason"] in ("eos", "length", "repetition") and r["output_tokens"] > 0
         # pruned inside the model (the default RTPrune setting): fewer visual tokens reach the decoder
-        assert r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["prompt_tokens"] > r["visual_tokens_kept"]
+        assert (
+            r["visual_tokens"] > r["visual_tokens_kept"] > 0 and r["prompt_tokens"] > r["visual_tokens_kept"]
+        )
         assert r["gpu_s"] > 0 and r["gpu_s"] == pytest.approx(sum(r[p] for p in PHASES))
         assert r["prefill_s"] > 0 and r["decode_s"] > 0  # split by the engine's own phase timings
         assert r["model_id"].endswith("deepseek-ocr-v1-tiny") and r["model_mode"] == "tiny"
@@ -125,8 +133,10 @@ def test_more_work_costs_more_on_the_same_engine(stage):
             return await engine.ocr_page(image, max_new_tokens=self.cap, ignore_eos=True, **kw)
 
     async def run():
-        return await asyncio.gather(ocr_row(Capped(1), _row("s", 0, 600, 800), meter),
-                                    ocr_row(Capped(8), _row("l", 0, 600, 800), meter))
+        return await asyncio.gather(
+            ocr_row(Capped(1), _row("s", 0, 600, 800), meter),
+            ocr_row(Capped(8), _row("l", 0, 600, 800), meter),
+        )
 
     short, long_ = asyncio.run(run())
     assert (short["output_tokens"], long_["output_tokens"]) == (1, 8)
@@ -154,9 +164,11 @@ def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
     born, scan = {**_row("b", 0, 600, 800), "text_layer": layer}, _row("s", 0, 600, 800)
 
     async def run():
-        return await asyncio.gather(ocr_row(Capped(), scan, meter),
-                                    ocr_row_with_policy(Capped(), born, meter, (), policy),
-                                    ocr_row_with_policy(Capped(), scan, meter, (), policy))
+        return await asyncio.gather(
+            ocr_row(Capped(), scan, meter),
+            ocr_row_with_policy(Capped(), born, meter, (), policy),
+            ocr_row_with_policy(Capped(), scan, meter, (), policy),
+        )
 
     first, born_out, scan_out = asyncio.run(run())
     assert first["finish_reason"] == "length" and first["visual_tokens"] > first["visual_tokens_kept"]
@@ -166,7 +178,11 @@ def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
         # the retry kept all its visual tokens: pruning was off
         assert out["visual_tokens_kept"] == first["visual_tokens_kept"] + first["visual_tokens"]
         assert out["gpu_s"] == pytest.approx(sum(out[p] for p in PHASES)) and out["gpu_s"] > 0
-    assert (born_out["text"], born_out["text_source"], born_out["finish_reason"]) == (layer, "text_layer", "length")
+    assert (born_out["text"], born_out["text_source"], born_out["finish_reason"]) == (
+        layer,
+        "text_layer",
+        "length",
+    )
     assert (scan_out["text_source"], scan_out["finish_reason"], scan_out["status"]) == ("ocr", "length", "ok")
     assert scan_out["text"] == first["text"]
 
@@ -194,12 +210,16 @@ def test_when_the_engine_dies_its_pages_fail_as_a_whole_not_as_error_rows(stage)
             return await engine.ocr_page(image, max_new_tokens=200, ignore_eos=True, **kw)
 
     async def run():
-        pages = [asyncio.ensure_future(ocr_row(Long(), _row("k", i, 600, 800), meter, fatal)) for i in range(4)]
+        pages = [
+            asyncio.ensure_future(ocr_row(Long(), _row("k", i, 600, 800), meter, fatal)) for i in range(4)
+        ]
         while len(engine._running) < 4:  # every page is in the engine
             await asyncio.sleep(0.05)
         core.kill()
         done = await asyncio.wait_for(asyncio.gather(*pages, return_exceptions=True), timeout=120)
-        late = await asyncio.gather(ocr_row(engine, _row("k", 9, 600, 800), meter, fatal), return_exceptions=True)
+        late = await asyncio.gather(
+            ocr_row(engine, _row("k", 9, 600, 800), meter, fatal), return_exceptions=True
+        )
         return done + late
 
     outcomes = asyncio.run(run())

@@ -37,9 +37,16 @@ def fixture_outputs(v1_llm, v1_model_dir):
     from vllm import SamplingParams
 
     image_token_id = json.loads((v1_model_dir / "config.json").read_text())["image_token_id"]
-    requests = [{"prompt_token_ids": [0, image_token_id] + PROMPT_IDS_AFTER_IMAGE,
-                 "multi_modal_data": {"image": fixture_views(name)}} for name in FIXTURE_MODES]
-    params = SamplingParams(temperature=0.0, max_tokens=10, ignore_eos=True, logprobs=1024, prompt_logprobs=1024)
+    requests = [
+        {
+            "prompt_token_ids": [0, image_token_id] + PROMPT_IDS_AFTER_IMAGE,
+            "multi_modal_data": {"image": fixture_views(name)},
+        }
+        for name in FIXTURE_MODES
+    ]
+    params = SamplingParams(
+        temperature=0.0, max_tokens=10, ignore_eos=True, logprobs=1024, prompt_logprobs=1024
+    )
     outs = v1_llm.generate(requests, params, use_tqdm=False)
     return dict(zip(FIXTURE_MODES, outs, strict=True))
 
@@ -78,7 +85,9 @@ def test_a_deliberate_layout_error_fails_the_comparison(v1_llm):
     crops = views["images_crop"].view(h, w, 3, 640, 640).transpose(0, 1).reshape(-1, 3, 640, 640)
     views = views | {"images_crop": crops.contiguous()}
     req = {"prompt_token_ids": [0, 815] + PROMPT_IDS_AFTER_IMAGE, "multi_modal_data": {"image": views}}
-    out = v1_llm.generate([req], SamplingParams(temperature=0.0, max_tokens=1, logprobs=1024), use_tqdm=False)[0]
+    out = v1_llm.generate(
+        [req], SamplingParams(temperature=0.0, max_tokens=1, logprobs=1024), use_tqdm=False
+    )[0]
     ref = _reference()
     want = torch.log_softmax(ref[f"{name}.logits_last"].double(), dim=-1)
     got = _dense(out.outputs[0].logprobs[0], want.numel())

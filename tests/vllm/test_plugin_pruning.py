@@ -53,9 +53,12 @@ class HfPage:
         from rtprune.engines.types import EngineConfig
         from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
 
-        backend = DeepseekOcrV1Backend(hf_v1.model, hf_v1.tokenizer, model_id="fixture", mode=mode, prompt=PROMPT)
-        self.engine = OcrEngine(EngineConfig(mode=mode, prompt=PROMPT, prune=prune, max_new_tokens=STEPS),
-                                backend=backend)
+        backend = DeepseekOcrV1Backend(
+            hf_v1.model, hf_v1.tokenizer, model_id="fixture", mode=mode, prompt=PROMPT
+        )
+        self.engine = OcrEngine(
+            EngineConfig(mode=mode, prompt=PROMPT, prune=prune, max_new_tokens=STEPS), backend=backend
+        )
         self.pages = self.engine.prepare([image])
         self.features, _ = self.engine.encode(self.pages)
         self.pruned, _ = self.engine.prune(self.pages, self.features, prune)
@@ -77,11 +80,16 @@ def both(v1_llm, hf_v1, noise_page):
     from rtprune.vllm_plugin import build_request, effective_prune
 
     images = {name: _page(noise_page, size, seed) for seed, (name, (_, size, _)) in enumerate(CASES.items())}
-    requests = [build_request(images[name], mode=mode, prune=prune, prompt=PROMPT)
-                for name, (mode, _, prune) in CASES.items()]
+    requests = [
+        build_request(images[name], mode=mode, prune=prune, prompt=PROMPT)
+        for name, (mode, _, prune) in CASES.items()
+    ]
     params = SamplingParams(temperature=0.0, max_tokens=STEPS, logprobs=1024)
     outs = dict(zip(CASES, v1_llm.generate(requests, params, use_tqdm=False), strict=True))
-    hf = {name: HfPage(hf_v1, mode, images[name], effective_prune(prune)) for name, (mode, _, prune) in CASES.items()}
+    hf = {
+        name: HfPage(hf_v1, mode, images[name], effective_prune(prune))
+        for name, (mode, _, prune) in CASES.items()
+    }
     return outs, hf, images
 
 
@@ -94,7 +102,10 @@ def test_vllm_keeps_the_planned_count_and_the_transformers_engines_tokens(both, 
     out, page = outs[name], hf[name]
     n_visual, n_kept = visual_token_counts(*size, mode, prune, image=images[name])
     assert page.pruned[0].n_visual == n_visual and page.pruned[0].n_kept == n_kept
-    assert page.pages[0].layout.protected[page.pruned[0].kept_index].sum() == page.pages[0].layout.protected.sum()
+    assert (
+        page.pages[0].layout.protected[page.pruned[0].kept_index].sum()
+        == page.pages[0].layout.protected.sum()
+    )
     if prune.method != "none":
         assert n_kept < n_visual
     assert len(out.prompt_token_ids) == page.engine.build_prompts(page.pruned).lengths[0]
