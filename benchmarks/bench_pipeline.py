@@ -41,9 +41,9 @@ def bench_plain_render(blobs: list[bytes], dpi: int, fmt: str = "png") -> tuple[
 def bench_render_stage(folder: Path, cfg) -> float:
     import pyarrow as pa
 
-    from pipeline.run import run_stamp
-    from pipeline.stages import RenderStage
-    from pipeline.storage import list_documents
+    from pipeline.driver.run import run_stamp
+    from pipeline.stages.render import RenderStage
+    from pipeline.store.listing import list_documents
 
     docs = list_documents(str(folder), cfg.storage)
     stage = RenderStage(cfg, run_stamp(cfg))
@@ -61,8 +61,8 @@ def bench_bare_ocr(pngs: list[bytes], cfg) -> tuple[float, float]:
     import torch
     from PIL import Image
 
-    from pipeline.ocr import cost_sorted_batches
-    from rtprune.engines.hf import OcrEngine
+    from pipeline.stages.ocr import cost_sorted_batches
+    from rtprune.engines.hf.engine import OcrEngine
 
     # Ray gives an actor as many intra-op threads as its whole CPUs (at least 1): the same for the loop.
     torch.set_num_threads(max(1, int(cfg.pools.ocr_num_cpus)))
@@ -79,10 +79,10 @@ def bench_bare_ocr(pngs: list[bytes], cfg) -> tuple[float, float]:
 def bench_pipeline(cfg) -> tuple[float, float, float]:
     """(pages/s over the whole run incl. actor start and model load, pages/s after the first output batch:
     the steady state a long run sees). Same streaming + commit path as run_pipeline."""
-    from pipeline.commit import Committer
-    from pipeline.output import Output
-    from pipeline.pricing import load_pricing
-    from pipeline.run import build_dataset, engine_config_hash, plan, run_stamp
+    from pipeline.cost.pricing import load_pricing
+    from pipeline.driver.commit import Committer
+    from pipeline.driver.run import build_dataset, engine_config_hash, plan, run_stamp
+    from pipeline.store.output import Output
 
     out = Output.open(cfg.output, cfg.storage)
     todo, _, seq = plan(cfg, out)

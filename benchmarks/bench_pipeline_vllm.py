@@ -61,7 +61,7 @@ def rendered_pages(blobs: list[bytes], dpi: int) -> list:
 def bench_bare_vllm(images: list, cfg) -> tuple[float, float]:
     """(pages/s, engine busy s/page): every page its own request to one warm engine, at most max_num_seqs
     in flight (what one pipeline actor does), finish times taken as pages complete."""
-    from pipeline.ocr_vllm import EngineMeter, build_vllm_engine
+    from pipeline.stages.ocr_vllm import EngineMeter, build_vllm_engine
 
     engine = build_vllm_engine(cfg.engine, cfg.pools)
     try:
@@ -85,10 +85,10 @@ def bench_bare_vllm(images: list, cfg) -> tuple[float, float]:
 def bench_pipeline(cfg) -> tuple[float, float]:
     """(pages/s from the first to the last OCR output batch at the driver, engine s/page); the same
     streaming + commit path as run_pipeline."""
-    from pipeline.commit import Committer
-    from pipeline.output import Output
-    from pipeline.pricing import load_pricing
-    from pipeline.run import build_dataset, engine_config_hash, plan, run_stamp
+    from pipeline.cost.pricing import load_pricing
+    from pipeline.driver.commit import Committer
+    from pipeline.driver.run import build_dataset, engine_config_hash, plan, run_stamp
+    from pipeline.store.output import Output
 
     out = Output.open(cfg.output, cfg.storage)
     todo, _, seq = plan(cfg, out)
@@ -154,7 +154,7 @@ def main() -> None:
     import ray
 
     from pipeline.samples import sample_pdf_bytes
-    from rtprune.vllm_plugin.fixture import prepare_model_dir
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-vllm-"))
     folder = prepare_model_dir(FIXTURE, tmp / "model")

@@ -109,9 +109,9 @@ def _committed_at(seq: int) -> str:
 
 def write_index(out: Path, history: int, engine_hash: str):
     """The index the first compaction of write_ledger's ledger would produce, written directly."""
-    from pipeline.compaction import fold_table
-    from pipeline.index import INDEX_SCHEMA
-    from pipeline.output import Output
+    from pipeline.store.compaction import fold_table
+    from pipeline.store.index import INDEX_SCHEMA
+    from pipeline.store.output import Output
 
     ids = [hashlib.sha256(f"s3://{BUCKET}/{_key(i)}".encode()).hexdigest()[:16] for i in range(history)]
     table = pa.table(
@@ -185,8 +185,8 @@ def _report_memory(every_s: float = 10.0) -> None:
 
 def measure(mode: str, manifest: Path, out: Path) -> dict:
     """One measurement in this (fresh) process: wall seconds, driver peak RSS, result counts."""
-    from pipeline.output import Output
-    from pipeline.run import engine_config_hash
+    from pipeline.driver.run import engine_config_hash
+    from pipeline.store.output import Output
 
     if mode == "new":
         _ray()
@@ -196,8 +196,8 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
     _report_memory()
     t0 = time.perf_counter()
     if mode == "new":
-        from pipeline.plan import plan_run
-        from pipeline.run import todo_dataset
+        from pipeline.driver.run import todo_dataset
+        from pipeline.store.plan import plan_run
 
         plan = plan_run(cfg, Output.open(str(out)), key, read_only=True)
         ds = todo_dataset(plan)
@@ -205,8 +205,8 @@ def measure(mode: str, manifest: Path, out: Path) -> dict:
         plan.cleanup()
     else:
         from benchmarks.legacy_plan import legacy_plan
-        from pipeline.inventory import inventory_rows
-        from pipeline.storage import DocRef
+        from pipeline.store.inventory import inventory_rows
+        from pipeline.store.listing import DocRef
 
         opts = {
             "read_options": pacsv.ReadOptions(
@@ -255,9 +255,9 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, Path(args.manifest), Path(args.out))))
         return
-    from pipeline.compaction import compact
-    from pipeline.output import Output
-    from pipeline.run import engine_config_hash
+    from pipeline.driver.run import engine_config_hash
+    from pipeline.store.compaction import compact
+    from pipeline.store.output import Output
 
     work = Path(args.workdir)
     out = work / "out"

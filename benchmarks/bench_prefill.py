@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 
 from rtprune.api import PruneConfig
-from rtprune.engines.hf import OcrEngine
-from rtprune.engines.hf_batch import PrunedPage
-from rtprune.engines.types import EngineConfig
-from rtprune.models.loader import resolve_device, resolve_dtype
+from rtprune.engines.contract import EngineConfig
+from rtprune.engines.hf.batch import PrunedPage
+from rtprune.engines.hf.engine import OcrEngine
+from rtprune.engines.hf.loader import resolve_device, resolve_dtype
 
 A4_PX = (1654, 2339)  # A4 at 200 dpi: v1 Large 400 tokens (+20 newlines, 1 separator); v2 6 tiles
 

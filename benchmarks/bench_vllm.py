@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from rtprune.api import PruneConfig
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
 
 _REPO = Path(__file__).resolve().parents[1]
 # <repo>/../shared beside a checkout; a git worktree one level deeper sees it at <repo>/../../shared.
@@ -59,7 +59,7 @@ def output_lengths(n: int, low: int, high: int, seed: int) -> list[int]:
 def model_folder(args: argparse.Namespace, root: Path) -> Path:
     """The fixture as a vLLM-loadable folder, or (--real-size) v1's real config with a tokenizer and no
     weights (vLLM loads it with load_format="dummy")."""
-    from rtprune.vllm_plugin.fixture import prepare_model_dir, save_tokenizer
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir, save_tokenizer
 
     if not args.real_size:
         return prepare_model_dir(Path(args.fixture), root / "fixture")
@@ -77,9 +77,9 @@ def model_folder(args: argparse.Namespace, root: Path) -> Path:
 def hf_engine(args: argparse.Namespace, folder: Path, config: EngineConfig) -> Any:
     from transformers import AutoTokenizer
 
-    from rtprune.engines.hf import OcrEngine
+    from rtprune.engines.hf.engine import OcrEngine
+    from rtprune.engines.hf.loader import resolve_device, resolve_dtype
     from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
-    from rtprune.models.loader import resolve_device, resolve_dtype
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
@@ -130,7 +130,7 @@ def hf_batch(engine: Any, images: list, lengths: list[int], prune: PruneConfig) 
     from transformers import GenerationConfig
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    from rtprune.vllm_plugin import effective_prune
+    from rtprune.engines.vllm.plugin import effective_prune
 
     pages = engine.prepare(images)
     features, _ = engine.encode(pages)
@@ -166,7 +166,7 @@ def run_hf(engine: Any, images: list, lengths: list[int], batch_size: int, prune
 
 
 def run_vllm(engine: Any, images: list, lengths: list[int], prune: PruneConfig) -> dict:
-    from rtprune.engines.vllm_pages import PageError
+    from rtprune.engines.vllm.pages import PageError
 
     start = time.perf_counter()
     results = engine.ocr_settled(images, prune=prune, max_new_tokens=lengths, ignore_eos=True)
@@ -263,8 +263,8 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     from benchmarks.bench_prefill import synthetic_page
-    from rtprune.engines.vllm import VllmEngine
-    from rtprune.engines.vllm_settings import VllmSettings
+    from rtprune.engines.vllm.engine import VllmEngine
+    from rtprune.engines.vllm.settings import VllmSettings
 
     images = [synthetic_page(PAGE_PX, seed=args.seed + i) for i in range(args.pages)]
     lengths = output_lengths(args.pages, args.min_tokens, args.max_tokens, args.seed)

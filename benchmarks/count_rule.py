@@ -47,10 +47,10 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from rtprune.engines.hf import OcrEngine
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
+    from rtprune.engines.hf.engine import OcrEngine
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir
     from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
-    from rtprune.vllm_plugin.fixture import prepare_model_dir
 
     folder = prepare_model_dir(args.fixture, tempfile.mkdtemp())
     prompt = "<image>\nFree OCR."

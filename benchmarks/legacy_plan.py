@@ -5,9 +5,10 @@ every ledger record read one object at a time, the difference taken in a Python 
 from __future__ import annotations
 
 from pipeline.config import PipelineConfig, StorageConfig
-from pipeline.output import Output, clean_orphans, committed_documents, read_ledger
 from pipeline.redact import loggable_name, source_name
-from pipeline.storage import DocRef, _doc_ref, _is_pdf, _manifest_ref, filesystem
+from pipeline.store.fs import filesystem
+from pipeline.store.listing import DocRef, doc_ref, is_pdf, manifest_ref
+from pipeline.store.output import Output, clean_orphans, committed_documents, read_ledger
 
 
 def _read_manifest(uri: str, storage: StorageConfig) -> list[str]:
@@ -18,19 +19,19 @@ def _read_manifest(uri: str, storage: StorageConfig) -> list[str]:
 
 def legacy_list_documents(input_uri: str, storage: StorageConfig) -> list[DocRef]:
     if input_uri.lower().endswith((".txt", ".lst", ".manifest")):
-        refs = [_manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
+        refs = [manifest_ref(entry, storage) for entry in _read_manifest(input_uri, storage)]
         return sorted(refs, key=lambda r: r.source_uri)
     fs, path = filesystem(input_uri, storage)
     if any(ch in path for ch in "*?["):
         found = fs.glob(path, detail=True)
     elif fs.isdir(path):
-        found = {p: i for p, i in fs.find(path, detail=True).items() if _is_pdf(p)}
+        found = {p: i for p, i in fs.find(path, detail=True).items() if is_pdf(p)}
     elif fs.exists(path):
         found = {path: fs.info(path)}
     else:
         raise FileNotFoundError(f"input not found: {loggable_name(source_name(input_uri))}")
     files = {p: i for p, i in found.items() if i.get("type") != "directory"}
-    return sorted((_doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
+    return sorted((doc_ref(fs, p, info=i) for p, i in files.items()), key=lambda r: r.source_uri)
 
 
 def legacy_plan(

@@ -163,8 +163,8 @@ def run(pages: int, pages_per_doc: int, interval_s: float, workdir: Path) -> dic
     import ray
     from ray.data import DataContext
 
-    from pipeline.output import read_committed
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed
 
     docs = write_corpus(workdir / "in", pages, pages_per_doc)
     ray.init(

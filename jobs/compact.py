@@ -25,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         help="close the open markers of runs idle this long (default 3600)",
     )
     args = parser.parse_args(argv)
-    from pipeline.compaction import compact
     from pipeline.config import PlanConfig, StorageConfig
-    from pipeline.index import open_runs
-    from pipeline.output import Output
     from pipeline.redact import describe_error
+    from pipeline.store.compaction import compact
+    from pipeline.store.index import open_runs
+    from pipeline.store.output import Output
 
     job = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
     storage = StorageConfig.model_validate(job.get("storage", {}))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.report import (
+from pipeline.cost.report import (
     CostTable,
     ReportError,
     build_tables,
@@ -35,7 +35,7 @@ from pipeline.report import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pipeline.pricing import Pricing
+    from pipeline.cost.pricing import Pricing
     from pipeline.summary import RunSummary
 
 CHART_NAME = "cost_report.png"
@@ -222,7 +222,7 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
 
 def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary]) -> list[CostTable]:
     """Build, print and write the report for already-read pages and summaries."""
-    from pipeline.pricing import load_pricing
+    from pipeline.cost.pricing import load_pricing
 
     pricing = load_pricing(config.pricing) if config.pricing else None
     tables = build_tables(pages, summaries, parse_dimensions(config.by), pricing)
@@ -255,7 +255,7 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     # The readers pull in fsspec/s3fs: import them only when a report is actually run.
-    from pipeline.output import read_committed, read_summaries
+    from pipeline.store.output import read_committed, read_summaries
 
     # Every committed row, superseded versions included: a document re-done after it changed was paid
     # for twice, and the runs that did it really cost that.

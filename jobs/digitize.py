@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipeline.config import PipelineConfig
-from pipeline.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
+from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
 from pipeline.redact import redact_text
 from pipeline.summary import RunSummary
 
@@ -123,7 +123,7 @@ def human_summary(s: RunSummary, output: str) -> str:
         f"in {s.wall_s:.1f} s\n"
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
-        f"output: {output}/pages/{s.run_id}/ (read with pipeline.output.read_committed), "
+        f"output: {output}/pages/{s.run_id}/ (read with pipeline.store.output.read_committed), "
         f"summary: {output}/runs/{s.run_id}/summary.json"
     )
 
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         # ledger compares, so a second run would redo everything.
         write_samples(cfg.input, documents=6)
     _init_ray(cfg, args.local_cpus, args.local_gpus)
-    from pipeline.output import Output
+    from pipeline.driver.run import plan_only, run_pipeline
     from pipeline.redact import describe_error
-    from pipeline.run import plan_only, run_pipeline
+    from pipeline.store.output import Output
 
     handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:

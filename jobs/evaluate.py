@@ -78,7 +78,7 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.pricing import load_pricing
+    from pipeline.cost.pricing import load_pricing
     from rtprune.evaluation.pilot import EvaluateConfig, run_evaluation
 
     config = EvaluateConfig.model_validate(config_dict(parse_args(argv)))

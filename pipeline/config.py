@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from rtprune.engines.types import EngineConfig
-from rtprune.engines.vllm_settings import VllmSettings
+from rtprune.engines.contract import EngineConfig
+from rtprune.engines.vllm.settings import VllmSettings
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -37,7 +37,7 @@ class StorageConfig(BaseModel):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=60.0, gt=0)
     # botocore's attempts per call (throttling, 5xx, timeouts; with backoff) and s3fs's loop around them
-    # (set on the filesystem by pipeline.storage.filesystem: s3fs takes it as an attribute, not an option).
+    # (set on the filesystem by pipeline.store.fs.filesystem: s3fs takes it as an attribute, not an option).
     attempts: int = Field(default=5, ge=1)
     s3fs_retries: int = Field(default=2, ge=1)
 
@@ -126,11 +126,11 @@ class PoolConfig(BaseModel):
     ocr_sub_batch_size: int = Field(default=8, ge=1)
 
     # --- the vLLM engine (engine.backend=vllm): one async engine per actor, pages from many batches in it.
-    # The engine's serving settings, per actor (rtprune/engines/vllm_settings.py says what each trades
+    # The engine's serving settings, per actor (rtprune/engines/vllm/settings.py says what each trades
     # off). max_num_seqs is also how many pages the actor keeps in its engine at once: more keeps decode
     # steps full (throughput) until the KV cache is the limit, and holds more pages' memory. The stage
     # never submits more than that, since a page queued inside the engine would be charged busy seconds it
-    # does not use (pipeline/cost_sharing.py). gpu_memory_utilization: vLLM's share of the GPU; too high
+    # does not use (pipeline/stages/gpu_share.py). gpu_memory_utilization: vLLM's share of the GPU; too high
     # for the model fails the actor at start (vLLM profiles memory then), not mid-run. On CPU, set
     # kv_cache_gib.
     ocr_vllm: VllmSettings = Field(default_factory=VllmSettings)

@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from pipeline.pricing import load_pricing
+from pipeline.cost.pricing import load_pricing
 from pipeline.schema import PAGES_SCHEMA
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
 
 
 def test_default_pricing_rates_follow_node_prices():

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rtprune.api import PruneConfig
-from rtprune.engines.hf import OcrEngine
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
+from rtprune.engines.hf.engine import OcrEngine
 
 SIZES = [(500, 400), (1000, 500)]  # v2: 257 and 545 visual tokens; v1 gundam: 273 and 483 (crops)
 MAX_NEW = 12
@@ -225,7 +225,7 @@ def test_a_backend_built_for_another_prompt_is_refused(tiny_v2):
 
 
 def test_collapse_keeps_one_newline_per_run_of_fully_pruned_rows():
-    from rtprune.engines.hf_batch import collapse_newlines
+    from rtprune.engines.hf.batch import collapse_newlines
 
     # 3 rows of 2 tokens + newline: [a b \n][c d \n][e f \n]; row 2 fully pruned, row 3 keeps only f.
     newline = torch.tensor([0, 0, 1, 0, 0, 1, 0, 0, 1], dtype=torch.bool)
@@ -237,7 +237,7 @@ def test_collapse_keeps_one_newline_per_run_of_fully_pruned_rows():
 
 
 def test_prompt_positions_and_left_padding():
-    from rtprune.engines.hf_batch import left_pad, prompt_with_positions, split_shares
+    from rtprune.engines.hf.batch import left_pad, prompt_with_positions, split_shares
 
     full = [0, 9, 9, 9, 9, 5, 6]  # BOS, 4 image placeholders (id 9), 2 text tokens
     ids, original = prompt_with_positions(full, 9, torch.tensor([1, 3]), "original")

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from rtprune import PruneConfig, prune, prune_batch
-from rtprune.engines.hf import OcrEngine
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
+from rtprune.engines.hf.engine import OcrEngine
 
 pytestmark = [
     pytest.mark.gpu,

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.output import Output
+from pipeline.store.output import Output
 
 STATE_DIR = "_export"
 _STATE_SCHEMA = pa.schema(

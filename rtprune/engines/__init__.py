@@ -1,8 +1,8 @@
 """OCR engines: pages in, text and per-page usage out, with RTPrune at prefill.
 
-- ``hf``: transformers ``generate`` on static, left-padded batches (``rtprune.engines.hf``).
+- ``hf``: transformers ``generate`` on static, left-padded batches (``rtprune.engines.hf.engine``).
 - ``vllm``: vLLM with continuous batching and a paged KV cache; pruning runs inside the model through this
-  project's vLLM plugin (``rtprune.engines.vllm``).
+  project's vLLM plugin (``rtprune.engines.vllm.engine``).
 
 ``EngineConfig.backend`` picks one; ``create_engine`` builds it. Both engines are imported lazily, so a
 driver that only reads the config loads neither transformers nor vLLM.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from rtprune.engines.types import EngineConfig, FinishReason, PageResult, PageUsage
+from rtprune.engines.contract import EngineConfig, FinishReason, PageResult, PageUsage
 
 __all__ = ["EngineConfig", "FinishReason", "PageResult", "PageUsage", "create_engine", "resolve_backend"]
 
@@ -32,9 +32,9 @@ def resolve_backend(config: EngineConfig) -> str:
 def create_engine(config: EngineConfig) -> Any:
     """The engine `config.backend` names, loaded and ready (model weights included)."""
     if resolve_backend(config) == "vllm":
-        from rtprune.engines.vllm import VllmEngine
+        from rtprune.engines.vllm.engine import VllmEngine
 
         return VllmEngine(config)
-    from rtprune.engines.hf import OcrEngine
+    from rtprune.engines.hf.engine import OcrEngine
 
     return OcrEngine(config)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rtprune.api import PruneConfig
-from rtprune.engines.types import EngineConfig, PageResult
+from rtprune.engines.contract import EngineConfig, PageResult
 from rtprune.evaluation.sweep import UNPRUNED, SettingsRunner
 
 
@@ -20,7 +20,7 @@ class EngineSettingsRunner:
     """A SettingsRunner over one loaded OcrEngine."""
 
     def __init__(self, engine_config: EngineConfig, engine: Any | None = None) -> None:
-        from rtprune.engines.hf import OcrEngine
+        from rtprune.engines.hf.engine import OcrEngine
 
         self.engine = (
             engine if engine is not None else OcrEngine(engine_config.model_copy(update={"prune": UNPRUNED}))

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
 from rtprune.evaluation.datasets import PageSample, load_omnidocbench, load_pdf_sample
 from rtprune.evaluation.report import markdown_table, plot_tradeoff, write_csv
 from rtprune.evaluation.sweep import (

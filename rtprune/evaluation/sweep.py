@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from rtprune.api import PruneConfig
-from rtprune.engines.types import PageResult
+from rtprune.engines.contract import PageResult
 from rtprune.evaluation.datasets import EvalPage
 from rtprune.evaluation.metrics import page_ned
 

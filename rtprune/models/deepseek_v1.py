@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from rtprune.models.base import PreparedPage, TokenLayout
+from rtprune.deepseek.layout import TokenLayout
+from rtprune.deepseek.v1_preprocess import count_tokens, mode_spec, prepare_views, token_layout
+from rtprune.models.base import PreparedPage
 from rtprune.models.v1_config import (
     V1LoadError,
     load_v1_model,
@@ -21,7 +23,6 @@ from rtprune.models.v1_config import (
     save_v1_checkpoint,
     unlimited_config_from_v1,
 )
-from rtprune.models.v1_preprocess import count_tokens, mode_spec, prepare_views, token_layout
 
 DEFAULT_PROMPT = "<image>\n<|grounding|>Convert the document to markdown."
 IMAGE_TAG = "<image>"

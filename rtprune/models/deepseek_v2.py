@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from rtprune.models.base import PreparedPage, TokenLayout
+from rtprune.deepseek.layout import TokenLayout
+from rtprune.models.base import PreparedPage
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from rtprune.api import PruneConfig
-from rtprune.engines.types import PageResult, PageUsage
+from rtprune.engines.contract import PageResult, PageUsage
 from rtprune.evaluation.datasets import EvalPage
 from rtprune.evaluation.sweep import (
     UNPRUNED,

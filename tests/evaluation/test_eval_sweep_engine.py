@@ -8,8 +8,8 @@ import pytest
 from evaluation_fixtures import write_born_digital_pdfs
 
 from jobs.evaluate import main
-from pipeline.pricing import load_pricing
-from rtprune.engines.types import EngineConfig
+from pipeline.cost.pricing import load_pricing
+from rtprune.engines.contract import EngineConfig
 from rtprune.evaluation.datasets import load_pdf_sample
 from rtprune.evaluation.report import read_csv
 from rtprune.evaluation.sweep import UNPRUNED, recommend, supports_dynamic

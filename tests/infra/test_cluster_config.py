@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.pricing import load_pricing
+from pipeline.cost.pricing import load_pricing
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_YAML = ROOT / "infra" / "cluster" / "aws.yaml"

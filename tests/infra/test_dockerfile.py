@@ -65,7 +65,7 @@ def test_the_vllm_plugin_is_an_entry_point_so_the_install_registers_it_in_every_
             p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
         }
     assert (
-        "import vllm, rtprune.vllm_plugin" in DOCKERFILE
+        "import vllm, rtprune.engines.vllm.plugin" in DOCKERFILE
     )  # the build fails if vLLM or the plugin cannot load
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rtprune.engines.types import EngineConfig
+from rtprune.engines.contract import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

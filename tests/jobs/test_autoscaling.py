@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.pricing import load_pricing
-from pipeline.report import build_tables
+from pipeline.cost.pricing import load_pricing
+from pipeline.cost.report import build_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_NODE_TYPE, CPU_NODE_TYPE = "ray.worker.gpu", "ray.worker.cpu"
@@ -82,7 +82,7 @@ def test_gpu_workers_scale_from_zero_for_a_gpu_actor_stage_and_back(tmp_path):
 @pytest.mark.slow
 @pytest.mark.ray
 def test_the_digitize_pipeline_scales_gpu_workers_from_zero_and_back(tmp_path):
-    for module in ("pipeline.run", "rtprune.engines.hf"):
+    for module in ("pipeline.driver.run", "rtprune.engines.hf.engine"):
         pytest.importorskip(module, reason="the pipeline and engine are not merged yet")
     r = _run_scenario(tmp_path, "pipeline")
     # Every page of the generated PDFs committed as text, by OCR actors that only a GPU node could host.
@@ -345,9 +345,9 @@ def run_digitize(work_dir: Path) -> dict:
     """The real pipeline (render actors, OCR actors with the tiny random model on a logical GPU, commit,
     run summary) on generated PDFs, then the cost report's numbers for that output."""
     from pipeline.config import PipelineConfig
-    from pipeline.output import read_committed, read_summaries
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
     from pipeline.samples import write_samples
+    from pipeline.store.output import read_committed, read_summaries
 
     counts = write_samples(work_dir / "in", documents=4)
     cfg = PipelineConfig.model_validate(

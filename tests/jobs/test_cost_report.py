@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from jobs.cost_report import CHART_NAME, MARKDOWN_NAME, CostReportConfig, parse_args, report
-from pipeline.pricing import DEFAULT_PRICING_PATH, Pricing, load_pricing
-from pipeline.report import ReportError, build_tables, parse_dimensions
+from pipeline.cost.pricing import DEFAULT_PRICING_PATH, Pricing, load_pricing
+from pipeline.cost.report import ReportError, build_tables, parse_dimensions
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.summary import RunSummary
 
@@ -305,8 +305,8 @@ def test_cli_pricing_file_reprices(corpus, tmp_path):
 def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
     """Two runs written through the pipeline's own commit protocol and run summaries; the second re-does
     a changed document. The report reads them back with the pipeline's readers."""
-    output = pytest.importorskip("pipeline.output", reason="pipeline/output.py not merged yet")
-    accounting = pytest.importorskip("pipeline.accounting")
+    output = pytest.importorskip("pipeline.store.output", reason="pipeline/store/output.py not merged yet")
+    accounting = pytest.importorskip("pipeline.cost.accounting")
     from jobs.cost_report import main
 
     out = output.Output.open(str(tmp_path / "out"))
@@ -354,7 +354,7 @@ def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
 
 
 def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
-    output = pytest.importorskip("pipeline.output", reason="pipeline/output.py not merged yet")
+    output = pytest.importorskip("pipeline.store.output", reason="pipeline/store/output.py not merged yet")
     from jobs.cost_report import main
 
     _, summary = _run("r1", "2025-11-03T01:00:00Z", 2, 0)

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 
 from jobs.cost_report import MARKDOWN_NAME, TREND_CHART_NAME, main
-from pipeline.output import Output, commit_part, write_summary
-from pipeline.report import ReportError, build_trend
-from pipeline.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.cost.report import ReportError, build_trend
+from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.store.output import Output, commit_part, write_summary
 from pipeline.summary import RunSummary
 
 # (run_id, started_at, ok pages, failed pages, $ per ok page, fully loaded $). A failed page costs $0.001.

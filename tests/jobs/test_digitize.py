@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from pipeline.config import PipelineConfig
-from pipeline.output import read_committed, read_summaries
 from pipeline.samples import sample_pdf_bytes
+from pipeline.store.output import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
@@ -60,7 +60,7 @@ def _pages(table) -> Counter:
 
 
 def test_second_run_processes_only_new_and_changed_documents(local_ray, tmp_path):
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     _write(tmp_path, "a.pdf", 1)
     _write(tmp_path, "b.pdf", 2)
@@ -101,7 +101,7 @@ def _session(p: psutil.Process) -> int:
 
 
 def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray, tmp_path):
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     pages = {f"d{i:02d}.pdf": 1 + i % 2 for i in range(6)}
     for i, (name, n) in enumerate(pages.items()):

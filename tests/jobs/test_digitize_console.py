@@ -14,7 +14,7 @@ import yaml
 from pipeline.samples import sample_pdf_bytes
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.run as run_module
+import pipeline.driver.run as run_module
 from pipeline.config import PipelineConfig
-from pipeline.index import load_index, open_runs
-from pipeline.output import Output, read_committed, read_summaries
 from pipeline.samples import sample_pdf_bytes
+from pipeline.store.index import load_index, open_runs
+from pipeline.store.output import Output, read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402

@@ -17,12 +17,12 @@ from pipeline.config import PipelineConfig, StorageConfig
 from pipeline.export import ExportConfig, run_export
 from pipeline.export.records import PAGE_SEPARATOR, document_file_name, page_marker
 from pipeline.export.run import shard_lines
-from pipeline.output import Output, commit_part, read_committed, table_bytes
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.store.output import Output, commit_part, read_committed, table_bytes
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 from reliability.hostile_names import hostile_names  # noqa: E402
@@ -42,7 +42,7 @@ HEALTHY = {"caf\u00e9 menu.pdf": 1, "report.pdf": 2, "deep/it's `odd`.pdf": 3}
 @pytest.fixture(scope="module")
 def digitized(local_ray, tmp_path_factory) -> Path:
     """One run of the real pipeline over three healthy PDFs and a corrupt one; the output folder."""
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     root = tmp_path_factory.mktemp("digitized")
     for i, (name, pages) in enumerate(HEALTHY.items()):

@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rtprune.models.base import PreparedPage, TokenLayout
+from rtprune.deepseek.layout import TokenLayout
+from rtprune.deepseek.v1_preprocess import MODES, count_tokens, crop_grid
+from rtprune.models.base import PreparedPage
 from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend, V1LoadError, save_v1_checkpoint
 from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
-from rtprune.models.v1_preprocess import MODES, count_tokens, crop_grid
 from tests.fixture_pixels import fixture_view
 
 REPO = Path(__file__).resolve().parents[2]

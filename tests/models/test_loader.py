@@ -8,12 +8,12 @@ import logging
 import pytest
 import torch
 
-from rtprune.engines.types import EngineConfig
-from rtprune.models.loader import detect_generation, load_backend, resolve_dtype
+from rtprune.engines.contract import EngineConfig
+from rtprune.engines.hf.loader import detect_generation, load_backend, resolve_dtype
 
 
 def test_tiny_random_v2_is_built_in_code_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="rtprune.models.loader"):
+    with caplog.at_level(logging.WARNING, logger="rtprune.engines.hf.loader"):
         backend = load_backend(EngineConfig(model="tiny-random-v2", device="cpu"))
     assert type(backend).__name__ == "DeepseekOcr2Backend" and backend.model_id == "tiny-random-v2"
     assert next(backend.model.parameters()).dtype == torch.float32

@@ -2,7 +2,7 @@ import copy
 
 import torch
 
-from rtprune.models.repetition import RepetitionGuard, repeats_in_window, whitelist_ids
+from rtprune.deepseek.repetition import RepetitionGuard, repeats_in_window, whitelist_ids
 from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
 
 

@@ -1,10 +1,10 @@
 import pyarrow as pa
 import pytest
 
-from pipeline.accounting import NodeState, RunInfo, node_seconds, node_type_of, price_pages, summarize
-from pipeline.commit import SUMMARY_COLUMNS
-from pipeline.pricing import load_pricing
-from pipeline.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.cost.accounting import NodeState, RunInfo, node_seconds, node_type_of, price_pages, summarize
+from pipeline.cost.pricing import load_pricing
+from pipeline.driver.commit import SUMMARY_COLUMNS
+from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
 
 PRICING = load_pricing()
 STAMP = RunStamp("r", "m", "tiny", "rtprune", "h")

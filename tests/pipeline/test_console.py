@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.console import (
+from pipeline.driver.console import (
     ConsoleHandler,
     ConsoleProgress,
     DropMessages,
@@ -17,7 +17,7 @@ from pipeline.console import (
     batch_counts,
     configure_ray_data,
 )
-from pipeline.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
 
 STAMP = RunStamp("run-1", "tiny", "tiny", "none", "h")
 

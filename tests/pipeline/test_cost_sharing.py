@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.cost_sharing import PHASES, BusyClock, PhaseWork, busy_seconds, share_intervals, split_phases
+from pipeline.stages.gpu_share import (
+    PHASES,
+    BusyClock,
+    PhaseWork,
+    busy_seconds,
+    share_intervals,
+    split_phases,
+)
 
 
 def test_a_page_alone_pays_its_own_wall_time():

@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 
 from pipeline.config import PipelineConfig
-from pipeline.output import read_committed, read_summaries
 from pipeline.samples import noisy_pdf_bytes, sample_pdf_bytes
+from pipeline.store.output import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 
@@ -64,7 +64,7 @@ def run_result(local_ray, tmp_path_factory):
             },
         }
     )
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     summary = run_pipeline(cfg)
     return summary, read_committed(str(root / "out")).to_pylist(), read_summaries(str(root / "out"))

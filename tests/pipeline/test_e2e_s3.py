@@ -9,7 +9,6 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.config import PipelineConfig
-from pipeline.output import read_committed, read_summaries
 from pipeline.samples import (
     corrupt_pdf_bytes,
     empty_pdf_bytes,
@@ -18,9 +17,10 @@ from pipeline.samples import (
     sample_pdf_bytes,
 )
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.store.output import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 
@@ -66,7 +66,7 @@ def run_result(local_ray, s3_server):
             },
         }
     )
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     logger = logging.getLogger("pipeline")
     records: list[str] = []
@@ -133,7 +133,7 @@ def test_no_credential_in_outputs_summary_or_logs(run_result, s3_server, local_r
 
 
 def test_missing_bucket_stops_the_job(run_result, s3_server):
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     cfg = run_result[0]
     with pytest.raises(FileNotFoundError, match="output bucket not found: s3://no-such-bucket"):

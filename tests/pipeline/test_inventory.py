@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import PipelineConfig
-from pipeline.output import Output, commit_part
-from pipeline.plan import plan_run
-from pipeline.storage import doc_id_for
+from pipeline.store.listing import doc_id_for
+from pipeline.store.output import Output, commit_part
+from pipeline.store.plan import plan_run
 
 pytestmark = pytest.mark.ray
 
@@ -63,7 +63,7 @@ def _parquet_files(folder):
 
 
 def _commit_first_ten(out: Output) -> None:
-    from pipeline.index import mark_open
+    from pipeline.store.index import mark_open
 
     docs = [
         {

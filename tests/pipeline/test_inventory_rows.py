@@ -13,10 +13,9 @@ from urllib.parse import quote_plus, unquote_plus
 import pyarrow as pa
 import pytest
 
-from pipeline.inventory import inventory_rows
-from pipeline.listing import DOC_SCHEMA
 from pipeline.redact import source_name
-from pipeline.storage import content_hash_of
+from pipeline.store.inventory import inventory_rows
+from pipeline.store.listing import DOC_SCHEMA, content_hash_of
 
 
 def reference_rows(

@@ -1,6 +1,6 @@
 """The batch-failure policy of the OCR step, on plain callables (the helper is generic over fn)."""
 
-from pipeline.ocr import cost_sorted_batches, run_resilient
+from pipeline.stages.ocr import cost_sorted_batches, run_resilient
 
 
 class FakeOOM(Exception):

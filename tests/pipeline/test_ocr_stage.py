@@ -7,13 +7,13 @@ import functools
 import pytest
 
 from pipeline.config import PagePolicy, RenderConfig
-from pipeline.ocr import ocr_pages
-from pipeline.render import render_pdf
-from pipeline.rows import RunStamp, mark_error, new_row
 from pipeline.samples import sample_pdf_bytes
+from pipeline.stages.ocr import ocr_pages
+from pipeline.stages.rasterizer import render_pdf
+from pipeline.stages.rows import RunStamp, mark_error, new_row
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
 
@@ -23,8 +23,8 @@ ONE_ATTEMPT = PagePolicy(**PAGE_POLICY_ONE_ATTEMPT)  # retries are test_page_pol
 
 @pytest.fixture(scope="module")
 def engine():
-    from rtprune.engines.hf import OcrEngine
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
+    from rtprune.engines.hf.engine import OcrEngine
 
     return OcrEngine(EngineConfig(**ENGINE_OVERRIDES))
 

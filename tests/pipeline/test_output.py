@@ -4,9 +4,11 @@ import time
 import pyarrow.compute as pc
 import pytest
 
-from pipeline.accounting import price_pages
-from pipeline.commit import Committer
-from pipeline.output import (
+from pipeline.cost.accounting import price_pages
+from pipeline.cost.pricing import load_pricing
+from pipeline.driver.commit import Committer
+from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.store.output import (
     Output,
     clean_orphans,
     commit_part,
@@ -14,8 +16,6 @@ from pipeline.output import (
     read_committed,
     read_ledger,
 )
-from pipeline.pricing import load_pricing
-from pipeline.rows import RunStamp, mark_error, new_row, to_table
 
 PRICING = load_pricing()
 

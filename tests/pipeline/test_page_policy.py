@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import PagePolicy, RenderConfig
-from pipeline.ocr import ocr_pages
-from pipeline.recovery import retry_plan
-from pipeline.render import decode_page, render_pdf
-from pipeline.rows import RunStamp, new_row
 from pipeline.samples import noisy_pdf_bytes, sample_pdf_bytes
+from pipeline.stages.ocr import ocr_pages
+from pipeline.stages.page_policy import retry_plan
+from pipeline.stages.rasterizer import decode_page, render_pdf
+from pipeline.stages.rows import RunStamp, new_row
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES  # noqa: E402
 
@@ -34,8 +34,8 @@ USAGE = (
 @pytest.fixture(scope="module")
 def engine():
     """A 2-gram repetition guard: the random model's pages end in `repetition`, pruned or not."""
-    from rtprune.engines.hf import OcrEngine
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
+    from rtprune.engines.hf.engine import OcrEngine
 
     return OcrEngine(
         EngineConfig(

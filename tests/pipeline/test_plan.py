@@ -13,16 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.accounting import price_pages
-from pipeline.commit import Committer
-from pipeline.compaction import compact
 from pipeline.config import PipelineConfig
-from pipeline.index import bucket_ids, load_index, mark_open, open_runs, pending_records, read_bucket
-from pipeline.output import Output, commit_part, read_committed
-from pipeline.plan import plan_run
-from pipeline.pricing import load_pricing
-from pipeline.rows import RunStamp, new_row, to_table
-from pipeline.storage import content_hash_of, doc_id_for, list_documents
+from pipeline.cost.accounting import price_pages
+from pipeline.cost.pricing import load_pricing
+from pipeline.driver.commit import Committer
+from pipeline.stages.rows import RunStamp, new_row, to_table
+from pipeline.store.compaction import compact
+from pipeline.store.index import bucket_ids, load_index, mark_open, open_runs, pending_records, read_bucket
+from pipeline.store.listing import content_hash_of, doc_id_for, list_documents
+from pipeline.store.output import Output, commit_part, read_committed
+from pipeline.store.plan import plan_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.legacy_plan import legacy_plan  # noqa: E402
@@ -196,7 +196,7 @@ def test_plan_only_writes_nothing(tmp_path):
 
 def test_uri_list_entries_are_checked_in_parallel(tmp_path):
     """A URI list's metadata requests run on the thread pool (a chunk at a time), not one by one."""
-    from pipeline.listing import iter_documents
+    from pipeline.store.listing import iter_documents
 
     _corpus(tmp_path, 50)
     listing = tmp_path / "list.txt"
@@ -206,7 +206,7 @@ def test_uri_list_entries_are_checked_in_parallel(tmp_path):
     import threading
 
     seen: set[str] = set()
-    import pipeline.listing as listing_mod
+    import pipeline.store.listing as listing_mod
 
     original = listing_mod._manifest_ref
 
@@ -244,7 +244,7 @@ def test_committer_fills_parts_to_the_row_target(tmp_path):
 def test_inventory_rows_name_and_hash_objects_as_a_listing_does(info):
     from datetime import datetime
 
-    from pipeline.inventory import inventory_rows
+    from pipeline.store.inventory import inventory_rows
 
     batch = pa.table(
         {
@@ -267,8 +267,8 @@ def test_inventory_rows_name_and_hash_objects_as_a_listing_does(info):
 
 
 def test_todo_blocks_recut_the_range_files_into_equal_blocks(tmp_path):
-    from pipeline.listing import DOC_SCHEMA
-    from pipeline.plan import Plan, todo_blocks
+    from pipeline.store.listing import DOC_SCHEMA
+    from pipeline.store.plan import Plan, todo_blocks
 
     files = []
     for b, n in enumerate([5, 0, 12, 3]):  # range files of uneven sizes

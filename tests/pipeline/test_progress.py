@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.progress import ProgressCounter, eta_seconds, format_duration, format_failure, format_progress
+from pipeline.driver.progress import (
+    ProgressCounter,
+    eta_seconds,
+    format_duration,
+    format_failure,
+    format_progress,
+)
 
 
 def test_rate_and_eta_follow_the_batches_fed_in():

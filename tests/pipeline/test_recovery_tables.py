@@ -9,14 +9,14 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.accounting import RunInfo, price_pages, summarize
-from pipeline.commit import SUMMARY_COLUMNS, Committer
-from pipeline.output import Output, read_committed
-from pipeline.pricing import load_pricing
-from pipeline.recovery import flag_document, recovery_counts
-from pipeline.report import build_tables
-from pipeline.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.cost.accounting import RunInfo, price_pages, summarize
+from pipeline.cost.pricing import load_pricing
+from pipeline.cost.report import build_tables
+from pipeline.driver.commit import SUMMARY_COLUMNS, Committer
 from pipeline.schema import COLUMN_NAMES, PAGES_SCHEMA
+from pipeline.stages.page_policy import flag_document, recovery_counts
+from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from pipeline.store.output import Output, read_committed
 
 PRICING = load_pricing()
 STAMP = RunStamp("r1", "m", "tiny", "rtprune", "h")

@@ -3,10 +3,6 @@ import time
 import pytest
 
 from pipeline.config import RenderConfig, StorageConfig
-from pipeline.isolation import IsolatedRenderer
-from pipeline.rasterize import render_document
-from pipeline.render import decode_page, page_zoom, render_pdf
-from pipeline.rows import RunStamp
 from pipeline.samples import (
     corrupt_pdf_bytes,
     empty_pdf_bytes,
@@ -15,6 +11,10 @@ from pipeline.samples import (
     pathological_pdf_bytes,
     sample_pdf_bytes,
 )
+from pipeline.stages.isolation import IsolatedRenderer
+from pipeline.stages.rasterizer import decode_page, page_zoom, render_pdf
+from pipeline.stages.render import render_document
+from pipeline.stages.rows import RunStamp
 
 CFG = RenderConfig()
 

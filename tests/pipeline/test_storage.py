@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.config import StorageConfig
-from pipeline.storage import content_hash_of, doc_id_for, list_documents
+from pipeline.store.listing import content_hash_of, doc_id_for, list_documents
 
 
 def test_listing_folder_glob_and_manifest(tmp_path):

@@ -172,7 +172,7 @@ def test_the_pipelines_storage_settings_bound_a_stalled_read(
     from pydantic import SecretStr
 
     from pipeline.config import StorageConfig
-    from pipeline.storage import filesystem
+    from pipeline.store.fs import filesystem
 
     storage = StorageConfig(
         endpoint_url=access.endpoint_url,

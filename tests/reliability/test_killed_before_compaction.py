@@ -21,14 +21,14 @@ import pytest
 import yaml
 
 from pipeline.config import StorageConfig
-from pipeline.index import load_index, open_runs
-from pipeline.output import Output, read_committed
 from pipeline.samples import sample_pdf_bytes
+from pipeline.store.index import load_index, open_runs
+from pipeline.store.output import Output, read_committed
 
 from .fault_proxy import Fault, FaultProxy
 from .s3_server import REGION, MotoS3
 
-pytest.importorskip("rtprune.engines.hf")
+pytest.importorskip("rtprune.engines.hf.engine")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 

@@ -23,8 +23,8 @@ SMALL = (300, 300)  # small pages keep the v2 encoder's CPU time down
 def _run(
     tmp_path: Path, docs: dict[str, bytes], engine: dict[str, Any], page_policy: dict[str, Any] | None = None
 ) -> tuple[dict[str, str], Any]:
-    from pipeline.output import read_committed
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed
 
     uris = write_inputs(tmp_path / "in", docs)
     cfg = pipeline_config(

@@ -52,8 +52,8 @@ def _document_reads(proxy: FaultProxy, bucket: str) -> list[str]:
 
 
 def test_transient_errors_resets_and_stalls_are_retried_and_the_run_completes(env: dict[str, Any]) -> None:
-    from pipeline.output import read_committed
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed
 
     proxy: FaultProxy = env["proxy"]
     proxy.clear(history=True)
@@ -74,7 +74,7 @@ def test_transient_errors_resets_and_stalls_are_retried_and_the_run_completes(en
 
 
 def _run_expecting_failure(cfg: Any) -> tuple[BaseException, float]:
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     start = time.monotonic()
     with pytest.raises(Exception) as info:
@@ -126,8 +126,8 @@ def test_missing_output_bucket_stops_the_run_before_any_document_is_read(env: di
 
 
 def test_missing_manifest_entry_becomes_an_error_row(env: dict[str, Any], tmp_path: Any) -> None:
-    from pipeline.output import read_committed
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed
 
     proxy: FaultProxy = env["proxy"]
     proxy.clear(history=True)

@@ -42,7 +42,7 @@ def _config(bucket: str, storage: dict):
 
 def _fill(client, bucket: str, objects: int, commits: int) -> None:
     """`objects` PDFs under in/, and a ledger of `commits` records covering half of them."""
-    from pipeline.storage import doc_id_for
+    from pipeline.store.listing import doc_id_for
 
     for i in range(objects):
         client.put_object(Bucket=bucket, Key=f"in/d{i:06d}.pdf", Body=b"%PDF-1.4 " + str(i).encode())
@@ -83,9 +83,9 @@ def _counted(proxy: FaultProxy, fn):
 
 
 def _requests(objects: int, commits: int) -> tuple[Counter, Counter]:
-    from pipeline.compaction import compact
-    from pipeline.output import Output
-    from pipeline.plan import plan_run
+    from pipeline.store.compaction import compact
+    from pipeline.store.output import Output
+    from pipeline.store.plan import plan_run
 
     with MotoS3() as moto, FaultProxy(moto.url) as proxy:
         bucket = moto.make_bucket(f"plan-{uuid.uuid4().hex[:8]}")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from pipeline.accounting import price_pages
-from pipeline.compaction import compact
 from pipeline.config import StorageConfig
-from pipeline.index import mark_open
-from pipeline.output import Output, commit_part, read_committed
-from pipeline.pricing import load_pricing
-from pipeline.rows import RunStamp, new_row, to_table
+from pipeline.cost.accounting import price_pages
+from pipeline.cost.pricing import load_pricing
+from pipeline.stages.rows import RunStamp, new_row, to_table
+from pipeline.store.compaction import compact
+from pipeline.store.index import mark_open
+from pipeline.store.output import Output, commit_part, read_committed
 
 from .fault_proxy import FaultProxy
 from .s3_server import REGION, MotoS3

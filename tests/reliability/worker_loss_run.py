@@ -62,7 +62,7 @@ def main(input_dir: str, output_dir: str) -> dict[str, Any]:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
     workers = [cluster.add_node(num_cpus=3, num_gpus=1) for _ in range(2)]
     ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
 
     cfg = pipeline_config(
         input_dir,

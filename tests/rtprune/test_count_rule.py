@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from rtprune.api import PruneConfig, pixel_budget, prune
-from rtprune.models.v1_preprocess import mode_spec, token_layout
+from rtprune.deepseek.v1_preprocess import mode_spec, token_layout
 
 
 def _page(seed: int) -> tuple[torch.Tensor, object, torch.Tensor]:
@@ -52,8 +52,8 @@ def test_fixed_retention_budget_is_the_same_under_both_rules():
 
 def test_engine_keeps_the_newlines_of_pruned_rows_under_the_pixel_rule(tiny_v1, noise_page):
     """The content rule collapses a run of newlines left by pruned rows; the pixel rule keeps each one."""
-    from rtprune.engines.hf import OcrEngine
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
+    from rtprune.engines.hf.engine import OcrEngine
 
     engine = OcrEngine(EngineConfig(mode="gundam"), backend=tiny_v1)
     pages = engine.prepare([noise_page(1400, 500, 3)])  # landscape: whole padding rows in the global view

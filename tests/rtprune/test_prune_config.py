@@ -80,7 +80,7 @@ def test_hash_is_stable_short_hex_and_sees_every_field():
 def test_engine_config_builds_prune_config_from_a_dict():
     from pydantic import ValidationError
 
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
 
     cfg = EngineConfig(
         prune={"method": "rtprune", "retention": 0.84, "dynamic": True, "ot_formulation": "dustbin"}
@@ -95,7 +95,7 @@ def test_engine_config_builds_prune_config_from_a_dict():
 
 
 def test_engine_config_json_round_trip_keeps_the_prune_config():
-    from rtprune.engines.types import EngineConfig
+    from rtprune.engines.contract import EngineConfig
 
     cfg = EngineConfig(prune={"ot_formulation": "semi_relaxed", "ot_tau": 0.0, "dynamic": True, "seed": 7})
     again = EngineConfig.model_validate_json(cfg.model_dump_json())

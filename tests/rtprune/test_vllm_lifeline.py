@@ -1,4 +1,4 @@
-"""rtprune.vllm_plugin.lifeline: a multiprocessing child (as vLLM's engine core is) ends when its parent is
+"""rtprune.engines.vllm.plugin.lifeline: a multiprocessing child (as vLLM's engine core is) ends when its parent is
 killed outright, through its SIGTERM handling or, if that does not end it, after the grace time."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from rtprune.vllm_plugin.lifeline import watch_parent
+from rtprune.engines.vllm.plugin.lifeline import watch_parent
 
 CTX = multiprocessing.get_context("fork")
 GRACE_S = 3.0

@@ -54,7 +54,7 @@ needs_fixture = pytest.mark.skipif(
 def v1_model_dir(tmp_path_factory) -> Path:
     if not (FIXTURE / "model.safetensors").is_file():
         pytest.skip(f"v1 conformance fixture not found at {FIXTURE}")
-    from rtprune.vllm_plugin.fixture import prepare_model_dir
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir
 
     return prepare_model_dir(FIXTURE, tmp_path_factory.mktemp("v1-vllm"))
 
@@ -76,7 +76,7 @@ def v1_llm(v1_model_dir):
         os.environ.setdefault(key, value)
     from vllm import LLM
 
-    from rtprune.vllm_plugin import engine_kwargs
+    from rtprune.engines.vllm.plugin import engine_kwargs
 
     llm = LLM(
         **engine_kwargs(

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from rtprune.api import PruneConfig
-from rtprune.engines.types import EngineConfig, PageResult
+from rtprune.engines.contract import EngineConfig, PageResult
 
 REPO = Path(__file__).resolve().parents[2]
 # <repo>/../shared in the main checkout; a git worktree one level deeper sees it at <repo>/../../shared.
@@ -33,7 +33,7 @@ def cpu_env() -> None:
 
 def model_dir(root: Path) -> Path:
     """The v1 fixture as a folder both engines load (config, weights, tokenizer)."""
-    from rtprune.vllm_plugin.fixture import prepare_model_dir
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir
 
     return prepare_model_dir(FIXTURE, root / "deepseek-ocr-v1-tiny")
 
@@ -54,8 +54,8 @@ def engine_config(folder: Path, **fields: Any) -> EngineConfig:
 
 
 def vllm_engine(config: EngineConfig, **settings: Any) -> Any:
-    from rtprune.engines.vllm import VllmEngine
-    from rtprune.engines.vllm_settings import VllmSettings
+    from rtprune.engines.vllm.engine import VllmEngine
+    from rtprune.engines.vllm.settings import VllmSettings
 
     cpu_env()
     fields = {"kv_cache_gib": 1.0, "max_num_seqs": 8, "enforce_eager": True} | settings
@@ -65,7 +65,7 @@ def vllm_engine(config: EngineConfig, **settings: Any) -> Any:
 def hf_engine(config: EngineConfig) -> Any:
     from transformers import AutoTokenizer
 
-    from rtprune.engines.hf import OcrEngine
+    from rtprune.engines.hf.engine import OcrEngine
     from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
 
     backend = DeepseekOcrV1Backend.from_pretrained(
@@ -84,7 +84,7 @@ def hf_pages(
 ) -> list[tuple[PageResult, list[int]]]:
     """The transformers engine, one page at a time, with `prune` under the pixel count rule (the rule the
     vLLM path runs): each page's result and the visual indices it kept."""
-    from rtprune.vllm_plugin import effective_prune
+    from rtprune.engines.vllm.plugin import effective_prune
 
     out = []
     for image in images:

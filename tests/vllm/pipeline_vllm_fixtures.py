@@ -24,7 +24,7 @@ VLLM_CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "2"}
 
 def model_dir(root: Path) -> Path:
     """The v1 fixture made vLLM-loadable by the plugin's helper (config, weights, tokenizer)."""
-    from rtprune.vllm_plugin.fixture import prepare_model_dir
+    from rtprune.engines.vllm.plugin.fixture import prepare_model_dir
 
     return prepare_model_dir(FIXTURE, root / "deepseek-ocr-v1-tiny")
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from rtprune.api import PruneConfig  # noqa: E402
-from rtprune.engines.vllm_pages import PageBatchError, PageError  # noqa: E402
+from rtprune.engines.vllm.pages import PageBatchError, PageError  # noqa: E402
 from tests.vllm.engine_fixtures import FIXTURE, engine_config, model_dir, text_page, vllm_engine  # noqa: E402
 
 pytestmark = pytest.mark.skipif(

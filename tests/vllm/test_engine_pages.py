@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rtprune.engines.vllm_pages import Timeline, finish_reason, page_problem, share_busy_time
-from rtprune.models.repetition import RepetitionGuard
+from rtprune.deepseek.repetition import RepetitionGuard
+from rtprune.engines.vllm.pages import Timeline, finish_reason, page_problem, share_busy_time
 
 EOS = 1
 
@@ -99,8 +99,8 @@ def test_the_reported_prune_hash_is_that_of_the_rule_the_plugin_runs():
     from types import SimpleNamespace
 
     from rtprune.api import PruneConfig
-    from rtprune.engines.types import EngineConfig
-    from rtprune.engines.vllm import VllmEngine
+    from rtprune.engines.contract import EngineConfig
+    from rtprune.engines.vllm.engine import VllmEngine
 
     def reported(prune: PruneConfig) -> str:
         return VllmEngine.prune_config_hash.fget(SimpleNamespace(config=EngineConfig(prune=prune)))

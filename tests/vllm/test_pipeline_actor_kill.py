@@ -61,8 +61,8 @@ def committed_pages(out: Path) -> int:
 @pytest.fixture(scope="module", params=["actor", "engine"], ids=["kill_actor", "kill_engine_core"])
 def killed_run(request, tmp_path_factory):
     from pipeline.config import PipelineConfig
-    from pipeline.output import read_committed
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed
 
     root = tmp_path_factory.mktemp("kill")
     (root / "in").mkdir()

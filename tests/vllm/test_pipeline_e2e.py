@@ -17,9 +17,9 @@ from pipeline_vllm_fixtures import (
     strip_pdf_bytes,
 )
 
-from pipeline.cost_sharing import PHASES
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.gpu_share import PHASES
 
 # slow: Ray, two actor pools and a vLLM engine start; 2-6 minutes on a shared 2-core machine.
 pytestmark = [
@@ -34,8 +34,8 @@ HEALTHY = {"in/a.pdf": 1, "in/b.pdf": 2, "in/deep/c.pdf": 3, "in/d.pdf": 2}
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from pipeline.config import PipelineConfig
-    from pipeline.output import read_committed, read_summaries
-    from pipeline.run import run_pipeline
+    from pipeline.driver.run import run_pipeline
+    from pipeline.store.output import read_committed, read_summaries
     from tests.reliability.s3_server import MotoS3
 
     folder = model_dir(tmp_path_factory.mktemp("model"))

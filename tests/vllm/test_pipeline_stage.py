@@ -13,10 +13,10 @@ from PIL import Image
 from pipeline_vllm_fixtures import FIXTURE, VLLM_CPU_ENV, cmdline, engine_section, model_dir, pools_section  # noqa: E402
 
 from pipeline.config import PoolConfig
-from pipeline.cost_sharing import PHASES
-from pipeline.rows import RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
 from pipeline.schema import PAGES_SCHEMA
-from rtprune.engines.types import EngineConfig
+from pipeline.stages.gpu_share import PHASES
+from pipeline.stages.rows import RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
+from rtprune.engines.contract import EngineConfig
 
 pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")
 
@@ -49,7 +49,7 @@ def _row(doc: str, index: int, width: int, height: int, image: bytes | None = No
 def stage(tmp_path_factory):
     for key, value in VLLM_CPU_ENV.items():
         os.environ.setdefault(key, value)
-    from pipeline.ocr_vllm import VllmOcrStage
+    from pipeline.stages.ocr_vllm import VllmOcrStage
 
     folder = model_dir(tmp_path_factory.mktemp("model"))
     stage = VllmOcrStage(EngineConfig(**engine_section(folder)), PoolConfig(**pools_section()))
@@ -119,7 +119,7 @@ def test_gpu_seconds_add_up_to_the_engines_busy_time(stage, outputs):
 
 def test_more_work_costs_more_on_the_same_engine(stage):
     """A page forced to 8 output tokens beside one stopped at 1 pays more of the time they shared."""
-    from pipeline.ocr_vllm import EngineMeter, ocr_row
+    from pipeline.stages.ocr_vllm import EngineMeter, ocr_row
 
     engine, meter = stage._engine, EngineMeter(8)
 
@@ -148,7 +148,7 @@ def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
     (the retry keeps every visual token), both attempts are charged to the page, and a born-digital page
     then takes its text layer while a scan keeps what the model read."""
     from pipeline.config import PagePolicy
-    from pipeline.ocr_vllm import EngineMeter, ocr_row, ocr_row_with_policy
+    from pipeline.stages.ocr_vllm import EngineMeter, ocr_row, ocr_row_with_policy
 
     engine, meter, policy = stage._engine, EngineMeter(4), PagePolicy()
 
@@ -193,8 +193,8 @@ def test_when_the_engine_dies_its_pages_fail_as_a_whole_not_as_error_rows(stage)
     the batches); none becomes an error row. Closing the dead engine leaves none of its processes."""
     import psutil
 
-    from pipeline.ocr_vllm import EngineMeter, engine_dead_errors, ocr_row
-    from rtprune.engines.vllm_pages import EngineDied
+    from pipeline.stages.ocr_vllm import EngineMeter, engine_dead_errors, ocr_row
+    from rtprune.engines.vllm.pages import EngineDied
 
     engine, meter, fatal = stage._engine, EngineMeter(8), engine_dead_errors()
     procs = psutil.Process().children(recursive=True)

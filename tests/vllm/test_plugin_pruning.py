@@ -49,8 +49,8 @@ class HfPage:
     """The transformers engine's path for one page: kept indices, prompt, prefill log-probs, greedy ids."""
 
     def __init__(self, hf_v1, mode: str, image, prune: PruneConfig) -> None:
-        from rtprune.engines.hf import OcrEngine
-        from rtprune.engines.types import EngineConfig
+        from rtprune.engines.contract import EngineConfig
+        from rtprune.engines.hf.engine import OcrEngine
         from rtprune.models.deepseek_v1 import DeepseekOcrV1Backend
 
         backend = DeepseekOcrV1Backend(
@@ -77,7 +77,7 @@ class HfPage:
 def both(v1_llm, hf_v1, noise_page):
     from vllm import SamplingParams
 
-    from rtprune.vllm_plugin import build_request, effective_prune
+    from rtprune.engines.vllm.plugin import build_request, effective_prune
 
     images = {name: _page(noise_page, size, seed) for seed, (name, (_, size, _)) in enumerate(CASES.items())}
     requests = [
@@ -95,7 +95,7 @@ def both(v1_llm, hf_v1, noise_page):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_vllm_keeps_the_planned_count_and_the_transformers_engines_tokens(both, name):
-    from rtprune.vllm_plugin import visual_token_counts
+    from rtprune.engines.vllm.plugin import visual_token_counts
 
     outs, hf, images = both
     mode, size, prune = CASES[name]
@@ -118,8 +118,8 @@ def test_vllm_keeps_the_planned_count_and_the_transformers_engines_tokens(both, 
 
 @pytest.mark.parametrize("name", [n for n, case in CASES.items() if case[2].method != "none"])
 def test_the_plugins_prune_step_selects_the_transformers_engines_indices(both, name):
-    from rtprune.vllm_plugin.pages import plan_page, prune_page
-    from rtprune.vllm_plugin.requests import page_gray
+    from rtprune.engines.vllm.plugin.page_plan import plan_page, prune_page
+    from rtprune.engines.vllm.plugin.requests import page_gray
 
     _, hf, images = both
     mode, size, prune = CASES[name]
@@ -131,7 +131,7 @@ def test_the_plugins_prune_step_selects_the_transformers_engines_indices(both, n
 
 def test_one_more_kept_token_moves_the_logprobs_past_the_tolerance(both):
     """The control for the comparison above: a different kept set is visible in the log-probs."""
-    from rtprune.engines.hf_batch import PrunedPage
+    from rtprune.engines.hf.batch import PrunedPage
 
     outs, hf, _ = both
     page = hf["large-0.6"]
@@ -147,7 +147,7 @@ def test_one_more_kept_token_moves_the_logprobs_past_the_tolerance(both):
 def test_a_bad_page_fails_its_request_and_the_engine_goes_on(v1_llm, noise_page):
     from vllm import SamplingParams
 
-    from rtprune.vllm_plugin import build_request
+    from rtprune.engines.vllm.plugin import build_request
 
     params = SamplingParams(temperature=0.0, max_tokens=2)
     bad = build_request(noise_page(640, 640, 0), mode="base", prune=None, prompt=PROMPT)

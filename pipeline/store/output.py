@@ -1,0 +1,221 @@
+"""Output layout and the commit protocol.
+
+    {output}/pages/{run_id}/part-{seq:06d}.parquet   page rows (PAGES_SCHEMA), written first
+    {output}/_ledger/{run_id}/{seq:06d}.json         commit record, written last and atomically
+    {output}/runs/{run_id}/summary.json              RunSummary, at the end of a run
+
+A part file exists for readers only once its ledger record does, so a crash leaves at most orphan part
+files (ignored, later cleaned) and never half a commit. Readers here are the only way outputs are read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.config import StorageConfig
+from pipeline.redact import redact_uri
+from pipeline.schema import PAGES_SCHEMA, conform
+from pipeline.store.fs import filesystem
+from pipeline.store.retry import retry
+from pipeline.summary import RunSummary
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output root opened with the run's storage settings."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str  # path inside fs, no trailing slash
+
+    @classmethod
+    def open(cls, uri: str, storage: StorageConfig | dict[str, Any] | None = None) -> Output:
+        if isinstance(storage, dict):  # plain fsspec options (e.g. from a notebook)
+            from fsspec.core import url_to_fs
+
+            fs, path = url_to_fs(uri, **storage)
+        else:
+            fs, path = filesystem(uri, storage or StorageConfig())
+        return cls(fs, path.rstrip("/"))
+
+    def check_writable(self) -> None:
+        """Fail before any work when the output cannot be written: a missing bucket or refused credentials
+        are fatal, not per page. Only a real write sees a 403: object stores answer `exists` with False
+        when the credentials are wrong, which would pass for a missing bucket."""
+        if _is_local(self.fs):
+            self.fs.makedirs(self.root, exist_ok=True)
+        where = redact_uri(self.fs.unstrip_protocol(self.root))
+        probe = self.path(f".write-probe-{uuid.uuid4().hex}")
+        try:
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+        except PermissionError:
+            raise PermissionError(
+                f"access denied writing to the output {where}: check the storage "
+                "credentials and the bucket's permissions"
+            ) from None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"output bucket not found: {where}") from None
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def part_path(self, run_id: str, seq: int) -> str:
+        return self.path("pages", run_id, f"part-{seq:06d}.parquet")
+
+    def ledger_path(self, run_id: str, seq: int) -> str:
+        return self.path("_ledger", run_id, f"{seq:06d}.json")
+
+    def summary_path(self, run_id: str) -> str:
+        return self.path("runs", run_id, "summary.json")
+
+    def put_atomic(self, path: str, data: bytes) -> None:
+        """Readers see all of `data` or nothing: one PUT on object stores, tmp + rename on local disks."""
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if _is_local(self.fs):
+            tmp = path + ".tmp"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        else:
+            retry(lambda: self.fs.pipe_file(path, data))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self.fs.glob(self.path(pattern)))
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    return parquet_bytes(table.cast(PAGES_SCHEMA))
+
+
+def commit_part(
+    out: Output,
+    run_id: str,
+    seq: int,
+    table: pa.Table,
+    documents: list[dict[str, Any]],
+    engine_config_hash: str,
+) -> dict[str, Any]:
+    """Write one part file, then its ledger record (the commit point). Returns the record."""
+    part = out.part_path(run_id, seq)
+    out.fs.makedirs(part.rsplit("/", 1)[0], exist_ok=True)
+    data = table_bytes(table)
+    retry(lambda: out.fs.pipe_file(part, data))
+    record = {
+        "run_id": run_id,
+        "seq": seq,
+        "file": f"pages/{run_id}/part-{seq:06d}.parquet",
+        "rows": table.num_rows,
+        "documents": documents,
+        "engine_config_hash": engine_config_hash,
+        "committed_at": datetime.now(UTC).isoformat(),
+    }
+    out.put_atomic(out.ledger_path(run_id, seq), json.dumps(record, sort_keys=True).encode())
+    return record
+
+
+def read_ledger(out: Output) -> list[dict[str, Any]]:
+    """All commit records, oldest first (commit time, then run and sequence)."""
+    records = [json.loads(out.fs.cat_file(p)) for p in out.glob("_ledger/*/*.json")]
+    return sorted(records, key=lambda r: (r["committed_at"], r["run_id"], r["seq"]))
+
+
+def committed_documents(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], bool]:
+    """(doc_id, content_hash, engine_config_hash) -> whether that commit had no error rows."""
+    done: dict[tuple[str, str, str], bool] = {}
+    for rec in records:
+        for doc in rec["documents"]:
+            done[(doc["doc_id"], doc["content_hash"], rec["engine_config_hash"])] = doc.get("ok", True)
+    return done
+
+
+def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) -> list[str]:
+    """Delete part files without a ledger record that are older than grace_s (younger ones may belong to
+    a run still writing). Returns what was deleted."""
+    ledgered = {out.path(r["file"]) for r in records}
+    now = time.time()
+    removed = []
+    for path in out.glob("pages/*/part-*.parquet"):
+        if path in ledgered:
+            continue
+        mtime = out.fs.info(path).get("mtime") or out.fs.info(path).get("LastModified")
+        mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+        if now - mtime >= grace_s:
+            out.fs.rm_file(path)
+            removed.append(path)
+    return removed
+
+
+def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
+    """clean_orphans for one run, from names alone (part-{seq} pairs with ledger {seq}): for runs that
+    may have crashed between a part and its record, without reading any record."""
+    ledgered = {p.rsplit("/", 1)[1][:-5] for p in out.glob(f"_ledger/{run_id}/*.json")}
+    now = time.time()
+    removed = []
+    for path in out.glob(f"pages/{run_id}/part-*.parquet"):
+        if path.rsplit("/", 1)[1][len("part-") : -len(".parquet")] in ledgered:
+            continue
+        mtime = _mtime(out.fs.info(path))
+        if now - mtime >= grace_s:
+            out.fs.rm_file(path)
+            removed.append(path)
+    return removed
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    mtime = info.get("mtime") or info.get("LastModified")
+    return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+
+
+def read_committed(
+    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None, latest_only: bool = True
+) -> pa.Table:
+    """Committed page rows, oldest commit first. latest_only: each document's newest commit per engine
+    config (every page once); False: every committed row of every run (what was paid for, superseded
+    versions included). Which parts and rows come from the index plus pending records (pipeline/store/index.py),
+    so a reader does not read every ledger record ever written; it reads the parts it returns."""
+    from pipeline.store.index import committed_parts  # the index module imports this one
+
+    out = Output.open(output_uri, storage_options)
+    tables = []
+    for path, doc_ids in committed_parts(out, latest_only):
+        # Parts written before a schema change lack its new columns: conform fills them.
+        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(path))))
+        if doc_ids is not None:
+            table = table.filter(pc.is_in(table["doc_id"], value_set=doc_ids))
+        tables.append(table)
+    return pa.concat_tables(tables) if tables else PAGES_SCHEMA.empty_table()
+
+
+def write_summary(out: Output, summary: RunSummary) -> None:
+    out.put_atomic(out.summary_path(summary.run_id), summary.model_dump_json(indent=2).encode())
+
+
+def read_summaries(
+    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None
+) -> list[RunSummary]:
+    """Every finished run's summary, oldest first."""
+    out = Output.open(output_uri, storage_options)
+    summaries = [RunSummary.model_validate_json(out.fs.cat_file(p)) for p in out.glob("runs/*/summary.json")]
+    return sorted(summaries, key=lambda s: s.started_at)
