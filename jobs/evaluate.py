@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", help="engine resolution mode (v1): tiny, small, base, large, gundam")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--pricing", help="pricing YAML (default infra/pricing.yaml)")
+    p.add_argument("--pricing", help="pricing YAML (default pipeline/cost/pricing.yaml)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-agreement", type=float, help="minimum agreement with the unpruned model")
     target.add_argument("--target-accuracy", type=float, help="minimum accuracy against ground truth")

@@ -225,7 +225,7 @@ class PipelineConfig(BaseModel):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
-    pricing: str = ""  # pricing YAML path; "" = infra/pricing.yaml
+    pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
     run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
     # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete
     # documents reach part_target_rows page rows or part_target_bytes (in memory), or commit_documents

@@ -21,6 +21,7 @@ Runs with any Python >= 3.8 (the one that starts it need not be the project's); 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -31,16 +32,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_pins():  # tools/pins.py, whether this file runs as a script or is loaded by path (tests)
+    spec = importlib.util.spec_from_file_location("pins", Path(__file__).with_name("pins.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PINS = _load_pins()
 VENV = ROOT / ".venv"
 VLLM_VENV = ROOT / ".venv-vllm"
 VLLM_INSTALL = ROOT / "infra" / "vllm" / "install.sh"
 VLLM_TESTS = "tests/vllm"
 # vLLM declares transformers<5.20; it runs with the version the project pins (docs/vllm.md), so installs
 # that bring vLLM replace its requirement with ours.
-TRANSFORMERS_PIN = "transformers==5.23.0"
+TRANSFORMERS_PIN = PINS.requirement("transformers")
 LOCK = ROOT / "constraints.txt"
-UV_VERSION = "0.13.9"
-TORCH_CPU = "torch==2.13.0"  # the CPU build; a plain torch requirement pulls several GB of CUDA packages
+UV_VERSION = PINS.version("uv")
+TORCH_CPU = "torch==" + PINS.version(
+    "torch"
+)  # the CPU build; a plain torch requirement pulls several GB of CUDA packages
 PYTHON = "3.11"
 COMMANDS = {"digitize": ["-m", "jobs.digitize"], "test": ["-m", "pytest"], "python": []}
 # `./ocr lock`: resolved for every platform against the public index only, so the file does not depend on
@@ -107,7 +120,7 @@ def local_torch_wheel(settings: dict[str, list[str]]) -> bool:
 def stamp(mode: str, inputs: tuple[Path, ...] = ()) -> str:
     """What the environment is built from: a change to any of it means a refresh."""
     digest = hashlib.sha256(mode.encode())
-    for path in (ROOT / "pyproject.toml", LOCK, Path(__file__), *inputs):
+    for path in (ROOT / "pyproject.toml", LOCK, Path(__file__), Path(PINS.__file__), *inputs):
         digest.update(path.read_bytes() if path.is_file() else b"-")
     return digest.hexdigest()[:16]
 

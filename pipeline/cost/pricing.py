@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_PRICING_PATH = Path(__file__).resolve().parent.parent / "infra" / "pricing.yaml"
 
 
 class NodeType(BaseModel):
@@ -54,8 +54,13 @@ class Pricing(BaseModel):
         return self.node_types[node_type].usd_per_hour / 3600.0
 
 
+def default_pricing_text() -> str:
+    """The default table's YAML. It ships inside the package (package data), so an installed wheel prices
+    runs too, whatever the working directory."""
+    return files(__package__).joinpath("pricing.yaml").read_text()
+
+
 def load_pricing(path: str | Path | None = None) -> Pricing:
-    """Read a pricing YAML (default: infra/pricing.yaml shipped with the project)."""
-    path = Path(path) if path else DEFAULT_PRICING_PATH
-    with open(path) as f:
-        return Pricing.model_validate(yaml.safe_load(f))
+    """Read a pricing YAML (default: pipeline/cost/pricing.yaml, shipped inside the package)."""
+    text = Path(path).read_text() if path else default_pricing_text()
+    return Pricing.model_validate(yaml.safe_load(text))

@@ -54,7 +54,7 @@ class EvaluateConfig(BaseModel):
     dynamic_retentions: list[float] = Field(default_factory=lambda: [0.84] if supports_dynamic() else [])
     # Pages per engine batch: larger batches are faster on a GPU and need more memory.
     batch_size: int = Field(default=4, ge=1)
-    pricing: str | None = None  # pricing YAML read by the job; None = infra/pricing.yaml
+    pricing: str | None = None  # pricing YAML read by the job; None = pipeline/cost/pricing.yaml
     target_metric: Metric = "agreement"
     target: float = Field(default=0.99, ge=0.0)
     output_dir: str = "evaluation"

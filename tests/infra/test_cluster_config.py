@@ -80,7 +80,7 @@ def test_instance_types_are_priced_and_resources_match_the_price_table(config):
     pricing = load_pricing()
     for name, node in config["available_node_types"].items():
         instance = node["node_config"]["InstanceType"]
-        assert instance in pricing.node_types, f"{name}: {instance} missing from infra/pricing.yaml"
+        assert instance in pricing.node_types, f"{name}: {instance} missing from pipeline/cost/pricing.yaml"
         priced = pricing.node_types[instance]
         assert node["resources"].get("GPU", 0) == priced.gpus, name
         if name != config["head_node_type"]:  # the head advertises CPU 0 on purpose

@@ -94,7 +94,7 @@ def test_pods_fit_the_priced_instance_types(cluster_spec):
     for name, group in _groups(cluster_spec).items():
         pod = group["template"]["spec"]
         instance = pod["nodeSelector"]["node.kubernetes.io/instance-type"]
-        assert instance in pricing.node_types, f"{name}: {instance} missing from infra/pricing.yaml"
+        assert instance in pricing.node_types, f"{name}: {instance} missing from pipeline/cost/pricing.yaml"
         limits = _container(group)["resources"]["limits"]
         assert _cpu(limits["cpu"]) < pricing.node_types[instance].cpus, name  # room for the kubelet
         assert int(limits.get("nvidia.com/gpu", 0)) == pricing.node_types[instance].gpus, name

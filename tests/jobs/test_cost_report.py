@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jobs.cost_report import CHART_NAME, MARKDOWN_NAME, CostReportConfig, parse_args, report
-from pipeline.cost.pricing import DEFAULT_PRICING_PATH, Pricing, load_pricing
+from pipeline.cost.pricing import Pricing, default_pricing_text, load_pricing
 from pipeline.cost.report import ReportError, build_tables, parse_dimensions
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.summary import RunSummary
@@ -279,7 +279,7 @@ def test_report_writes_a_chart_and_markdown_with_every_group(corpus, tmp_path, c
 
 def test_cli_pricing_file_reprices(corpus, tmp_path):
     pages, summaries = corpus
-    raw = yaml.safe_load(DEFAULT_PRICING_PATH.read_text())
+    raw = yaml.safe_load(default_pricing_text())
     raw["name"] = "gpu-x3"
     raw["node_types"][raw["gpu_node_type"]]["usd_per_hour"] *= 3
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
@@ -359,7 +359,7 @@ def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
 
     _, summary = _run("r1", "2025-11-03T01:00:00Z", 2, 0)
     output.write_summary(output.Output.open(str(tmp_path / "out")), summary)
-    raw = yaml.safe_load(DEFAULT_PRICING_PATH.read_text())
+    raw = yaml.safe_load(default_pricing_text())
     del raw["node_types"]["m7i.xlarge"]
     raw["head_node_type"] = "c7i.4xlarge"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
