@@ -299,7 +299,7 @@ def run_tests(args: list[str]) -> int:
     """The main suite in .venv, then tests/vllm in the vLLM environment; paths given pick the suites.
     Returns the first failing exit code (pytest's 5, nothing collected, included)."""
     options, main, vllm = split_test_args(args)
-    runs = []
+    runs: list[tuple[Path | None, list[str]]] = []
     if main or not vllm:
         runs.append((venv_python(), [*options, *(main or ["--ignore", VLLM_TESTS])]))
     if vllm or not main:

@@ -9,7 +9,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-
 class NodeType(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

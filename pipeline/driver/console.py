@@ -102,6 +102,7 @@ class ConsoleProgress:
 
     def observe(self, batch: pa.Table, documents_done: int) -> None:
         rows, failures = batch_counts(batch)
+        assert self._counter is not None, "start() comes first"
         with self._lock:
             self._counter.add(rows, len(failures), documents_done)
         self._log_failures(failures)
@@ -132,6 +133,7 @@ class ConsoleProgress:
                 self._write_status()
 
     def _write_status(self, final: bool = False) -> None:
+        assert self._counter is not None, "start() comes first"
         line = "progress: " + format_progress(self._counter.snapshot(self._clock()))
         if self.tty:
             self._stream.write(_CLEAR_LINE + line + ("\n" if final else ""))

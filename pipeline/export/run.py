@@ -7,6 +7,7 @@ committed. Of a document's versions (one per engine config) the one committed la
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -180,7 +181,7 @@ def _put_many(dest: Output, files: dict[str, bytes]) -> None:
     items = list(files.items())
     for i in range(0, len(items), _PUT_BATCH):
         batch = {dest.path(p): d for p, d in items[i : i + _PUT_BATCH]}
-        retry(lambda b=batch: dest.fs.pipe(b))
+        retry(functools.partial(dest.fs.pipe, batch))
 
 
 def _write_shards(dest: Output, eid: str, lines: list[bytes], cfg: ExportConfig) -> list[dict]:

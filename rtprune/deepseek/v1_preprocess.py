@@ -20,6 +20,7 @@ Token order (what UnlimitedOcrModel.get_image_features scatters into the placeho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,7 +197,7 @@ def token_layout(width_px: int, height_px: int, spec: ModeSpec) -> TokenLayout:
     )
 
 
-def prepare_views(image: Image.Image, spec: ModeSpec) -> tuple[dict[str, object], torch.Tensor]:
+def prepare_views(image: Image.Image, spec: ModeSpec) -> tuple[dict[str, Any], torch.Tensor]:
     """model_inputs for one page and its image_gray (S, S) in [0, 1].
 
     model_inputs: pixel_values (1, 3, S, S); with crops also pixel_values_local (w h, 3, 640, 640),

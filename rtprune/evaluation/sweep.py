@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, cast
 
 from rtprune.api import PruneConfig
+from rtprune.config import Method
 from rtprune.engines.contract import PageResult
 from rtprune.evaluation.datasets import EvalPage
 from rtprune.evaluation.metrics import page_ned
@@ -47,11 +48,13 @@ def settings_grid(
     grid, retentions = [UNPRUNED], list(retentions)  # reused for every method, so not a one-shot iterator
     for method in methods:
         if method != "none":
-            grid += [PruneConfig(method=method, retention=r) for r in retentions]
+            grid += [
+                PruneConfig(method=cast(Method, method), retention=r) for r in retentions
+            ]  # checked there
     dynamic_retentions = list(dynamic_retentions)
     if dynamic_retentions and not supports_dynamic():
         raise ValueError("this PruneConfig has no dynamic option; leave dynamic_retentions empty")
-    grid += [PruneConfig(method="rtprune", retention=r, dynamic=True) for r in dynamic_retentions]  # type: ignore[call-arg]
+    grid += [PruneConfig(method="rtprune", retention=r, dynamic=True) for r in dynamic_retentions]
     unique = {setting_label(c): c for c in grid}
     return list(unique.values())
 

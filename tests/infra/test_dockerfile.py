@@ -8,8 +8,6 @@ import re
 import tomllib
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "infra" / "Dockerfile").read_text()
 

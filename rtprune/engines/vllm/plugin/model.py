@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -164,7 +165,7 @@ class RtpruneDeepseekOCRForCausalLM(nn.Module, SupportsMultiModal, SupportsPP):
         if pixel_values is None:
             return None
         grids = torch.as_tensor(kwargs["images_spatial_crop"]).long().tolist()
-        crops_all = kwargs.get("images_crop")
+        crops_all: Any = kwargs.get("images_crop")
         sizes = [w * h if w * h > 1 else 0 for w, h in grids]
         if isinstance(crops_all, torch.Tensor):
             crops_per_image = list(crops_all.split(sizes))

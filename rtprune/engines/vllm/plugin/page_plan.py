@@ -93,6 +93,8 @@ def prune_page(
     layout = token_layout(plan.width_px, plan.height_px, mode_spec(plan.mode))
     if features.shape[0] != layout.n_tokens:
         raise ValueError(f"encoder gave {features.shape[0]} visual tokens, the layout has {layout.n_tokens}")
+    if layout.padding is None or layout.token_boxes is None:  # v1 layouts always carry both
+        raise ValueError("a v1 token layout without padding or token boxes")
     dev = features.device
     result = prune_batch(
         [features],

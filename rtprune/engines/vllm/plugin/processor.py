@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import BatchFeature
@@ -172,7 +172,7 @@ class RtpruneOCRMultiModalProcessor(BaseMultiModalProcessor[RtpruneOCRProcessing
         mode, prune = self.info.settings(hf_kwargs)
         spec = mode_spec(mode)
         views, crops, grids, rows, prunes = [], [], [], [], []
-        for image in hf_data.get("images", []):  # type: ignore[union-attr]
+        for image in cast(list, hf_data.get("images", [])):
             width_px, height_px = image.size
             if width_px < 1 or height_px < 1:
                 raise ValueError(f"page of {width_px} x {height_px} px has no pixels")
