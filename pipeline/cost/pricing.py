@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_PRICING_PATH = Path(__file__).resolve().parent.parent / "infra" / "pricing.yaml"
+DEFAULT_PRICING_PATH = Path(__file__).resolve().parents[2] / "infra" / "pricing.yaml"
 
 
 class NodeType(BaseModel):
