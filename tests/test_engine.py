@@ -193,13 +193,13 @@ def test_repetition_guard_ends_a_page_that_loops(noise_page):
 
 def test_engine_reports_what_the_pipeline_records(tiny_v1, tiny_v2):
     engine = engine_for(tiny_v2, prune=PruneConfig(method="rtprune", retention=0.7))
-    assert engine.model_id == "tiny-random-v2"
-    assert engine.model_mode == "dynamic"
-    assert engine.prune_method == "rtprune"
-    assert engine.prune_config_hash == PruneConfig(method="rtprune", retention=0.7).config_hash()
+    assert engine.identity.model_id == "tiny-random-v2"
+    assert engine.identity.model_mode == "dynamic"
+    assert engine.identity.prune_method == "rtprune"
+    assert engine.identity.prune_config_hash == PruneConfig(method="rtprune", retention=0.7).config_hash()
     assert engine.visual_tokens(1654, 2339) == 6 * 144 + 256 + 1
     v1 = engine_for(tiny_v1)
-    assert (v1.model_id, v1.model_mode) == ("tiny-random-v1", "gundam")
+    assert (v1.identity.model_id, v1.identity.model_mode) == ("tiny-random-v1", "gundam")
     assert v1.visual_tokens(1654, 2339) == tiny_v1.visual_tokens(1654, 2339)
 
 

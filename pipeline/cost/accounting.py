@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,7 +12,11 @@ import pyarrow.compute as pc
 from pipeline.cost.pricing import Pricing
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.page_policy import recovery_counts
+from pipeline.stages.rows import identity_columns
 from pipeline.summary import RunSummary
+
+if TYPE_CHECKING:  # the summary needs no torch (rtprune)
+    from rtprune.engines.contract import EngineIdentity
 
 HEAD_RESOURCE = "node:__internal_head__"
 
@@ -102,10 +106,7 @@ class RunInfo:
     started_at: str
     finished_at: str
     wall_s: float
-    model_id: str
-    model_mode: str
-    prune_method: str
-    prune_config_hash: str
+    identity: EngineIdentity  # the engine's, as its rows name it
 
 
 def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing: Pricing) -> RunSummary:
@@ -129,10 +130,7 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
         visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
         gpu_s=_sum(rows, "gpu_s"),
         cpu_s=_sum(rows, "cpu_s"),
-        model_id=info.model_id,
-        model_mode=info.model_mode,
-        prune_method=info.prune_method,
-        prune_config_hash=info.prune_config_hash,
+        **identity_columns(info.identity),
         pricing_name=pricing.name,
         cost_direct_usd=direct,
         node_seconds=seconds,

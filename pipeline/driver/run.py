@@ -22,7 +22,7 @@ from pipeline.driver.commit import SUMMARY_COLUMNS, Committer
 from pipeline.driver.console import ConsoleProgress, configure_ray_data
 from pipeline.redact import describe_error
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.stages.rows import RunStamp
+from pipeline.stages.rows import RunStamp, identity_columns
 from pipeline.store.compaction import compact
 from pipeline.store.index import mark_open
 from pipeline.store.listing import DocRef
@@ -30,7 +30,7 @@ from pipeline.store.output import Output, write_summary
 from pipeline.store.plan import MAX_BLOCKS, Plan, plan_run, todo_blocks
 from pipeline.summary import RunSummary
 from rtprune.engines import resolve_backend
-from rtprune.engines.contract import EngineConfig
+from rtprune.engines.contract import EngineConfig, EngineIdentity
 
 log = logging.getLogger("pipeline")
 
@@ -43,7 +43,7 @@ def engine_config_hash(engine: EngineConfig) -> str:
 
 def run_stamp(cfg: PipelineConfig) -> RunStamp:
     e = cfg.engine
-    return RunStamp(cfg.run_id, e.model, e.mode, e.prune.method, e.prune.config_hash())
+    return RunStamp(cfg.run_id, EngineIdentity(e.model, e.mode, e.prune.method, e.prune.config_hash()))
 
 
 def plan(cfg: PipelineConfig, out: Output) -> tuple[list[DocRef], int, int]:
@@ -217,12 +217,11 @@ def _stream(
 
 
 def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: float) -> RunInfo:
-    stamp = run_stamp(cfg)
-    meta = [stamp.model_id, stamp.model_mode, stamp.prune_method, stamp.prune_config_hash]
+    identity = run_stamp(cfg).identity
     ok = slim.filter(pc.equal(slim["status"], "ok")) if slim.num_rows else slim
     if ok.num_rows:  # the engine's own names (a resolved checkpoint id) beat the configured ones
-        meta = [ok[c][0].as_py() for c in ("model_id", "model_mode", "prune_method", "prune_config_hash")]
-    return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, *meta)
+        identity = EngineIdentity(**{c: ok[c][0].as_py() for c in identity_columns(identity)})
+    return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, identity)
 
 
 def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -> RunSummary:

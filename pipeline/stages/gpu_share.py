@@ -13,6 +13,10 @@ A page's share is then split into the schema's phases (encode/prune/prefill/deco
 engine's own per-page phase timings, or, when the engine reports none, prefill by prompt tokens and decode
 by output tokens.
 
+`page_seconds` is the one rule both OCR stages charge a page by: the static-batch stage passes no share (the
+engine already split each batch's measured seconds among its pages), the vLLM stage passes the page's share
+of busy time; either way gpu_s is the sum of the phase columns.
+
 The meter counts pages *in flight at the engine*: a page waiting in the engine's queue would be charged for
 time it does not use, so the stage admits at most as many pages as the engine runs at once
 (`pools.ocr_vllm.max_num_seqs`). No torch, no Ray: unit-tested alone.
@@ -23,6 +27,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtprune.engines.contract import PageUsage
 
 PHASES = ("encode_s", "prune_s", "prefill_s", "decode_s")
 
@@ -129,3 +137,15 @@ def split_phases(share_s: float, work: PhaseWork) -> dict[str, float]:
     parts = [share_s * w / total for w in weights]
     parts[-1] = share_s - sum(parts[:-1])
     return dict(zip(PHASES, parts, strict=True))
+
+
+def page_seconds(usage: PageUsage, share_s: float | None = None) -> dict[str, float]:
+    """A page's GPU seconds as row columns: the four phases and gpu_s, their sum. share_s None: the engine's
+    own per-page phase seconds (static batches: its share of the batch, split by the engine). Otherwise
+    share_s (its share of the engine's busy time), split by split_phases in proportion to the usage."""
+    if share_s is None:
+        return {**{p: getattr(usage, p) for p in PHASES}, "gpu_s": usage.gpu_s}
+    u = usage
+    work = PhaseWork(u.encode_s, u.prune_s, u.prefill_s, u.decode_s, u.prompt_tokens, u.output_tokens)
+    phases = split_phases(share_s, work)
+    return {**phases, "gpu_s": sum(phases.values())}

@@ -7,31 +7,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from pipeline.config import PagePolicy
 from pipeline.redact import describe_error
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.stages.page_policy import fall_back, needs_retry, retry_plan, usage_of, with_attempt
+from pipeline.stages.gpu_share import page_seconds
+from pipeline.stages.page_policy import fall_back, needs_retry, ocr_result_row, retry_plan, with_attempt
 from pipeline.stages.rasterizer import decode_page
-from pipeline.stages.rows import from_batch, mark_error, to_table
-from rtprune.engines.contract import EngineConfig
+from pipeline.stages.rows import PageFailure, from_batch, mark_error, to_table
+from rtprune.engines.contract import Engine, EngineConfig, PageResult
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-
-class Engine(Protocol):  # what the pipeline uses of an engine (rtprune.engines: hf, vllm)
-    model_id: str
-    model_mode: str
-    prune_method: str
-    prune_config_hash: str
-
-    # prune: None = configured pruning, PruneConfig(method="none") = off; temperature > 0 samples (seeded).
-    def ocr(self, images: list[Any], *, prune: Any = None, temperature: float = 0.0) -> list[Any]: ...
-    def visual_tokens(self, width_px: int, height_px: int) -> int: ...
+Outcome = PageResult | PageFailure  # what one OCR attempt of one page came to
+OcrFn = Callable[[list[Any]], list[PageResult]]  # page images -> results (engine.ocr, or it with overrides)
 
 
 def run_resilient(
@@ -39,10 +32,10 @@ def run_resilient(
     items: list[T],
     oom: tuple[type[BaseException], ...],
     on_oom: Callable[[], None] = lambda: None,
-) -> list[R | str]:
-    """fn over items; a str in the result is that item's error. Out of memory: split in halves down to
-    single items (smaller batches fit). Any other batch failure: retry items one by one, so only the
-    item that really fails becomes an error."""
+) -> list[R | PageFailure]:
+    """fn over items; a PageFailure (stage "ocr") in the result is that item's error. Out of memory: split
+    in halves down to single items (smaller batches fit). Any other batch failure: retry items one by one,
+    so only the item that really fails becomes an error."""
     try:
         results = fn(items)
         if len(results) != len(items):
@@ -51,12 +44,12 @@ def run_resilient(
     except oom as exc:
         on_oom()
         if len(items) == 1:
-            return ["out of memory on a single page: " + describe_error(exc)]
+            return [PageFailure("ocr", "out of memory on a single page: " + describe_error(exc))]
         mid = len(items) // 2
         return run_resilient(fn, items[:mid], oom, on_oom) + run_resilient(fn, items[mid:], oom, on_oom)
     except Exception as exc:  # a page the model cannot handle must not take its batch down
         if len(items) == 1:
-            return [describe_error(exc)]
+            return [PageFailure("ocr", describe_error(exc))]
         return [r for item in items for r in run_resilient(fn, [item], oom, on_oom)]
 
 
@@ -66,23 +59,10 @@ def cost_sorted_batches(costs: Sequence[int], size: int) -> list[list[int]]:
     return [order[k : k + size] for k in range(0, len(order), size)]
 
 
-def _with_result(row: dict[str, Any], result: Any, engine: Engine) -> dict[str, Any]:
-    return {
-        **row,
-        **usage_of(result),
-        "text": result.text,
-        "finish_reason": result.usage.finish_reason,
-        "text_source": "ocr",
-        "ocr_attempts": 1,
-        "model_id": engine.model_id,
-        "model_mode": engine.model_mode,
-        "prune_method": engine.prune_method,
-        "prune_config_hash": engine.prune_config_hash,
-    }
-
-
-def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], list[Any], dict[int, str]]:
-    """(indices decoded, their images, {index: reason} for pages whose image does not decode)."""
+def _decode(
+    rows: list[dict[str, Any]], indices: list[int]
+) -> tuple[list[int], list[Any], dict[int, PageFailure]]:
+    """(indices decoded, their images, {index: failure} for pages whose image does not decode)."""
     done, images, failed = [], [], {}
     for i in indices:
         r = rows[i]
@@ -90,25 +70,25 @@ def _decode(rows: list[dict[str, Any]], indices: list[int]) -> tuple[list[int], 
             images.append(decode_page(r["image"], r["width_px"], r["height_px"], r["page_format"]))
             done.append(i)
         except Exception as exc:  # a page image that does not decode fails alone
-            failed[i] = "cannot decode page image: " + describe_error(exc)
+            failed[i] = PageFailure("ocr", "cannot decode page image: " + describe_error(exc))
     return done, images, failed
 
 
 def _run_pass(
     engine: Engine,
-    ocr_fn: Callable[[list[Any]], list[Any]],
+    ocr_fn: OcrFn,
     rows: list[dict[str, Any]],
     indices: list[int],
     sub_batch_size: int,
     oom: tuple[type[BaseException], ...],
     on_oom: Callable[[], None],
-) -> dict[int, Any]:
+) -> dict[int, Outcome]:
     """ocr_fn over the pages `indices` in cost-sorted sub-batches -> {index: PageResult, or why it failed}.
     The next sub-batch's images are decoded on a thread while the engine runs the current one (PIL
     releases the GIL while decoding): PNG decoding costs ~14 ms a page, a real share of a fast engine's time."""
     costs = [engine.visual_tokens(rows[i]["width_px"], rows[i]["height_px"]) for i in indices]
     batches = [[indices[k] for k in b] for b in cost_sorted_batches(costs, sub_batch_size)]
-    results: dict[int, Any] = {}
+    results: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         pending = pool.submit(_decode, rows, batches[0]) if batches else None
         for n in range(len(batches)):
@@ -135,11 +115,12 @@ def ocr_pages(
     policy = policy if policy is not None else PagePolicy()
     out = list(rows)
     todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    identity = engine.identity
     for i, result in _run_pass(engine, engine.ocr, rows, todo, sub_batch_size, oom, on_oom).items():
         out[i] = (
-            mark_error(rows[i], "ocr", result)
-            if isinstance(result, str)
-            else _with_result(rows[i], result, engine)
+            mark_error(rows[i], result)
+            if isinstance(result, PageFailure)
+            else ocr_result_row(rows[i], result, identity, page_seconds(result.usage))
         )
     return second_chances(
         engine,
@@ -153,20 +134,20 @@ def second_chances(
     engine: Engine,
     out: list[dict[str, Any]],
     policy: PagePolicy,
-    run_pass: Callable[[Callable[[list[Any]], list[Any]], list[int]], dict[int, Any]],
+    run_pass: Callable[[OcrFn, list[int]], dict[int, Outcome]],
 ) -> list[dict[str, Any]]:
     """Retry the pages whose OCR ended in one of policy.retry_on, all failing pages together in each round
     (so they batch), with the plan's overrides; a page leaves the rounds once an attempt ends otherwise.
     Pages that never do fall back to their text layer. Every attempt's usage is added to its page."""
     pending = [i for i, r in enumerate(out) if needs_retry(r, policy)]
     last_reason = {i: out[i]["finish_reason"] for i in pending}
-    for attempt in retry_plan(policy, engine.prune_method):
+    for attempt in retry_plan(policy, engine.identity.prune_method):
         if not pending:
             break
         results = run_pass(partial(engine.ocr, prune=attempt.prune, temperature=attempt.temperature), pending)
         for i in pending:
             result = results[i]
-            reason = "" if isinstance(result, str) else result.usage.finish_reason
+            reason = "" if isinstance(result, PageFailure) else result.usage.finish_reason
             out[i] = with_attempt(out[i], result, accepted=bool(reason) and reason not in policy.retry_on)
             last_reason[i] = reason or last_reason[i]
         pending = [i for i in pending if out[i]["text_source"] == "ocr"]

@@ -26,31 +26,30 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from pipeline.config import PagePolicy, PoolConfig
 from pipeline.redact import describe_error
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.stages.gpu_share import BusyClock, PhaseWork, split_phases
-from pipeline.stages.page_policy import USAGE_COLUMNS, add_attempt, fall_back, needs_retry, retry_plan
+from pipeline.stages.gpu_share import BusyClock, PhaseWork, page_seconds, split_phases
+from pipeline.stages.page_policy import (
+    USAGE_COLUMNS,
+    add_attempt,
+    fall_back,
+    needs_retry,
+    ocr_result_row,
+    retry_plan,
+)
 from pipeline.stages.rasterizer import decode_page
 from pipeline.stages.rows import from_batch, mark_error, to_table
-from rtprune.engines.contract import EngineConfig
+from rtprune.api import PruneConfig
+from rtprune.engines.contract import AsyncEngine, EngineConfig
 
 log = logging.getLogger("pipeline")
 
 ENGINE_DIED_EXIT_CODE = 70  # EX_SOFTWARE: Ray sees an unexpected exit and restarts the actor
-
-
-class AsyncEngine(Protocol):  # what this stage uses of rtprune.engines.vllm.engine.VllmEngine
-    model_id: str
-    model_mode: str
-    prune_method: str
-    prune_config_hash: str
-
-    async def ocr_page(self, image: Any, *, prune: Any = None, temperature: float = 0.0) -> Any: ...
 
 
 @dataclass
@@ -91,37 +90,13 @@ def page_reason(exc: BaseException) -> str:
     return ": ".join(parts)[:500]
 
 
-def result_row(row: dict[str, Any], result: Any, engine: AsyncEngine, share_s: float) -> dict[str, Any]:
-    """The ok row: text, the engine's token counts, and share_s split into the phase columns."""
-    u = result.usage
-    work = PhaseWork(u.encode_s, u.prune_s, u.prefill_s, u.decode_s, u.prompt_tokens, u.output_tokens)
-    phases = split_phases(share_s, work)
-    return {
-        **row,
-        "text": result.text,
-        "finish_reason": u.finish_reason,
-        "model_id": engine.model_id,
-        "model_mode": engine.model_mode,
-        "prune_method": engine.prune_method,
-        "prune_config_hash": engine.prune_config_hash,
-        "visual_tokens": u.visual_tokens,
-        "visual_tokens_kept": u.visual_tokens_kept,
-        "prompt_tokens": u.prompt_tokens,
-        "output_tokens": u.output_tokens,
-        **phases,
-        "gpu_s": sum(phases.values()),
-        "text_source": "ocr",
-        "ocr_attempts": 1,
-    }
-
-
 async def ocr_row(
     engine: AsyncEngine,
     row: dict[str, Any],
     meter: EngineMeter,
     fatal: tuple[type[BaseException], ...] = (),
     *,
-    prune: Any = None,
+    prune: PruneConfig | None = None,
     temperature: float = 0.0,
 ) -> dict[str, Any]:
     """One page row through the engine: the ok row with text and usage, or an `ocr` error row. Rows that
@@ -141,7 +116,7 @@ async def ocr_row(
         raise
     except Exception as exc:  # the engine rejected or failed this page: it fails alone
         return failed_row(row, page_reason(exc), share.seconds)
-    return result_row(row, result, engine, share.seconds)
+    return ocr_result_row(row, result, engine.identity, page_seconds(result.usage, share.seconds))
 
 
 def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, Any]:
@@ -170,7 +145,7 @@ async def ocr_row_with_policy(
     if not needs_retry(out, policy):
         return out
     last_reason = out["finish_reason"]
-    for attempt in retry_plan(policy, engine.prune_method):
+    for attempt in retry_plan(policy, engine.identity.prune_method):
         again = await ocr_row(engine, row, meter, fatal, prune=attempt.prune, temperature=attempt.temperature)
         reason = again["finish_reason"] if again["status"] == "ok" else ""
         usage = {k: again[k] for k in USAGE_COLUMNS}
@@ -195,7 +170,7 @@ def engine_dead_errors() -> tuple[type[BaseException], ...]:
     return EngineDied, EngineDeadError
 
 
-def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> Any:
+def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> AsyncEngine:
     """The actor's engine, with the pool's serving settings."""
     from rtprune.engines.vllm.engine import VllmEngine
 

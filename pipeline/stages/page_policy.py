@@ -4,28 +4,25 @@ functions over row dicts and Arrow tables; the loop that runs the attempts is in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.stages.gpu_share import PHASES, page_seconds
+from pipeline.stages.rows import PageFailure, identity_columns
+
 if TYPE_CHECKING:  # the report and the summary count with this module; they need no torch
     from pipeline.config import PagePolicy
     from rtprune.api import PruneConfig
+    from rtprune.engines.contract import EngineIdentity, PageResult, PageUsage
 
+# The engine's token counts of a page, as PageUsage and the row name them.
+TOKEN_COLUMNS = ("visual_tokens", "visual_tokens_kept", "prompt_tokens", "output_tokens")
 # Every attempt's usage is added to these, so a page's cost covers all its attempts.
-USAGE_COLUMNS = (
-    "visual_tokens",
-    "visual_tokens_kept",
-    "prompt_tokens",
-    "output_tokens",
-    "encode_s",
-    "prune_s",
-    "prefill_s",
-    "decode_s",
-    "gpu_s",
-)
+USAGE_COLUMNS = (*TOKEN_COLUMNS, *PHASES, "gpu_s")
 # An OCR text that ended like this is not trusted, whatever the policy retried.
 FAILED_FINISH = ("repetition", "length")
 
@@ -59,28 +56,35 @@ def needs_retry(row: dict[str, Any], policy: PagePolicy) -> bool:
     return row["status"] == "ok" and row["finish_reason"] in policy.retry_on
 
 
-def usage_of(result: Any) -> dict[str, Any]:
-    """A PageResult's usage as row columns."""
-    u = result.usage
+def usage_columns(usage: PageUsage, seconds: Mapping[str, float]) -> dict[str, Any]:
+    """USAGE_COLUMNS of one attempt: the engine's token counts, and `seconds` (the phase columns and gpu_s,
+    from pipeline.stages.gpu_share.page_seconds)."""
+    return {**{c: getattr(usage, c) for c in TOKEN_COLUMNS}, **seconds}
+
+
+def ocr_result_row(
+    row: dict[str, Any], result: PageResult, identity: EngineIdentity, seconds: Mapping[str, float]
+) -> dict[str, Any]:
+    """The ok row of a page's first OCR attempt, on either engine: its text, the engine's identity, its
+    usage with `seconds` as its GPU seconds."""
     return {
-        "visual_tokens": u.visual_tokens,
-        "visual_tokens_kept": u.visual_tokens_kept,
-        "prompt_tokens": u.prompt_tokens,
-        "output_tokens": u.output_tokens,
-        "encode_s": u.encode_s,
-        "prune_s": u.prune_s,
-        "prefill_s": u.prefill_s,
-        "decode_s": u.decode_s,
-        "gpu_s": u.gpu_s,
+        **row,
+        **usage_columns(result.usage, seconds),
+        **identity_columns(identity),
+        "text": result.text,
+        "finish_reason": result.usage.finish_reason,
+        "text_source": "ocr",
+        "ocr_attempts": 1,
     }
 
 
-def with_attempt(row: dict[str, Any], result: Any, accepted: bool) -> dict[str, Any]:
-    """The row after one more attempt: its usage added (a str result is an attempt that raised: no usage
-    was reported), and its text and finish reason taken when the policy accepts it."""
-    if isinstance(result, str):
+def with_attempt(row: dict[str, Any], result: PageResult | PageFailure, accepted: bool) -> dict[str, Any]:
+    """The row after one more attempt (static batches): its usage added (a PageFailure is an attempt that
+    raised: no usage was reported), and its text and finish reason taken when the policy accepts it."""
+    if isinstance(result, PageFailure):
         return add_attempt(row, None, "", "", accepted=False)
-    return add_attempt(row, usage_of(result), result.text, result.usage.finish_reason, accepted)
+    usage = usage_columns(result.usage, page_seconds(result.usage))
+    return add_attempt(row, usage, result.text, result.usage.finish_reason, accepted)
 
 
 def add_attempt(

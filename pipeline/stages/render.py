@@ -11,19 +11,28 @@ import pyarrow as pa
 from pipeline.config import PipelineConfig, RenderConfig, StorageConfig
 from pipeline.redact import describe_error
 from pipeline.stages.isolation import IsolatedRenderer
-from pipeline.stages.rows import RENDERED_SCHEMA, RunStamp, from_batch, mark_error, new_row, to_table
+from pipeline.stages.rows import (
+    RENDERED_SCHEMA,
+    PageFailure,
+    RunStamp,
+    from_batch,
+    mark_error,
+    new_row,
+    to_table,
+)
 from pipeline.store.fs import read_bytes
 from pipeline.store.retry import retry
 
 
-def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> bytes | str:
-    """The document's bytes, or the reason it was not read (over the byte cap, storage error)."""
+def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> bytes | PageFailure:
+    """The document's bytes, or why it was not read: over the byte cap (the render stage's limit) or a
+    storage error (the read's)."""
     if doc["size_bytes"] > cfg.max_bytes:  # refuse before reading: the cap bounds actor memory
-        return f"too large: {doc['size_bytes']} bytes > max_bytes {cfg.max_bytes}"
+        return PageFailure("render", f"too large: {doc['size_bytes']} bytes > max_bytes {cfg.max_bytes}")
     try:
         return retry(lambda: read_bytes(doc["uri"], storage))
     except Exception as exc:  # any storage failure is this document's error, not the job's
-        return "read failed: " + describe_error(exc, storage.secrets())
+        return PageFailure("read", "read failed: " + describe_error(exc, storage.secrets()))
 
 
 def render_document(
@@ -37,9 +46,8 @@ def render_document(
     if doc.get("error"):  # the listing already knows it cannot be read: say so at the stage that found it
         return [mark_error(new_row(stamp, doc, -1, -1), "list", doc["error"])]
     data = _read(doc, storage, cfg)
-    if isinstance(data, str):
-        stage = "render" if data.startswith("too large") else "read"
-        return [mark_error(new_row(stamp, doc, -1, -1), stage, data)]
+    if isinstance(data, PageFailure):
+        return [mark_error(new_row(stamp, doc, -1, -1), data)]
     start = time.perf_counter()
     outcome = renderer.render(data)
     elapsed_s = time.perf_counter() - start

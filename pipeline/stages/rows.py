@@ -5,12 +5,15 @@ the OCR stage drops them. Every row leaving the pipeline conforms to PAGES_SCHEM
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from pipeline.schema import PAGES_SCHEMA
+
+if TYPE_CHECKING:  # the summary builds rows' columns with this module; it needs no torch (rtprune)
+    from rtprune.engines.contract import EngineIdentity
 
 IMAGE_FIELDS = [
     pa.field("image", pa.binary(), nullable=False),
@@ -38,13 +41,25 @@ _DEFAULTS["image"] = b""
 
 @dataclass(frozen=True)
 class RunStamp:
-    """What every row of a run carries before the engine has spoken (render errors never reach it)."""
+    """What every row of a run carries before the engine has spoken (render errors never reach it): the run,
+    and the engine identity as configured (the engine's own replaces it on the pages it OCRs)."""
 
     run_id: str
-    model_id: str
-    model_mode: str
-    prune_method: str
-    prune_config_hash: str
+    identity: EngineIdentity
+
+
+@dataclass(frozen=True)
+class PageFailure:
+    """Why a page (or a whole document) has no text: the stage that failed it and the reason, as its error
+    row will say (error_stage, error)."""
+
+    stage: str
+    reason: str
+
+
+def identity_columns(identity: EngineIdentity) -> dict[str, str]:
+    """The engine identity as row columns (model_id, model_mode, prune_method, prune_config_hash)."""
+    return asdict(identity)
 
 
 def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: int) -> dict[str, Any]:
@@ -52,10 +67,7 @@ def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: i
     row = dict(_DEFAULTS)
     row.update(
         run_id=stamp.run_id,
-        model_id=stamp.model_id,
-        model_mode=stamp.model_mode,
-        prune_method=stamp.prune_method,
-        prune_config_hash=stamp.prune_config_hash,
+        **identity_columns(stamp.identity),
         doc_id=doc["doc_id"],
         source_uri=doc["source_uri"],
         content_hash=doc["content_hash"],
@@ -66,13 +78,15 @@ def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: i
     return row
 
 
-def mark_error(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
-    """The same row as an error of `stage`; the text and image are dropped (nothing half-done survives)."""
+def mark_error(row: dict[str, Any], stage: str | PageFailure, reason: str = "") -> dict[str, Any]:
+    """The same row as an error of `stage` (or the stage and reason of a PageFailure); the text and image are
+    dropped (nothing half-done survives)."""
+    failure = stage if isinstance(stage, PageFailure) else PageFailure(stage, reason)
     return {
         **row,
         "status": "error",
-        "error_stage": stage,
-        "error": reason or "unknown error",
+        "error_stage": failure.stage,
+        "error": failure.reason or "unknown error",
         "text": "",
         "finish_reason": "",
         "text_source": "",

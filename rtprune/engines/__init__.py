@@ -11,11 +11,28 @@ driver that only reads the config loads neither transformers nor vLLM.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
-from rtprune.engines.contract import EngineConfig, FinishReason, PageResult, PageUsage
+from rtprune.engines.contract import (
+    AsyncEngine,
+    Engine,
+    EngineConfig,
+    EngineIdentity,
+    FinishReason,
+    PageResult,
+    PageUsage,
+)
 
-__all__ = ["EngineConfig", "FinishReason", "PageResult", "PageUsage", "create_engine", "resolve_backend"]
+__all__ = [
+    "AsyncEngine",
+    "Engine",
+    "EngineConfig",
+    "EngineIdentity",
+    "FinishReason",
+    "PageResult",
+    "PageUsage",
+    "create_engine",
+    "resolve_backend",
+]
 
 
 def resolve_backend(config: EngineConfig) -> str:
@@ -29,7 +46,7 @@ def resolve_backend(config: EngineConfig) -> str:
     return "vllm" if torch.cuda.is_available() else "hf"
 
 
-def create_engine(config: EngineConfig) -> Any:
+def create_engine(config: EngineConfig) -> Engine:
     """The engine `config.backend` names, loaded and ready (model weights included)."""
     if resolve_backend(config) == "vllm":
         from rtprune.engines.vllm.engine import VllmEngine

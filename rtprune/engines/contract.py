@@ -1,9 +1,13 @@
-"""Types shared by the engine and its callers (the pipeline, jobs). No transformers import here."""
+"""The engines' contract with their callers (the pipeline, jobs): the config, what a page's OCR returns
+(PageResult), what names an engine's output (EngineIdentity), and the two ways in (Engine: static batches;
+AsyncEngine: one page at a time). Both engines (rtprune.engines.hf, rtprune.engines.vllm) fulfil them.
+No transformers or vLLM import here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,3 +75,41 @@ class PageUsage:
 class PageResult:
     text: str
     usage: PageUsage
+
+
+@dataclass(frozen=True)
+class EngineIdentity:
+    """What names an engine's output: every row it produces carries these four values."""
+
+    model_id: str  # the model as configured (hub id or checkpoint directory), not a resolved cache path
+    model_mode: str  # v1 resolution mode, or "dynamic" (v2)
+    prune_method: str
+    prune_config_hash: str  # the hash of the pruning that really runs
+
+
+class Engine(Protocol):
+    """Static batches: a list of pages in, one PageResult per page out, in order. A failing batch raises
+    (out of memory as the framework's own error, so the caller can split the batch)."""
+
+    @property
+    def identity(self) -> EngineIdentity: ...
+
+    # prune: None = configured pruning, PruneConfig(method="none") = off; temperature > 0 samples (seeded).
+    def ocr(
+        self, images: Sequence[Any], *, prune: PruneConfig | None = None, temperature: float = 0.0
+    ) -> list[PageResult]: ...
+
+    def visual_tokens(self, width_px: int, height_px: int) -> int: ...
+
+
+class AsyncEngine(Protocol):
+    """One page at a time, many in flight at once (continuous batching): a failing page raises alone."""
+
+    @property
+    def identity(self) -> EngineIdentity: ...
+
+    async def ocr_page(
+        self, image: Any, *, prune: PruneConfig | None = None, temperature: float = 0.0
+    ) -> PageResult: ...
+
+    def close(self) -> None: ...

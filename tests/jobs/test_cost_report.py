@@ -308,6 +308,7 @@ def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
     output = pytest.importorskip("pipeline.store.output", reason="pipeline/store/output.py not merged yet")
     accounting = pytest.importorskip("pipeline.cost.accounting")
     from jobs.cost_report import main
+    from rtprune.engines.contract import EngineIdentity
 
     out = output.Output.open(str(tmp_path / "out"))
     runs = [("r1", "2025-11-03T02:00:00+00:00", ["d0", "d1"]), ("r2", "2025-11-04T02:00:00+00:00", ["d0"])]
@@ -333,10 +334,12 @@ def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
             started_at=started_at,
             finished_at=started_at,
             wall_s=900.0,
-            model_id="deepseek-ai/DeepSeek-OCR",
-            model_mode="large",
-            prune_method="rtprune",
-            prune_config_hash="rtprune-hash",
+            identity=EngineIdentity(
+                model_id="deepseek-ai/DeepSeek-OCR",
+                model_mode="large",
+                prune_method="rtprune",
+                prune_config_hash="rtprune-hash",
+            ),
         )
         seconds = {"m7i.xlarge": 900.0, "m7i.2xlarge": 900.0, "g6.xlarge": 700.0}
         output.write_summary(out, accounting.summarize(table, info, seconds, PRICING))

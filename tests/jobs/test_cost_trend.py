@@ -15,6 +15,7 @@ from pipeline.cost.report import ReportError, build_trend
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
 from pipeline.store.output import Output, commit_part, write_summary
 from pipeline.summary import RunSummary
+from rtprune.engines.contract import EngineIdentity
 
 # (run_id, started_at, ok pages, failed pages, $ per ok page, fully loaded $). A failed page costs $0.001.
 RUNS = [
@@ -28,7 +29,7 @@ UNTIL = date(2025, 11, 7)
 
 
 def _rows(run_id: str, ok: int, failed: int, usd_per_page: float) -> list[dict]:
-    stamp = RunStamp(run_id, "deepseek-ai/DeepSeek-OCR", "large", "rtprune", "h")
+    stamp = RunStamp(run_id, EngineIdentity("deepseek-ai/DeepSeek-OCR", "large", "rtprune", "h"))
     rows = []
     for i in range(ok + failed):
         doc = {"doc_id": f"{run_id}-{i}", "source_uri": f"file:///in/{run_id}-{i}.pdf", "content_hash": "c"}

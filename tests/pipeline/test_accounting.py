@@ -5,9 +5,10 @@ from pipeline.cost.accounting import NodeState, RunInfo, node_seconds, node_type
 from pipeline.cost.pricing import load_pricing
 from pipeline.driver.commit import SUMMARY_COLUMNS
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()
-STAMP = RunStamp("r", "m", "tiny", "rtprune", "h")
+STAMP = RunStamp("r", EngineIdentity("m", "tiny", "rtprune", "h"))
 
 
 def _rows():
@@ -60,9 +61,7 @@ def test_node_seconds_count_alive_time_and_half_gaps_at_transitions():
 
 def test_summary_sums_rows_and_prices_the_cluster():
     table = price_pages(_rows(), PRICING).select(SUMMARY_COLUMNS)
-    info = RunInfo(
-        "r", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", 60.0, "m", "tiny", "rtprune", "h"
-    )
+    info = RunInfo("r", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", 60.0, STAMP.identity)
     seconds = {PRICING.gpu_node_type: 60.0}
     s = summarize(table, info, seconds, PRICING)
     direct = sum(table["cost_direct_usd"].to_pylist())

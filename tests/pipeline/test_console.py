@@ -18,8 +18,9 @@ from pipeline.driver.console import (
     configure_ray_data,
 )
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from rtprune.engines.contract import EngineIdentity
 
-STAMP = RunStamp("run-1", "tiny", "tiny", "none", "h")
+STAMP = RunStamp("run-1", EngineIdentity("tiny", "tiny", "none", "h"))
 
 
 def _batch(doc: str, pages: int, failed: dict[int, tuple[str, str]] | None = None):

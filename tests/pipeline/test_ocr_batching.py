@@ -1,6 +1,7 @@
 """The batch-failure policy of the OCR step, on plain callables (the helper is generic over fn)."""
 
 from pipeline.stages.ocr import cost_sorted_batches, run_resilient
+from pipeline.stages.rows import PageFailure
 
 
 class FakeOOM(Exception):
@@ -28,7 +29,8 @@ def test_single_page_oom_becomes_that_page_error():
         return items
 
     out = run_resilient(fn, [1, 99, 3], (FakeOOM,))
-    assert out[0] == 1 and out[2] == 3 and "out of memory on a single page" in out[1] and "too big" in out[1]
+    assert out[0] == 1 and out[2] == 3 and out[1].stage == "ocr"
+    assert "out of memory on a single page" in out[1].reason and "too big" in out[1].reason
 
 
 def test_other_failures_retry_pages_one_by_one_so_only_the_bad_page_fails():
@@ -38,12 +40,12 @@ def test_other_failures_retry_pages_one_by_one_so_only_the_bad_page_fails():
         return [-i for i in items]
 
     out = run_resilient(fn, [5, 7, 9], (FakeOOM,))
-    assert out == [-5, "ValueError: bad page 7", -9]
+    assert out == [-5, PageFailure("ocr", "ValueError: bad page 7"), -9]
 
 
 def test_wrong_result_count_is_a_failure_not_a_silent_drop():
     out = run_resilient(lambda items: [], [1, 2], (FakeOOM,))
-    assert out == ["RuntimeError: engine returned 0 results for 1 pages"] * 2
+    assert out == [PageFailure("ocr", "RuntimeError: engine returned 0 results for 1 pages")] * 2
 
 
 def test_cost_sorted_batches_group_similar_pages():

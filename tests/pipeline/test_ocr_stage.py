@@ -11,6 +11,7 @@ from pipeline.samples import sample_pdf_bytes
 from pipeline.stages.ocr import ocr_pages
 from pipeline.stages.rasterizer import render_pdf
 from pipeline.stages.rows import RunStamp, mark_error, new_row
+from rtprune.engines.contract import EngineIdentity
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("rtprune.engines.hf.engine")
@@ -56,7 +57,7 @@ def _rows() -> list[dict]:
 
 @functools.cache
 def _rendered_rows(heights_pt=(842, 842, 600)) -> tuple[dict, ...]:
-    stamp = RunStamp("r", "configured-model", "tiny", "rtprune", "h")
+    stamp = RunStamp("r", EngineIdentity("configured-model", "tiny", "rtprune", "h"))
     doc = {"doc_id": "d", "source_uri": "s3://b/d.pdf", "content_hash": "c"}
     rows = []
     for i, h in enumerate(heights_pt):
@@ -85,7 +86,7 @@ def test_pages_get_text_and_usage_from_the_engine(engine):
     assert [r["page_index"] for r in out] == [0, 1, 2] and all(r["status"] == "ok" for r in out)
     for r in out:
         assert r["text"] and r["output_tokens"] > 0 and r["gpu_s"] > 0 and r["finish_reason"]
-        assert 0 < r["visual_tokens_kept"] <= r["visual_tokens"] and r["model_id"] == engine.model_id
+        assert 0 < r["visual_tokens_kept"] <= r["visual_tokens"] and r["model_id"] == engine.identity.model_id
         assert r["render_s"] == 0.1  # earlier stages' measurements survive
 
 

@@ -16,12 +16,13 @@ from pipeline.store.output import (
     read_committed,
     read_ledger,
 )
+from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()
 
 
 def _doc_rows(run_id, doc_id, pages, text="t", error=False):
-    stamp = RunStamp(run_id, "m", "tiny", "rtprune", "h")
+    stamp = RunStamp(run_id, EngineIdentity("m", "tiny", "rtprune", "h"))
     doc = {"doc_id": doc_id, "source_uri": f"s3://b/{doc_id}.pdf", "content_hash": "c1"}
     if error:
         return [mark_error(new_row(stamp, doc, -1, -1), "render", "corrupt")]

@@ -11,6 +11,7 @@ from pipeline.stages.ocr import ocr_pages
 from pipeline.stages.page_policy import retry_plan
 from pipeline.stages.rasterizer import decode_page, render_pdf
 from pipeline.stages.rows import RunStamp, new_row
+from rtprune.engines.contract import EngineIdentity
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("rtprune.engines.hf.engine")
@@ -74,7 +75,7 @@ def rows(pages):
 
 def _rows():
     """Page 0: born-digital (real text layer); page 1: a scan (image only, no text layer)."""
-    stamp = RunStamp("r", "configured-model", "tiny", "rtprune", "h")
+    stamp = RunStamp("r", EngineIdentity("configured-model", "tiny", "rtprune", "h"))
     doc = {"doc_id": "d", "source_uri": "s3://b/d.pdf", "content_hash": "c"}
     rows = []
     for i, data in enumerate([sample_pdf_bytes(1), noisy_pdf_bytes(image_px=120)]):

@@ -23,6 +23,7 @@ from pipeline.store.index import bucket_ids, load_index, mark_open, open_runs, p
 from pipeline.store.listing import content_hash_of, doc_id_for, list_documents
 from pipeline.store.output import Output, commit_part, read_committed
 from pipeline.store.plan import plan_run
+from rtprune.engines.contract import EngineIdentity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.legacy_plan import legacy_plan  # noqa: E402
@@ -40,7 +41,7 @@ def _corpus(tmp_path: Path, n: int) -> Path:
 
 
 def _commit_docs(out: Output, run_id: str, seq: int, docs: list, ok: bool = True) -> None:
-    stamp = RunStamp(run_id, "m", "tiny", "rtprune", "h")
+    stamp = RunStamp(run_id, EngineIdentity("m", "tiny", "rtprune", "h"))
     rows = [
         new_row(stamp, {"doc_id": d.doc_id, "source_uri": d.source_uri, "content_hash": d.content_hash}, 0, 1)
         | ({} if ok else {"status": "error", "error_stage": "ocr", "error": "x"})
@@ -208,17 +209,17 @@ def test_uri_list_entries_are_checked_in_parallel(tmp_path):
     seen: set[str] = set()
     import pipeline.store.listing as listing_mod
 
-    original = listing_mod._manifest_ref
+    original = listing_mod.manifest_ref
 
     def spy(entry, storage):
         seen.add(threading.current_thread().name)
         return original(entry, storage)
 
-    listing_mod._manifest_ref = spy
+    listing_mod.manifest_ref = spy
     try:
         pages = list(iter_documents(str(listing), _cfg(tmp_path).storage, list_threads=4, page_size=20))
     finally:
-        listing_mod._manifest_ref = original
+        listing_mod.manifest_ref = original
     assert [len(p) for p in pages] == [20, 20, 11]
     assert len(seen) > 1 and all(name.startswith("list") for name in seen)
     assert sum(1 for p in pages for r in p if r.error) == 1
@@ -226,7 +227,7 @@ def test_uri_list_entries_are_checked_in_parallel(tmp_path):
 
 def test_committer_fills_parts_to_the_row_target(tmp_path):
     out = Output.open(str(tmp_path))
-    stamp = RunStamp("r", "m", "tiny", "rtprune", "h")
+    stamp = RunStamp("r", EngineIdentity("m", "tiny", "rtprune", "h"))
     c = Committer(
         out, "r", KEY, PRICING, commit_documents=0, commit_interval_s=3600, first_seq=0, part_target_rows=10
     )

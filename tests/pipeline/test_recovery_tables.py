@@ -17,9 +17,10 @@ from pipeline.schema import COLUMN_NAMES, PAGES_SCHEMA
 from pipeline.stages.page_policy import flag_document, recovery_counts
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
 from pipeline.store.output import Output, read_committed
+from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()
-STAMP = RunStamp("r1", "m", "tiny", "rtprune", "h")
+STAMP = RunStamp("r1", EngineIdentity("m", "tiny", "rtprune", "h"))
 # (text_source, finish_reason, ocr_attempts) per page; None = an OCR error row.
 GOOD = ("ocr", "eos", 1)
 RECOVERED = ("ocr_retry", "eos", 2)
@@ -80,9 +81,7 @@ def test_summary_and_report_count_what_the_rows_say(tmp_path):
 
     slim = pa.concat_tables(committer.stats.slim)
     assert set(SUMMARY_COLUMNS) <= set(slim.column_names)
-    info = RunInfo(
-        "r1", "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00", 600.0, "m", "tiny", "rtprune", "h"
-    )
+    info = RunInfo("r1", "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00", 600.0, STAMP.identity)
     summary = summarize(slim, info, {"g6.xlarge": 600.0}, PRICING)
     assert (summary.pages_ok, summary.pages_failed) == (6, 1)
     assert (summary.pages_retried, summary.pages_recovered, summary.pages_text_layer) == (3, 1, 1)

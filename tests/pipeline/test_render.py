@@ -15,6 +15,7 @@ from pipeline.stages.isolation import IsolatedRenderer
 from pipeline.stages.rasterizer import decode_page, page_zoom, render_pdf
 from pipeline.stages.render import render_document
 from pipeline.stages.rows import RunStamp
+from rtprune.engines.contract import EngineIdentity
 
 CFG = RenderConfig()
 
@@ -80,7 +81,7 @@ def test_hanging_document_is_killed_and_the_renderer_recovers():
 
 
 def _stamp():
-    return RunStamp("r1", "tiny-random-v1", "tiny", "rtprune", "abc")
+    return RunStamp("r1", EngineIdentity("tiny-random-v1", "tiny", "rtprune", "abc"))
 
 
 def _doc(path, size):

@@ -14,6 +14,7 @@ from pipeline.stages.rows import RunStamp, new_row, to_table
 from pipeline.store.compaction import compact
 from pipeline.store.index import mark_open
 from pipeline.store.output import Output, commit_part, read_committed
+from rtprune.engines.contract import EngineIdentity
 
 from .fault_proxy import FaultProxy
 from .s3_server import REGION, MotoS3
@@ -27,7 +28,7 @@ def _doc(seq: int, k: int) -> str:
 
 def _commit(out: Output, run_id: str, seq: int, docs: list[tuple[str, str]], engine: str) -> None:
     """One part of docs (doc_id, content_hash), two pages each, committed under `engine`."""
-    stamp = RunStamp(run_id, "m", "tiny", "rtprune", engine)
+    stamp = RunStamp(run_id, EngineIdentity("m", "tiny", "rtprune", engine))
     rows = [
         new_row(stamp, {"doc_id": d, "source_uri": f"s3://b/{d}.pdf", "content_hash": h}, p, 2)
         for d, h in docs

@@ -103,7 +103,7 @@ def test_the_reported_prune_hash_is_that_of_the_rule_the_plugin_runs():
     from rtprune.engines.vllm.engine import VllmEngine
 
     def reported(prune: PruneConfig) -> str:
-        return VllmEngine.prune_config_hash.fget(SimpleNamespace(config=EngineConfig(prune=prune)))
+        return VllmEngine.identity.fget(SimpleNamespace(config=EngineConfig(prune=prune))).prune_config_hash
 
     dynamic = PruneConfig(dynamic=True)
     assert reported(dynamic) != dynamic.config_hash()

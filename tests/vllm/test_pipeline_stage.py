@@ -16,11 +16,11 @@ from pipeline.config import PoolConfig
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.gpu_share import PHASES
 from pipeline.stages.rows import RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
-from rtprune.engines.contract import EngineConfig
+from rtprune.engines.contract import EngineConfig, EngineIdentity
 
 pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")
 
-STAMP = RunStamp("run-1", "m", "tiny", "none", "h")
+STAMP = RunStamp("run-1", EngineIdentity("m", "tiny", "none", "h"))
 SIZES = [(600, 800), (800, 600), (512, 512), (900, 1300), (700, 700), (640, 900), (1000, 700), (500, 900)]
 
 
@@ -126,8 +126,7 @@ def test_more_work_costs_more_on_the_same_engine(stage):
     class Capped:  # the same engine, a different token cap per page
         def __init__(self, cap: int) -> None:
             self.cap = cap
-            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
-                setattr(self, name, getattr(engine, name))
+            self.identity = engine.identity
 
         async def ocr_page(self, image, **kw):
             return await engine.ocr_page(image, max_new_tokens=self.cap, ignore_eos=True, **kw)
@@ -154,8 +153,7 @@ def test_a_page_at_the_cap_is_retried_unpruned_then_takes_its_text_layer(stage):
 
     class Capped:  # the same engine, every page forced to the cap
         def __init__(self) -> None:
-            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
-                setattr(self, name, getattr(engine, name))
+            self.identity = engine.identity
 
         async def ocr_page(self, image, **kw):
             return await engine.ocr_page(image, max_new_tokens=3, ignore_eos=True, **kw)
@@ -203,8 +201,7 @@ def test_when_the_engine_dies_its_pages_fail_as_a_whole_not_as_error_rows(stage)
 
     class Long:  # the same engine, pages forced to 200 tokens: still running when the core is killed
         def __init__(self) -> None:
-            for name in ("model_id", "model_mode", "prune_method", "prune_config_hash"):
-                setattr(self, name, getattr(engine, name))
+            self.identity = engine.identity
 
         async def ocr_page(self, image, **kw):
             return await engine.ocr_page(image, max_new_tokens=200, ignore_eos=True, **kw)

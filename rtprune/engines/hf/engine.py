@@ -22,7 +22,7 @@ import torch
 
 from rtprune.api import PruneConfig, prune_batch
 from rtprune.deepseek.repetition import RepetitionGuard, whitelist_ids
-from rtprune.engines.contract import EngineConfig, FinishReason, PageResult, PageUsage
+from rtprune.engines.contract import EngineConfig, EngineIdentity, FinishReason, PageResult, PageUsage
 from rtprune.engines.hf.batch import (
     PromptBatch,
     PrunedPage,
@@ -127,20 +127,11 @@ class OcrEngine:
         self._whitelist = whitelist_ids(self.backend.tokenizer)
 
     @property
-    def model_id(self) -> str:
-        return self.backend.model_id
-
-    @property
-    def model_mode(self) -> str:
-        return str(self.backend.mode)
-
-    @property
-    def prune_method(self) -> str:
-        return self.config.prune.method
-
-    @property
-    def prune_config_hash(self) -> str:
-        return self.config.prune.config_hash()
+    def identity(self) -> EngineIdentity:
+        prune = self.config.prune
+        return EngineIdentity(
+            self.backend.model_id, str(self.backend.mode), prune.method, prune.config_hash()
+        )
 
     def visual_tokens(self, width_px: int, height_px: int) -> int:
         return self.backend.visual_tokens(width_px, height_px)

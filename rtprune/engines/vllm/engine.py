@@ -33,7 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from rtprune.api import PruneConfig
-from rtprune.engines.contract import EngineConfig, PageResult, PageUsage
+from rtprune.engines.contract import EngineConfig, EngineIdentity, PageResult, PageUsage
 from rtprune.engines.vllm.pages import (
     EngineDied,
     PageBatchError,
@@ -121,26 +121,16 @@ class VllmEngine:
 
         return "bfloat16" if torch.cuda.is_available() else "float32"
 
-    # -- what the pipeline reads (pipeline.stages.ocr.Engine) ----------------------------------------------------
+    # -- what the pipeline reads besides OCR (rtprune.engines.contract: Engine, AsyncEngine) -------------------
     @property
-    def model_id(self) -> str:
-        return self.config.model
-
-    @property
-    def model_mode(self) -> str:
-        return self.config.mode
-
-    @property
-    def prune_method(self) -> str:
-        return self.config.prune.method
-
-    @property
-    def prune_config_hash(self) -> str:
-        """The hash of what runs: the plugin prunes under the pixel count rule (count_from_pixels), so a
-        dynamic setting reports another hash here than on the transformers engine's default rule."""
+    def identity(self) -> EngineIdentity:
+        """prune_config_hash is the hash of what runs: the plugin prunes under the pixel count rule
+        (count_from_pixels), so a dynamic setting reports another hash here than on the transformers engine's
+        default rule."""
         from rtprune.engines.vllm.plugin.page_plan import effective_prune
 
-        return effective_prune(self.config.prune).config_hash()
+        c = self.config
+        return EngineIdentity(c.model, c.mode, c.prune.method, effective_prune(c.prune).config_hash())
 
     def visual_tokens(self, width_px: int, height_px: int) -> int:
         from rtprune.engines.vllm.plugin import visual_token_counts
