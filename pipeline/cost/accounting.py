@@ -116,6 +116,7 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     direct = _sum(rows, "cost_direct_usd")
     loaded = fully_loaded_usd(seconds, pricing)
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
+    counts: dict[str, Any] = {**recovery_counts(rows), **identity_columns(info.identity)}
     return RunSummary(
         run_id=info.run_id,
         started_at=info.started_at,
@@ -124,13 +125,12 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
         documents=len(set(rows["doc_id"].to_pylist())) if rows.num_rows else 0,
         pages_ok=ok,
         pages_failed=rows.num_rows - ok,
-        **recovery_counts(rows),
+        **counts,
         documents_flagged=len(pc.unique(flagged)),
         visual_tokens=int(_sum(rows, "visual_tokens")),
         visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
         gpu_s=_sum(rows, "gpu_s"),
         cpu_s=_sum(rows, "cpu_s"),
-        **identity_columns(info.identity),
         pricing_name=pricing.name,
         cost_direct_usd=direct,
         node_seconds=seconds,

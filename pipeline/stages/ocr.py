@@ -89,16 +89,18 @@ def _run_pass(
     costs = [engine.visual_tokens(rows[i]["width_px"], rows[i]["height_px"]) for i in indices]
     batches = [[indices[k] for k in b] for b in cost_sorted_batches(costs, sub_batch_size)]
     results: dict[int, Outcome] = {}
+    if not batches:
+        return results
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = pool.submit(_decode, rows, batches[0]) if batches else None
+        pending = pool.submit(_decode, rows, batches[0])
         for n in range(len(batches)):
             done, images, failed = pending.result()
             if n + 1 < len(batches):
                 pending = pool.submit(_decode, rows, batches[n + 1])
             results.update(failed)
-            results.update(
-                zip(done, run_resilient(ocr_fn, images, oom, on_oom) if images else [], strict=True)
-            )
+            if images:
+                outcomes = run_resilient(ocr_fn, images, oom, on_oom)
+                results.update(zip(done, outcomes, strict=True))
     return results
 
 

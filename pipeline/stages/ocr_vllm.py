@@ -214,7 +214,7 @@ class VllmOcrStage:
 
     def close(self) -> None:
         """Shut the engine down (its vLLM processes end). Idempotent."""
-        engine, self._engine = getattr(self, "_engine", None), None
+        engine = self.__dict__.pop("_engine", None)  # gone: a later call fails as with a None engine
         if engine is not None:
             engine.close()
 

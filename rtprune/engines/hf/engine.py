@@ -247,7 +247,8 @@ class OcrEngine:
             pad_token_id=self._pad_id(),
             use_cache=True,
         )
-        timer, seconds = FirstForwardTimer(self.backend.model, self.device), []
+        timer = FirstForwardTimer(self.backend.model, self.device)
+        seconds: list[float] = []
         try:
             with (
                 seeded(self.device, cfg.seed, temperature > 0),
