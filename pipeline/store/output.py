@@ -159,8 +159,7 @@ def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) ->
     for path in out.glob("pages/*/part-*.parquet"):
         if path in ledgered:
             continue
-        mtime = out.fs.info(path).get("mtime") or out.fs.info(path).get("LastModified")
-        mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+        mtime = _mtime(out.fs.info(path))  # one HEAD per object
         if now - mtime >= grace_s:
             out.fs.rm_file(path)
             removed.append(path)
