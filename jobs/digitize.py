@@ -125,7 +125,7 @@ def human_summary(s: RunSummary, output: str) -> str:
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
         f"output: {output}/{paths.part_folder_key(s.run_id)}/ "
-        "(read with pipeline.store.output.read_committed), "
+        "(read with pipeline.store.read.read_committed), "
         f"summary: {output}/{paths.summary_key(s.run_id)}"
     )
 

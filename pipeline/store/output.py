@@ -2,7 +2,7 @@
 point, atomically). The layout of the root is pipeline/store/paths.py's.
 
 A part file exists for readers only once its ledger record does, so a crash leaves at most orphan part
-files (ignored, later cleaned) and never half a commit. Readers here are the only way outputs are read.
+files (ignored, later cleaned) and never half a commit. Reading committed output is pipeline/store/read.py's.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import StorageConfig
 from pipeline.redact import redact_uri
-from pipeline.schema import PAGES_SCHEMA, conform
+from pipeline.schema import PAGES_SCHEMA
 from pipeline.store import paths
 from pipeline.store.fs import filesystem
 from pipeline.store.retry import retry
@@ -185,34 +184,5 @@ def _mtime(info: dict[str, Any]) -> float:
     return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
-def read_committed(
-    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None, latest_only: bool = True
-) -> pa.Table:
-    """Committed page rows, oldest commit first. latest_only: each document's newest commit per engine
-    config (every page once); False: every committed row of every run (what was paid for, superseded
-    versions included). Which parts and rows come from the index plus pending records (index.py), so a
-    reader does not read every ledger record ever written; it reads the parts it returns."""
-    from pipeline.store.index import committed_parts  # the index module imports this one
-
-    out = Output.open(output_uri, storage_options)
-    tables = []
-    for path, doc_ids in committed_parts(out, latest_only):
-        # Parts written before a schema change lack its new columns: conform fills them.
-        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(path))))
-        if doc_ids is not None:
-            table = table.filter(pc.is_in(table["doc_id"], value_set=doc_ids))
-        tables.append(table)
-    return pa.concat_tables(tables) if tables else PAGES_SCHEMA.empty_table()
-
-
 def write_summary(out: Output, summary: RunSummary) -> None:
     out.put_atomic(out.summary_path(summary.run_id), summary.model_dump_json(indent=2).encode())
-
-
-def read_summaries(
-    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None
-) -> list[RunSummary]:
-    """Every finished run's summary, oldest first."""
-    out = Output.open(output_uri, storage_options)
-    summaries = [RunSummary.model_validate_json(out.fs.cat_file(p)) for p in out.glob(paths.SUMMARY_GLOB)]
-    return sorted(summaries, key=lambda s: s.started_at)
