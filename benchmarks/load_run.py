@@ -164,7 +164,7 @@ def run(pages: int, pages_per_doc: int, interval_s: float, workdir: Path) -> dic
     from ray.data import DataContext
 
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     docs = write_corpus(workdir / "in", pages, pages_per_doc)
     ray.init(

@@ -255,7 +255,7 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     # The readers pull in fsspec/s3fs: import them only when a report is actually run.
-    from pipeline.store.output import read_committed, read_summaries
+    from pipeline.store.read import read_committed, read_summaries
 
     # Every committed row, superseded versions included: a document re-done after it changed was paid
     # for twice, and the runs that did it really cost that.

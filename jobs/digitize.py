@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
 from pipeline.redact import redact_text
+from pipeline.store import paths
 from pipeline.summary import RunSummary
 
 M = TypeVar("M", bound=BaseModel)
@@ -123,8 +124,9 @@ def human_summary(s: RunSummary, output: str) -> str:
         f"in {s.wall_s:.1f} s\n"
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
-        f"output: {output}/pages/{s.run_id}/ (read with pipeline.store.output.read_committed), "
-        f"summary: {output}/runs/{s.run_id}/summary.json"
+        f"output: {output}/{paths.part_folder_key(s.run_id)}/ "
+        "(read with pipeline.store.read.read_committed), "
+        f"summary: {output}/{paths.summary_key(s.run_id)}"
     )
 
 

@@ -1,6 +1,6 @@
 """run_export: committed pages -> Markdown per document + JSONL shards, incrementally.
 
-Reads only through pipeline.store.output.read_committed (ledgered parts, each document's newest commit per
+Reads only through pipeline.store.read.read_committed (ledgered parts, each document's newest commit per
 engine config), so a part without its ledger record is never seen and no document is emitted half
 committed. Of a document's versions (one per engine config) the one committed last is exported.
 """
@@ -29,7 +29,8 @@ from pipeline.export.records import (
 )
 from pipeline.export.state import DocState, ExportState, commit_state, export_id, load_state
 from pipeline.redact import loggable_name, redact_uri
-from pipeline.store.output import Output, read_committed
+from pipeline.store.output import Output
+from pipeline.store.read import read_committed
 from pipeline.store.retry import retry
 
 log = logging.getLogger("pipeline")

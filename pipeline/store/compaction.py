@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
+from pipeline.store import paths
 from pipeline.store.index import (
     IndexState,
     bucket_ids,
@@ -55,7 +56,7 @@ def compact(
         for run in runs:
             if last_seq(out, run) <= state.watermark.get(run, -1):
                 with contextlib.suppress(FileNotFoundError):  # a run that never committed has none
-                    out.fs.rm_file(out.path("_index", "open", run))
+                    out.fs.rm_file(out.path(paths.open_key(run)))
     _collect_garbage(out)
     return state
 
@@ -87,7 +88,6 @@ def fold_table(out: Output, state: IndexState | None, new: pa.Table, bucket_rows
         factor *= 2
     buckets = old_buckets * factor
     gen, nonce = (state.gen + 1 if state else 1), uuid.uuid4().hex[:8]
-    folder = f"_index/g{gen:010d}-{nonce}"
     files = dict(state.files) if state and factor == 1 else {}
     counts = counts if factor == 1 else {}
     new_bucket = bucket_ids(new["doc_id"], old_buckets)
@@ -100,7 +100,7 @@ def fold_table(out: Output, state: IndexState | None, new: pa.Table, bucket_rows
         for j in range(b * factor, (b + 1) * factor):
             piece = part.filter(pa.array(sub == j)) if factor > 1 else part
             if piece.num_rows:
-                files[j] = f"{folder}/b{j:05d}.parquet"
+                files[j] = paths.index_bucket_key(gen, nonce, j)
                 counts[j] = piece.num_rows
                 out.put_atomic(out.path(files[j]), parquet_bytes(piece))
     watermark = dict(state.watermark) if state else {}
@@ -116,26 +116,26 @@ def fold_table(out: Output, state: IndexState | None, new: pa.Table, bucket_rows
         "rows": sum(counts.values()),
         "written_at": datetime.now(UTC).isoformat(),
     }
-    out.put_atomic(
-        out.path("_index", f"manifest-{gen:010d}.json"), json.dumps(manifest, sort_keys=True).encode()
-    )
+    out.put_atomic(out.path(paths.index_manifest_key(gen)), json.dumps(manifest, sort_keys=True).encode())
     return IndexState(gen, nonce, buckets, files, watermark, manifest["rows"], counts)
 
 
 def _collect_garbage(out: Output) -> None:
     """Drop manifests older than the newest few and index files no kept manifest names."""
-    manifests = out.glob("_index/manifest-*.json")
+    manifests = out.glob(paths.INDEX_MANIFEST_GLOB)
     if len(manifests) <= _KEEP_MANIFESTS:
         return
     kept = manifests[-_KEEP_MANIFESTS:]
-    oldest_kept = int(kept[0].rsplit("-", 1)[1][:-5])
+    oldest_kept = paths.index_gen(kept[0])
     for path in manifests[:-_KEEP_MANIFESTS]:
         out.fs.rm_file(path)
     live = {
-        out.path(f.rsplit("/", 1)[0]) for m in kept for f in json.loads(out.fs.cat_file(m))["files"].values()
+        out.path(paths.index_folder_of(f))
+        for m in kept
+        for f in json.loads(out.fs.cat_file(m))["files"].values()
     }
-    for folder in out.glob("_index/g*"):
-        gen = int(folder.rsplit("/", 1)[1][1:11])
+    for folder in out.glob(paths.INDEX_FOLDER_GLOB):
+        gen = paths.index_gen(folder)
         # younger folders may belong to a compaction still writing its manifest
         if gen < oldest_kept and folder not in live:
             out.fs.rm(folder, recursive=True)

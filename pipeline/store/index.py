@@ -1,8 +1,5 @@
-"""The compacted index of committed documents: what planning reads instead of every ledger record.
-
-    {output}/_index/manifest-{gen:010d}.json      {gen, nonce, buckets, files, watermark, rows}: written last
-    {output}/_index/g{gen:010d}-{nonce}/b{bucket:05d}.parquet   INDEX_SCHEMA rows of one doc_id range
-    {output}/_index/open/{run_id}                 a run that may have ledger records the index lacks
+"""The compacted index of committed documents: what planning reads instead of every ledger record. Its
+files (manifests, generation folders of bucket files, open-run markers) are laid out in paths.py.
 
 The ledger stays the commit point. A run writes its `open` marker before its first commit and removes it
 only after a compaction that holds all of its records has become the newest manifest; so the committed
@@ -27,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.store import paths
 from pipeline.store.output import Output, read_ledger
 
 INDEX_SCHEMA = pa.schema(
@@ -108,7 +106,7 @@ def latest_per_key(table: pa.Table, keys: list[str] = KEY) -> pa.Table:
 
 def load_index(out: Output) -> IndexState | None:
     """The newest manifest (one listing + one read), or None before the first compaction."""
-    manifests = out.glob("_index/manifest-*.json")
+    manifests = out.glob(paths.INDEX_MANIFEST_GLOB)
     if not manifests:
         return None
     data = json.loads(out.fs.cat_file(manifests[-1]))
@@ -144,44 +142,36 @@ def read_bucket(
     )
 
 
-def _open_dir(out: Output) -> str:
-    return out.path("_index", "open")
-
-
 def mark_open(out: Output, run_id: str) -> None:
     """Before a run's first commit: its records are not in the index until a compaction says so."""
-    out.put_atomic(out.path("_index", "open", run_id), datetime.now(UTC).isoformat().encode())
+    out.put_atomic(out.path(paths.open_key(run_id)), datetime.now(UTC).isoformat().encode())
 
 
 def open_runs(out: Output) -> list[str]:
     try:
-        names = out.fs.ls(_open_dir(out), detail=False)
+        names = out.fs.ls(out.path(paths.OPEN_DIR), detail=False)
     except FileNotFoundError:
         return []
-    return sorted(n.rstrip("/").rsplit("/", 1)[-1] for n in names if not n.endswith(".tmp"))
+    return sorted(paths.open_run(n) for n in names if not n.endswith(".tmp"))
 
 
 def open_since(out: Output, run_id: str) -> datetime:
-    return datetime.fromisoformat(out.fs.cat_file(out.path("_index", "open", run_id)).decode())
+    return datetime.fromisoformat(out.fs.cat_file(out.path(paths.open_key(run_id))).decode())
 
 
-def record_seq(path: str) -> int:
-    """The seq of a ledger record from its path (`_ledger/<run>/<seq>.json`)."""
-    return int(path.rsplit("/", 1)[1][:-5])
-
-
-def read_records(out: Output, paths: list[str]) -> list[dict[str, Any]]:
-    return [json.loads(out.fs.cat_file(p)) for p in paths]
+def read_records(out: Output, ledger: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(out.fs.cat_file(p)) for p in ledger]
 
 
 def run_records(out: Output, run_id: str, after_seq: int = -1) -> list[dict[str, Any]]:
     """One run's ledger records with seq > after_seq: one listing, one read per new record."""
-    return read_records(out, [p for p in out.glob(f"_ledger/{run_id}/*.json") if record_seq(p) > after_seq])
+    listing = out.glob(paths.run_ledger_glob(run_id))
+    return read_records(out, [p for p in listing if paths.ledger_seq(p) > after_seq])
 
 
 def last_seq(out: Output, run_id: str) -> int:
     """Highest committed seq of a run (-1 if none): a resumed run_id continues after it."""
-    return max((record_seq(p) for p in out.glob(f"_ledger/{run_id}/*.json")), default=-1)
+    return max((paths.ledger_seq(p) for p in out.glob(paths.run_ledger_glob(run_id))), default=-1)
 
 
 def pending_records(out: Output, state: IndexState | None) -> list[dict[str, Any]]:
@@ -202,7 +192,7 @@ def committed_table(out: Output, ledger: list[str]) -> pa.Table:
     tables = [read_bucket(out, state, b) for b in sorted(state.files)] if state else []
     watermark = state.watermark if state else {}
     records = read_records(
-        out, [p for p in ledger if record_seq(p) > watermark.get(p.rsplit("/", 2)[-2], -1)]
+        out, [p for p in ledger if paths.ledger_seq(p) > watermark.get(paths.run_of(p), -1)]
     )
     table = pa.concat_tables([*tables, records_table(records)])
     table = table.set_column(
@@ -217,7 +207,7 @@ def committed_parts(out: Output, latest_only: bool) -> list[tuple[str, pa.Array 
     """The part files a reader needs, oldest commit first, each with the doc_ids to keep from it (None:
     all): one listing of the ledger, the index, and only the records the index does not hold. latest_only
     keeps each (doc_id, engine config)'s newest commit; otherwise every ledgered part."""
-    ledger = out.glob("_ledger/*/*.json")
+    ledger = out.glob(paths.LEDGER_GLOB)
     committed = committed_table(out, ledger)
     part_keys = ["committed_at", "run_id", "seq"]
     if latest_only:
@@ -241,6 +231,6 @@ def committed_parts(out: Output, latest_only: bool) -> list[tuple[str, pa.Array 
             strict=True,
         )
     )
-    names = [p.rsplit("/", 2)[-2:] for p in ledger]
-    ledgered = sorted((when.get((run, int(name[:-5])), ""), run, int(name[:-5])) for run, name in names)
+    names = [(paths.run_of(p), paths.ledger_seq(p)) for p in ledger]
+    ledgered = sorted((when.get((run, seq), ""), run, seq) for run, seq in names)
     return [(out.part_path(run, seq), None) for _, run, seq in ledgered]

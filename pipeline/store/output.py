@@ -1,11 +1,8 @@
-"""Output layout and the commit protocol.
-
-    {output}/pages/{run_id}/part-{seq:06d}.parquet   page rows (PAGES_SCHEMA), written first
-    {output}/_ledger/{run_id}/{seq:06d}.json         commit record, written last and atomically
-    {output}/runs/{run_id}/summary.json              RunSummary, at the end of a run
+"""The output root and the commit protocol: a part file is written first, then its ledger record (the commit
+point, atomically). The layout of the root is pipeline/store/paths.py's.
 
 A part file exists for readers only once its ledger record does, so a crash leaves at most orphan part
-files (ignored, later cleaned) and never half a commit. Readers here are the only way outputs are read.
+files (ignored, later cleaned) and never half a commit. Reading committed output is pipeline/store/read.py's.
 """
 
 from __future__ import annotations
@@ -21,12 +18,12 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import StorageConfig
 from pipeline.redact import redact_uri
-from pipeline.schema import PAGES_SCHEMA, conform
+from pipeline.schema import PAGES_SCHEMA
+from pipeline.store import paths
 from pipeline.store.fs import filesystem
 from pipeline.store.retry import retry
 from pipeline.summary import RunSummary
@@ -72,13 +69,13 @@ class Output:
         return "/".join([self.root, *parts])
 
     def part_path(self, run_id: str, seq: int) -> str:
-        return self.path("pages", run_id, f"part-{seq:06d}.parquet")
+        return self.path(paths.part_key(run_id, seq))
 
     def ledger_path(self, run_id: str, seq: int) -> str:
-        return self.path("_ledger", run_id, f"{seq:06d}.json")
+        return self.path(paths.ledger_key(run_id, seq))
 
     def summary_path(self, run_id: str) -> str:
-        return self.path("runs", run_id, "summary.json")
+        return self.path(paths.summary_key(run_id))
 
     def put_atomic(self, path: str, data: bytes) -> None:
         """Readers see all of `data` or nothing: one PUT on object stores, tmp + rename on local disks."""
@@ -119,13 +116,13 @@ def commit_part(
 ) -> dict[str, Any]:
     """Write one part file, then its ledger record (the commit point). Returns the record."""
     part = out.part_path(run_id, seq)
-    out.fs.makedirs(part.rsplit("/", 1)[0], exist_ok=True)
+    out.fs.makedirs(out.path(paths.part_folder_key(run_id)), exist_ok=True)
     data = table_bytes(table)
     retry(lambda: out.fs.pipe_file(part, data))
     record = {
         "run_id": run_id,
         "seq": seq,
-        "file": f"pages/{run_id}/part-{seq:06d}.parquet",
+        "file": paths.part_key(run_id, seq),
         "rows": table.num_rows,
         "documents": documents,
         "engine_config_hash": engine_config_hash,
@@ -137,7 +134,7 @@ def commit_part(
 
 def read_ledger(out: Output) -> list[dict[str, Any]]:
     """All commit records, oldest first (commit time, then run and sequence)."""
-    records = [json.loads(out.fs.cat_file(p)) for p in out.glob("_ledger/*/*.json")]
+    records = [json.loads(out.fs.cat_file(p)) for p in out.glob(paths.LEDGER_GLOB)]
     return sorted(records, key=lambda r: (r["committed_at"], r["run_id"], r["seq"]))
 
 
@@ -156,11 +153,10 @@ def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) ->
     ledgered = {out.path(r["file"]) for r in records}
     now = time.time()
     removed = []
-    for path in out.glob("pages/*/part-*.parquet"):
+    for path in out.glob(paths.PART_GLOB):
         if path in ledgered:
             continue
-        mtime = out.fs.info(path).get("mtime") or out.fs.info(path).get("LastModified")
-        mtime = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+        mtime = _mtime(out.fs.info(path))  # one HEAD per object
         if now - mtime >= grace_s:
             out.fs.rm_file(path)
             removed.append(path)
@@ -170,11 +166,11 @@ def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) ->
 def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
     """clean_orphans for one run, from names alone (part-{seq} pairs with ledger {seq}): for runs that
     may have crashed between a part and its record, without reading any record."""
-    ledgered = {p.rsplit("/", 1)[1][:-5] for p in out.glob(f"_ledger/{run_id}/*.json")}
+    ledgered = {paths.ledger_seq(p) for p in out.glob(paths.run_ledger_glob(run_id))}
     now = time.time()
     removed = []
-    for path in out.glob(f"pages/{run_id}/part-*.parquet"):
-        if path.rsplit("/", 1)[1][len("part-") : -len(".parquet")] in ledgered:
+    for path in out.glob(paths.run_part_glob(run_id)):
+        if paths.part_seq(path) in ledgered:
             continue
         mtime = _mtime(out.fs.info(path))
         if now - mtime >= grace_s:
@@ -188,34 +184,5 @@ def _mtime(info: dict[str, Any]) -> float:
     return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
-def read_committed(
-    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None, latest_only: bool = True
-) -> pa.Table:
-    """Committed page rows, oldest commit first. latest_only: each document's newest commit per engine
-    config (every page once); False: every committed row of every run (what was paid for, superseded
-    versions included). Which parts and rows come from the index plus pending records (pipeline/store/index.py),
-    so a reader does not read every ledger record ever written; it reads the parts it returns."""
-    from pipeline.store.index import committed_parts  # the index module imports this one
-
-    out = Output.open(output_uri, storage_options)
-    tables = []
-    for path, doc_ids in committed_parts(out, latest_only):
-        # Parts written before a schema change lack its new columns: conform fills them.
-        table = conform(pq.read_table(io.BytesIO(out.fs.cat_file(path))))
-        if doc_ids is not None:
-            table = table.filter(pc.is_in(table["doc_id"], value_set=doc_ids))
-        tables.append(table)
-    return pa.concat_tables(tables) if tables else PAGES_SCHEMA.empty_table()
-
-
 def write_summary(out: Output, summary: RunSummary) -> None:
     out.put_atomic(out.summary_path(summary.run_id), summary.model_dump_json(indent=2).encode())
-
-
-def read_summaries(
-    output_uri: str, storage_options: StorageConfig | dict[str, Any] | None = None
-) -> list[RunSummary]:
-    """Every finished run's summary, oldest first."""
-    out = Output.open(output_uri, storage_options)
-    summaries = [RunSummary.model_validate_json(out.fs.cat_file(p)) for p in out.glob("runs/*/summary.json")]
-    return sorted(summaries, key=lambda s: s.started_at)

@@ -347,7 +347,7 @@ def run_digitize(work_dir: Path) -> dict:
     from pipeline.config import PipelineConfig
     from pipeline.driver.run import run_pipeline
     from pipeline.samples import write_samples
-    from pipeline.store.output import read_committed, read_summaries
+    from pipeline.store.read import read_committed, read_summaries
 
     counts = write_samples(work_dir / "in", documents=4)
     cfg = PipelineConfig.model_validate(

@@ -16,7 +16,8 @@ import pipeline.driver.run as run_module
 from pipeline.config import PipelineConfig
 from pipeline.samples import sample_pdf_bytes
 from pipeline.store.index import load_index, open_runs
-from pipeline.store.output import Output, read_committed, read_summaries
+from pipeline.store.output import Output
+from pipeline.store.read import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")

@@ -19,7 +19,8 @@ from pipeline.export.records import PAGE_SEPARATOR, document_file_name, page_mar
 from pipeline.export.run import shard_lines
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.store.output import Output, commit_part, read_committed, table_bytes
+from pipeline.store.output import Output, commit_part, table_bytes
+from pipeline.store.read import read_committed
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import PipelineConfig
 from pipeline.samples import noisy_pdf_bytes, sample_pdf_bytes
-from pipeline.store.output import read_committed, read_summaries
+from pipeline.store.read import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")

@@ -17,7 +17,7 @@ from pipeline.samples import (
     sample_pdf_bytes,
 )
 from pipeline.schema import PAGES_SCHEMA
-from pipeline.store.output import read_committed, read_summaries
+from pipeline.store.read import read_committed, read_summaries
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")

@@ -13,9 +13,9 @@ from pipeline.store.output import (
     clean_orphans,
     commit_part,
     committed_documents,
-    read_committed,
     read_ledger,
 )
+from pipeline.store.read import read_committed
 from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()

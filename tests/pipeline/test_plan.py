@@ -21,8 +21,9 @@ from pipeline.stages.rows import RunStamp, new_row, to_table
 from pipeline.store.compaction import compact
 from pipeline.store.index import bucket_ids, load_index, mark_open, open_runs, pending_records, read_bucket
 from pipeline.store.listing import content_hash_of, doc_id_for, list_documents
-from pipeline.store.output import Output, commit_part, read_committed
+from pipeline.store.output import Output, commit_part
 from pipeline.store.plan import plan_run
+from pipeline.store.read import read_committed
 from rtprune.engines.contract import EngineIdentity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -16,7 +16,8 @@ from pipeline.driver.commit import SUMMARY_COLUMNS, Committer
 from pipeline.schema import COLUMN_NAMES, PAGES_SCHEMA
 from pipeline.stages.page_policy import flag_document, recovery_counts
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
-from pipeline.store.output import Output, read_committed
+from pipeline.store.output import Output
+from pipeline.store.read import read_committed
 from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()

@@ -49,7 +49,7 @@ def _kill_tree(proc: subprocess.Popen) -> list[int]:
 
 
 def test_killed_driver_resumes_with_every_page_exactly_once(tmp_path: Path) -> None:
-    from pipeline.store.output import read_committed, read_summaries
+    from pipeline.store.read import read_committed, read_summaries
 
     uris = write_inputs(
         tmp_path / "in", {f"doc-{i:02d}.pdf": healthy_pdf(PAGES, f"driver-{i}") for i in range(DOCS)}

@@ -23,7 +23,8 @@ import yaml
 from pipeline.config import StorageConfig
 from pipeline.samples import sample_pdf_bytes
 from pipeline.store.index import load_index, open_runs
-from pipeline.store.output import Output, read_committed
+from pipeline.store.output import Output
+from pipeline.store.read import read_committed
 
 from .fault_proxy import Fault, FaultProxy
 from .s3_server import REGION, MotoS3

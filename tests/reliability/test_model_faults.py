@@ -24,7 +24,7 @@ def _run(
     tmp_path: Path, docs: dict[str, bytes], engine: dict[str, Any], page_policy: dict[str, Any] | None = None
 ) -> tuple[dict[str, str], Any]:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     uris = write_inputs(tmp_path / "in", docs)
     cfg = pipeline_config(

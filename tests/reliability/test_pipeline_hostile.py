@@ -56,7 +56,7 @@ def corpus() -> dict[str, Case]:
 @pytest.fixture(scope="module")
 def run(corpus: dict[str, Case], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     root = tmp_path_factory.mktemp("hostile")
     uris = write_inputs(root / "in", {f"{name}.pdf": case.data for name, case in corpus.items()})

@@ -30,7 +30,7 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def s3_run(ray_session: None) -> Iterator[dict[str, Any]]:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     with MotoS3() as moto:
         assert moto.access is not None
@@ -109,7 +109,7 @@ LOCAL_NAMES = [
 @pytest.fixture(scope="module")
 def local_run(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     root = tmp_path_factory.mktemp("localnames")
     (root / "in").mkdir()

@@ -119,7 +119,7 @@ def test_no_secret_in_stdout_stderr_or_ray_logs(job: dict[str, Any]) -> None:
 def test_no_secret_in_rows_ledger_or_summary(job: dict[str, Any]) -> None:
     blobs = _bucket_blobs(job["client"], job["bucket"])
     assert _leaks(blobs, job["values"]) == []  # parquet pages are zstd-compressed: check the rows too
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     table = read_committed(
         f"s3://{job['bucket']}/out",

@@ -53,7 +53,7 @@ def _document_reads(proxy: FaultProxy, bucket: str) -> list[str]:
 
 def test_transient_errors_resets_and_stalls_are_retried_and_the_run_completes(env: dict[str, Any]) -> None:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     proxy: FaultProxy = env["proxy"]
     proxy.clear(history=True)
@@ -127,7 +127,7 @@ def test_missing_output_bucket_stops_the_run_before_any_document_is_read(env: di
 
 def test_missing_manifest_entry_becomes_an_error_row(env: dict[str, Any], tmp_path: Any) -> None:
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     proxy: FaultProxy = env["proxy"]
     proxy.clear(history=True)

@@ -13,7 +13,8 @@ from pipeline.cost.pricing import load_pricing
 from pipeline.stages.rows import RunStamp, new_row, to_table
 from pipeline.store.compaction import compact
 from pipeline.store.index import mark_open
-from pipeline.store.output import Output, commit_part, read_committed
+from pipeline.store.output import Output, commit_part
+from pipeline.store.read import read_committed
 from rtprune.engines.contract import EngineIdentity
 
 from .fault_proxy import FaultProxy

@@ -19,7 +19,7 @@ DOCS, PAGES = 24, 2
 
 
 def test_run_survives_losing_a_worker_node(tmp_path: Path) -> None:
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     uris = write_inputs(
         tmp_path / "in", {f"doc-{i:02d}.pdf": healthy_pdf(PAGES, f"node-{i}") for i in range(DOCS)}

@@ -62,7 +62,7 @@ def committed_pages(out: Path) -> int:
 def killed_run(request, tmp_path_factory):
     from pipeline.config import PipelineConfig
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     root = tmp_path_factory.mktemp("kill")
     (root / "in").mkdir()

@@ -35,7 +35,7 @@ HEALTHY = {"in/a.pdf": 1, "in/b.pdf": 2, "in/deep/c.pdf": 3, "in/d.pdf": 2}
 def runs(tmp_path_factory):
     from pipeline.config import PipelineConfig
     from pipeline.driver.run import run_pipeline
-    from pipeline.store.output import read_committed, read_summaries
+    from pipeline.store.read import read_committed, read_summaries
     from tests.reliability.s3_server import MotoS3
 
     folder = model_dir(tmp_path_factory.mktemp("model"))
