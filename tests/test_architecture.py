@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"rtprune", "rtprune.engines", "rtprune.engines.vllm"},
     "pipeline.store": {"pipeline", "rtprune.engines"},
     "pipeline.stages": {"pipeline", "pipeline.store", "rtprune", "rtprune.engines", "rtprune.engines.vllm"},
-    "pipeline.cost": {"pipeline", "pipeline.stages"},
+    "pipeline.cost": {"pipeline", "pipeline.stages", "rtprune.engines"},
     "pipeline.export": {"pipeline", "pipeline.store"},
     "pipeline.driver": {"pipeline", "pipeline.store", "pipeline.stages", "pipeline.cost", "rtprune.engines"},
     "jobs": {

@@ -117,7 +117,7 @@ def fold_table(out: Output, state: IndexState | None, new: pa.Table, bucket_rows
         "written_at": datetime.now(UTC).isoformat(),
     }
     out.put_atomic(out.path(paths.index_manifest_key(gen)), json.dumps(manifest, sort_keys=True).encode())
-    return IndexState(gen, nonce, buckets, files, watermark, manifest["rows"], counts)
+    return IndexState(gen, nonce, buckets, files, watermark, sum(counts.values()), counts)
 
 
 def _collect_garbage(out: Output) -> None:

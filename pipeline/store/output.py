@@ -180,7 +180,7 @@ def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
 
 
 def _mtime(info: dict[str, Any]) -> float:
-    mtime = info.get("mtime") or info.get("LastModified")
+    mtime: Any = info.get("mtime") or info.get("LastModified")  # seconds, or a datetime on object stores
     return mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
 
 
