@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from pipeline.redact import has_userinfo
 from rtprune.engines.contract import EngineConfig
 from rtprune.engines.vllm.settings import VllmSettings
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# hide_input_in_errors: a validation error never repeats the value it refused (it may be a secret).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+# A run id names folders and files under the output: one path segment that is neither "." nor "..",
+# nor hidden, nor an option-like "-x", and free of control characters.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def default_run_id() -> str:
@@ -226,7 +232,9 @@ class PipelineConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
-    run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
+    # Names the run's part folder, ledger records and summary: letters, digits, '.', '_', '-', starting
+    # with a letter or digit, at most 128 characters.
+    run_id: str = Field(default_factory=default_run_id)
     # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete
     # documents reach part_target_rows page rows or part_target_bytes (in memory), or commit_documents
     # documents; 0 turns a limit off. Larger parts read faster and list cheaper; a killed run redoes the
@@ -254,3 +262,24 @@ class PipelineConfig(BaseModel):
     # Seconds between progress lines when the console is not a terminal (a log file, CI); on a terminal
     # the line is redrawn in place every second. Shorter fills logs, longer leaves a stall silent longer.
     progress_interval_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("input", "output")
+    @classmethod
+    def _no_credentials_in_uri(cls, value: str) -> str:
+        if has_userinfo(value):
+            raise ValueError(
+                "the URI holds credentials (user:password@); remove them and give them in the environment "
+                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an AWS profile or role) or in the job file's "
+                "storage section (storage.key, storage.secret), never in a URI, which is logged"
+            )
+        return value
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id_is_one_safe_name(cls, value: str) -> str:
+        if not _RUN_ID.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                "(it names folders in the output)"
+            )
+        return value
