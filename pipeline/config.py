@@ -25,6 +25,18 @@ def default_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+def uri_without_credentials(value: str) -> str:
+    """A field validator for URIs the jobs read or write: credentials in one (user:password@) are refused
+    with where they belong; URIs are logged and shown, the storage section's secrets never are."""
+    if has_userinfo(value):
+        raise ValueError(
+            "the URI holds credentials (user:password@); remove them and give them in the environment "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an AWS profile or role) or in the job file's "
+            "storage section (storage.key, storage.secret), never in a URI, which is logged"
+        )
+    return value
+
+
 class StorageConfig(BaseModel):
     """Object-store settings, passed to s3fs in the driver and to every Ray worker through the config
     (never through logs or environment dumps). Empty fields fall back to s3fs's own defaults (AWS env)."""
@@ -263,16 +275,7 @@ class PipelineConfig(BaseModel):
     # the line is redrawn in place every second. Shorter fills logs, longer leaves a stall silent longer.
     progress_interval_s: float = Field(default=30.0, gt=0)
 
-    @field_validator("input", "output")
-    @classmethod
-    def _no_credentials_in_uri(cls, value: str) -> str:
-        if has_userinfo(value):
-            raise ValueError(
-                "the URI holds credentials (user:password@); remove them and give them in the environment "
-                "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an AWS profile or role) or in the job file's "
-                "storage section (storage.key, storage.secret), never in a URI, which is logged"
-            )
-        return value
+    _no_credentials_in_uri = field_validator("input", "output")(uri_without_credentials)
 
     @field_validator("run_id")
     @classmethod

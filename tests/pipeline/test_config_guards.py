@@ -113,3 +113,13 @@ def test_the_log_filter_redacts_userinfo(caplog):
 
 def test_a_url_whose_port_is_not_a_number_is_masked_not_a_crash():
     assert redact_text("failed: s3://AKID:wJalr/x") == "failed: ***"
+
+
+@pytest.mark.parametrize("key", ["output", "dest"])
+def test_the_export_refuses_userinfo_too(key):
+    from pipeline.export import ExportConfig
+
+    uris = {"output": "out", "dest": "out/export", key: f"s3://{KEY}:{SECRET}@bucket/x"}
+    with pytest.raises(ValidationError, match="storage.key") as info:
+        ExportConfig(**uris)
+    assert SECRET not in str(info.value)
