@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
-from pipeline.redact import redact_text
+from pipeline.redact import escape_controls, redact_text
 from pipeline.summary import RunSummary
 
 M = TypeVar("M", bound=BaseModel)
@@ -77,7 +77,9 @@ class _RedactingFilter(logging.Filter):
         self._secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact_text(record.getMessage(), self._secrets), None
+        # One line per record whatever it quotes: a name that slipped past loggable_name cannot forge
+        # lines or colour the terminal.
+        record.msg, record.args = escape_controls(redact_text(record.getMessage(), self._secrets)), None
         return True
 
 

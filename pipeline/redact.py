@@ -74,6 +74,15 @@ def loggable_name(name: str) -> str:
     return repr(name)
 
 
+def escape_controls(text: str) -> str:
+    """Free text on one line: every character repr() would escape (control, format and separator
+    characters: newlines, ANSI escapes, bidi overrides) as its repr() escape, the rest as it is.
+    Idempotent: the escapes themselves are printable."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Scrub known secret values, credential-looking key=value pairs and URL userinfo/queries from text."""
     for value in secrets:
@@ -86,5 +95,6 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def describe_error(exc: BaseException, secrets: Iterable[str] = (), limit: int = 500) -> str:
-    """`Type: message`, redacted and bounded: the form every error column and log line uses."""
-    return redact_text(f"{type(exc).__name__}: {exc}", secrets)[:limit]
+    """`Type: message`, redacted, on one line (control characters escaped: an error that quotes a hostile
+    name cannot forge log lines) and bounded: the form every error column and log line uses."""
+    return escape_controls(redact_text(f"{type(exc).__name__}: {exc}", secrets))[:limit]
