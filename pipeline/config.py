@@ -100,6 +100,11 @@ class RenderConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     # Larger documents are refused with an error row (no read at all): bounds memory per actor.
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Wall-clock limit for reading one document's bytes, retries included: a stalled store or a file that
+    # blocks becomes that document's read error instead of holding the render actor. Too low fails large
+    # documents on a slow link (max_bytes at the link's speed must fit); too high lets a stall hold an
+    # actor that long (the abandoned read ends when its connection drops).
+    document_read_timeout_s: float = Field(default=300.0, gt=0)
     # Longer documents are refused with an error row: bounds the rows one task can produce.
     max_pages: int = Field(default=2000, ge=1)
     # A page whose raster at `dpi` would exceed this is rendered at a lower dpi so it fits (not failed):
