@@ -120,9 +120,16 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
 
 
 def human_summary(s: RunSummary, output: str) -> str:
+    skipped = (
+        f"skipped: {s.inputs_skipped} input entries (folders that could not be listed, entries that are "
+        "not regular files, links out of the input; see the warnings above)\n"
+        if s.inputs_skipped
+        else ""
+    )
     return (
         f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
         f"in {s.wall_s:.1f} s\n"
+        f"{skipped}"
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
         f"output: {output}/pages/{s.run_id}/ (read with pipeline.store.output.read_committed), "

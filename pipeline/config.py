@@ -48,6 +48,11 @@ class StorageConfig(BaseModel):
     key: SecretStr | None = None
     secret: SecretStr | None = None
     anonymous: bool = False  # public buckets: skips signing, fails on private objects
+    # Local inputs: a symbolic link in the input folder is read (as its target) only when the target lies
+    # inside the input folder. True follows links anywhere: convenient for a folder of links into a
+    # shared store, but whoever can write into the input folder can then make the job read (and OCR into
+    # the output) any file the job's user can read.
+    follow_links_outside_input: bool = False
     # A stalled store must fail a call (and let the retry helper or an error row take over) instead of
     # hanging a worker: shorter timeouts fail faster on a slow link, longer ones ride out brief stalls.
     # botocore retries each attempt on its own and s3fs retries around it, so a call can take several
@@ -238,6 +243,10 @@ class PipelineConfig(BaseModel):
     # *.txt/*.lst/*.manifest a URI list, anything else a prefix/glob of PDFs), or force "prefix", "uris"
     # or "inventory" (e.g. a folder of inventory files).
     input_kind: Literal["auto", "prefix", "uris", "inventory"] = "auto"
+    # `input` is a literal path unless this is set: a folder named "in[1]" or "reports?2024" is that folder.
+    # True reads it as a glob pattern (*, ?, [...]; write a literal '[' as [[]), for a prefix or an
+    # inventory's data files.
+    input_glob: bool = False
     # Columns of header-less inventory CSV files when no manifest.json names them (S3 Inventory's order).
     inventory_columns: tuple[str, ...] = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
     # Where pages/, _ledger/ and runs/ go (any fsspec URI).
