@@ -21,6 +21,7 @@ from pipeline.store.listing import ListingNotes, list_documents
 from pipeline.store.output import Output, commit_part
 from pipeline.store.plan import plan_run
 from pipeline.summary import RunSummary
+from tests.fixture_entries import unlistable_folder
 
 PDF = b"%PDF-1.4 "
 
@@ -138,30 +139,11 @@ def test_a_pattern_is_a_pattern_only_when_asked_for(tmp_path: Path) -> None:
     assert folder.exists()
 
 
-def _deep_unlistable(parent: Path) -> Path:
-    """A folder chain whose deepest absolute path exceeds PATH_MAX: listing it fails with ENAMETOOLONG,
-    for root too (permission bits do not stop root)."""
-    os.makedirs(parent, exist_ok=True)
-    fd = os.open(parent, os.O_RDONLY)
-    segment = "d" * 200
-    depth = (os.pathconf("/", "PC_PATH_MAX") - len(str(parent))) // (len(segment) + 1) + 2
-    for _ in range(depth):
-        os.mkdir(segment, dir_fd=fd)
-        child = os.open(segment, os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = child
-    pdf = os.open("lost.pdf", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
-    os.write(pdf, PDF)
-    os.close(pdf)
-    os.close(fd)
-    return parent
-
-
 def test_a_folder_that_cannot_be_listed_is_counted_and_said(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = _folder(tmp_path)
-    _deep_unlistable(folder / "deep")
+    unlistable_folder(folder / "deep")
     notes = ListingNotes()
     with caplog.at_level(logging.WARNING, logger="pipeline"):
         refs = list_documents(str(folder), StorageConfig(), notes=notes)
