@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
-from pipeline.redact import redact_text
+from pipeline.redact import escape_controls, redact_text
 from pipeline.store import paths
 from pipeline.summary import RunSummary
 
@@ -78,7 +78,9 @@ class _RedactingFilter(logging.Filter):
         self._secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact_text(record.getMessage(), self._secrets), None
+        # One line per record whatever it quotes: a name that slipped past loggable_name cannot forge
+        # lines or colour the terminal.
+        record.msg, record.args = escape_controls(redact_text(record.getMessage(), self._secrets)), None
         return True
 
 
@@ -119,9 +121,16 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
 
 
 def human_summary(s: RunSummary, output: str) -> str:
+    skipped = (
+        f"skipped: {s.inputs_skipped} input entries (folders that could not be listed, entries that are "
+        "not regular files, links out of the input; see the warnings above)\n"
+        if s.inputs_skipped
+        else ""
+    )
     return (
         f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
         f"in {s.wall_s:.1f} s\n"
+        f"{skipped}"
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
         f"output: {output}/{paths.part_folder_key(s.run_id)}/ "

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from pipeline.redact import has_userinfo
 from rtprune.engines.contract import EngineConfig
 from rtprune.engines.vllm.settings import VllmSettings
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# hide_input_in_errors: a validation error never repeats the value it refused (it may be a secret).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+# A run id names folders and files under the output: one path segment that is neither "." nor "..",
+# nor hidden, nor an option-like "-x", and free of control characters.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def default_run_id() -> str:
     """Sortable by start time, unique across concurrent launches."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def uri_without_credentials(value: str) -> str:
+    """A field validator for URIs the jobs read or write: credentials in one (user:password@) are refused
+    with where they belong; URIs are logged and shown, the storage section's secrets never are."""
+    if has_userinfo(value):
+        raise ValueError(
+            "the URI holds credentials (user:password@); remove them and give them in the environment "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an AWS profile or role) or in the job file's "
+            "storage section (storage.key, storage.secret), never in a URI, which is logged"
+        )
+    return value
 
 
 class StorageConfig(BaseModel):
@@ -30,6 +48,11 @@ class StorageConfig(BaseModel):
     key: SecretStr | None = None
     secret: SecretStr | None = None
     anonymous: bool = False  # public buckets: skips signing, fails on private objects
+    # Local inputs: a symbolic link in the input folder is read (as its target) only when the target lies
+    # inside the input folder. True follows links anywhere: convenient for a folder of links into a
+    # shared store, but whoever can write into the input folder can then make the job read (and OCR into
+    # the output) any file the job's user can read.
+    follow_links_outside_input: bool = False
     # A stalled store must fail a call (and let the retry helper or an error row take over) instead of
     # hanging a worker: shorter timeouts fail faster on a slow link, longer ones ride out brief stalls.
     # botocore retries each attempt on its own and s3fs retries around it, so a call can take several
@@ -82,6 +105,11 @@ class RenderConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     # Larger documents are refused with an error row (no read at all): bounds memory per actor.
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Wall-clock limit for reading one document's bytes, retries included: a stalled store or a file that
+    # blocks becomes that document's read error instead of holding the render actor. Too low fails large
+    # documents on a slow link (max_bytes at the link's speed must fit); too high lets a stall hold an
+    # actor that long (the abandoned read ends when its connection drops).
+    document_read_timeout_s: float = Field(default=300.0, gt=0)
     # Longer documents are refused with an error row: bounds the rows one task can produce.
     max_pages: int = Field(default=2000, ge=1)
     # A page whose raster at `dpi` would exceed this is rendered at a lower dpi so it fits (not failed):
@@ -215,6 +243,10 @@ class PipelineConfig(BaseModel):
     # *.txt/*.lst/*.manifest a URI list, anything else a prefix/glob of PDFs), or force "prefix", "uris"
     # or "inventory" (e.g. a folder of inventory files).
     input_kind: Literal["auto", "prefix", "uris", "inventory"] = "auto"
+    # `input` is a literal path unless this is set: a folder named "in[1]" or "reports?2024" is that folder.
+    # True reads it as a glob pattern (*, ?, [...]; write a literal '[' as [[]), for a prefix or an
+    # inventory's data files.
+    input_glob: bool = False
     # Columns of header-less inventory CSV files when no manifest.json names them (S3 Inventory's order).
     inventory_columns: tuple[str, ...] = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
     # Where pages/, _ledger/ and runs/ go (any fsspec URI).
@@ -226,7 +258,9 @@ class PipelineConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
-    run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
+    # Names the run's part folder, ledger records and summary: letters, digits, '.', '_', '-', starting
+    # with a letter or digit, at most 128 characters.
+    run_id: str = Field(default_factory=default_run_id)
     # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete
     # documents reach part_target_rows page rows or part_target_bytes (in memory), or commit_documents
     # documents; 0 turns a limit off. Larger parts read faster and list cheaper; a killed run redoes the
@@ -254,3 +288,15 @@ class PipelineConfig(BaseModel):
     # Seconds between progress lines when the console is not a terminal (a log file, CI); on a terminal
     # the line is redrawn in place every second. Shorter fills logs, longer leaves a stall silent longer.
     progress_interval_s: float = Field(default=30.0, gt=0)
+
+    _no_credentials_in_uri = field_validator("input", "output")(uri_without_credentials)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id_is_one_safe_name(cls, value: str) -> str:
+        if not _RUN_ID.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                "(it names folders in the output)"
+            )
+        return value

@@ -22,6 +22,10 @@ class RunSummary(BaseModel):
     pages_recovered: int = 0
     pages_text_layer: int = 0
     documents_flagged: int = 0
+    # Input entries the listing left out and logged (0 in summaries written before it existed): folders
+    # that could not be listed, entries that are not regular files (FIFOs, devices), links to folders or
+    # out of the input folder (pipeline/store/entries.py).
+    inputs_skipped: int = 0
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.redact import escape_controls, loggable_name
+
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
@@ -80,10 +82,11 @@ def format_progress(snap: ProgressSnapshot) -> str:
 
 
 def format_failure(source_uri: str, page_index: int, stage: str, error: str, max_chars: int = 160) -> str:
-    """One failed row for the console: where, which stage, why (cut to max_chars; the full reason is in
-    the output's error column)."""
-    where = source_uri if page_index < 0 else f"{source_uri} page {page_index + 1}"
-    reason = " ".join(error.split())
+    """One failed row for the console: where (the name repr()-escaped), which stage, why (on one line,
+    control characters escaped, cut to max_chars; the full reason is in the output's error column)."""
+    name = loggable_name(source_uri)
+    where = name if page_index < 0 else f"{name} page {page_index + 1}"
+    reason = escape_controls(" ".join(error.split()))
     if len(reason) > max_chars:
         reason = reason[: max_chars - 3] + "..."
     return f"failed: {where}: {stage}: {reason}"

@@ -66,8 +66,9 @@ def plan_only(cfg: PipelineConfig) -> str:
 
 
 def plan_summary(p: Plan, bytes_per_page: int) -> str:
+    skipped = f", {p.inputs_skipped} input entries skipped (see the warnings)" if p.inputs_skipped else ""
     return (
-        f"{p.listed} documents listed, {p.skipped} already committed, {p.todo} to process "
+        f"{p.listed} documents listed{skipped}, {p.skipped} already committed, {p.todo} to process "
         f"({p.todo_bytes} bytes, about {p.estimated_pages(bytes_per_page)} pages); planning read the index "
         f"generation {p.index_gen or 'none'} and {p.pending_records} newer ledger records"
     )
@@ -258,6 +259,7 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
     slim = pa.concat_tables(committer.stats.slim) if committer.stats.slim else empty
     info = _run_info(cfg, slim, started, time.perf_counter() - t0)
     summary = summarize(slim, info, node_seconds(sampler.samples, pricing), pricing)
+    summary = summary.model_copy(update={"inputs_skipped": todo.inputs_skipped})
     write_summary(out, summary)
     return summary
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.config import StorageConfig
+from pipeline.config import StorageConfig, uri_without_credentials
 
 
 class ExportConfig(BaseModel):
     """One export run. Loaded from YAML plus `a.b=value` overrides by jobs/export.py."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     # The digitize job's output (any fsspec URI): only its committed parts are read, never written.
     output: str
@@ -28,3 +28,5 @@ class ExportConfig(BaseModel):
     shard_max_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
     # gzip: ~4x smaller shards (.jsonl.gz, read natively by datatrove and Dolma tools) at some CPU.
     compression: Literal["none", "gzip"] = "none"
+
+    _no_credentials_in_uri = field_validator("output", "dest")(uri_without_credentials)

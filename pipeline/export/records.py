@@ -13,10 +13,24 @@ from typing import Any
 
 # Bump when the Markdown or JSONL format changes: every document's fingerprint changes with it, so the
 # next export rewrites everything in the new format.
-FORMAT_VERSION = 1
+# 2: page text made inert in the Markdown (raw HTML escaped, markers and failure notes unforgeable).
+FORMAT_VERSION = 2
 # Between the texts of consecutive ok pages in a JSONL record's text (page_spans locate each page).
 PAGE_SEPARATOR = "\n\n"
 _SLUG_MAX = 60
+# Page text in the Markdown (markdown_page_text): DeepSeek-OCR writes tables as HTML, so these tags pass,
+# without attributes other than numeric spans (nothing in them can run or load); any other '<' that could
+# open HTML (a tag, a comment, a declaration) becomes &lt;, and an entity the text spells out keeps
+# showing as typed.
+_TABLE_TAG = re.compile(
+    r"</?(?:table|thead|tbody|tfoot|tr|th|td|br)(?:\s+(?:colspan|rowspan)=\"?\d{1,4}\"?)*\s*/?>",
+    re.IGNORECASE,
+)
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+# A quote line that reads like the export's own failure note ("> **Page 2 failed**"): its '>' is escaped.
+_NOTE_LOOKALIKE = re.compile(r"^( {0,3})>(?=[\s>]*(?:\*\*|__)\s*(?:page|document)\b)", re.IGNORECASE)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 
 @dataclass(frozen=True)
@@ -147,9 +161,57 @@ def markdown(doc: Document) -> str:
         if i:
             lines += ["---", ""]
         lines += [page_marker(page.index, doc.page_count), ""]
-        body = page.text if page.status == "ok" else _failure(f"Page {page.index + 1} failed", page)
+        body = (
+            markdown_page_text(page.text)
+            if page.status == "ok"
+            else _failure(f"Page {page.index + 1} failed", page)
+        )
         lines += [body, ""]
     return "\n".join(lines)
+
+
+def markdown_page_text(text: str) -> str:
+    """Page text as the Markdown shows it, made inert: raw HTML cannot reach a renderer (only table tags
+    pass), and no line of it can be a page marker or a failure note, so the structure a reader splits
+    on (`<!-- page N of M -->` lines) comes from the export alone. Inside a fenced code block the text
+    stays as it is (a renderer shows it literally) but for a line opening a comment; a fence the page
+    leaves open is closed at its end, so it cannot swallow the pages after it."""
+    lines: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        opened = _FENCE.match(line)
+        if not fence:
+            lines.append(line if opened else _inert_line(line))
+            fence = (
+                opened.group(1)
+                if opened and not (opened.group(1)[0] == "`" and "`" in opened.group(2))
+                else ""
+            )
+            continue
+        if (
+            opened
+            and opened.group(1)[0] == fence[0]
+            and len(opened.group(1)) >= len(fence)
+            and not opened.group(2).strip()
+        ):
+            fence = ""
+        lines.append(re.sub(r"^(\s*)<!--", r"\1&lt;!--", line))
+    if fence:
+        lines.append(fence)
+    return "\n".join(lines)
+
+
+def _inert_line(line: str) -> str:
+    line = _ENTITY.sub("&amp;", line)
+    pieces, pos = [], 0
+    for start in (m.start() for m in _HTML_START.finditer(line)):
+        if start < pos:
+            continue
+        tag = _TABLE_TAG.match(line, start)
+        pieces.append(line[pos:start] + (tag.group(0) if tag else "&lt;"))
+        pos = tag.end() if tag else start + 1
+    pieces.append(line[pos:])
+    return _NOTE_LOOKALIKE.sub(r"\1\\>", "".join(pieces))
 
 
 def _failure(what: str, page: Page) -> str:

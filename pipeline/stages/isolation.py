@@ -62,14 +62,18 @@ def out_of_memory(exc: BaseException, cfg: RenderConfig) -> RenderOutcome:
 
 
 def _render_one(data: bytes, cfg: RenderConfig, render_fn: RenderFn) -> RenderOutcome:
+    """The document's outcome, whatever happens inside: an exception that escapes render_fn (a MuPDF
+    failure nobody foresaw) is the document's reason, not the child's death (whose only trace would be
+    "renderer process died (exit code 1)"); the child is replaced after it, since MuPDF's state is
+    unknown then."""
     try:
         return render_fn(data, cfg)
     except MemoryError as exc:  # the pages rendered so far are dropped with the frame: memory is back
         return out_of_memory(exc, cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is this document's, reported with its reason
         if is_out_of_memory(exc):
             return out_of_memory(exc, cfg)
-        raise
+        return RenderOutcome(error=f"render failed: {type(exc).__name__}: {exc}"[:300], restart=True)
 
 
 def _child_main(conn: Connection, cfg: RenderConfig, render_fn: RenderFn) -> None:

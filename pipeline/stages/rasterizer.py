@@ -59,20 +59,32 @@ def _open(data: bytes, cfg: RenderConfig):  # -> pymupdf.Document | str (reason)
         if is_out_of_memory(exc):
             raise MemoryError(str(exc)) from exc
         return f"cannot open PDF: {type(exc).__name__}: {exc}"[:300]
-    if not doc.is_pdf:  # MuPDF opens images and other formats even when told the bytes are a PDF
+    reason = _refusal(doc, cfg)
+    if reason:
         doc.close()
+        return reason
+    return doc
+
+
+def _refusal(doc, cfg: RenderConfig) -> str:
+    """Why an opened document is not rendered ("" when it is). MuPDF counts pages lazily, on the first
+    page_count: a page tree whose /Count disagrees with its kids ("Invalid number of pages") raises
+    there, after a successful open."""
+    if not doc.is_pdf:  # MuPDF opens images and other formats even when told the bytes are a PDF
         return "not a PDF (the file's content is another format)"
     if doc.needs_pass:
-        doc.close()
         return "encrypted: password required"
-    if doc.page_count == 0:
-        doc.close()
-        return "no pages"
-    if doc.page_count > cfg.max_pages:
+    try:
         n = doc.page_count
-        doc.close()
+    except Exception as exc:  # broken page tree: MuPDF raises a plain RuntimeError (FzErrorFormat)
+        if is_out_of_memory(exc):
+            raise MemoryError(str(exc)) from exc
+        return f"cannot open PDF: broken page tree: {type(exc).__name__}: {exc}"[:300]
+    if n == 0:
+        return "no pages"
+    if n > cfg.max_pages:
         return f"too many pages: {n} > max_pages {cfg.max_pages}"
-    return doc
+    return ""
 
 
 def _render_page(page, cfg: RenderConfig) -> RenderedPage:

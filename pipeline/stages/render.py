@@ -21,18 +21,30 @@ from pipeline.stages.rows import (
     to_table,
 )
 from pipeline.store.fs import read_bytes
-from pipeline.store.retry import retry
+from pipeline.store.retry import retry, with_deadline
 
 
 def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> bytes | PageFailure:
-    """The document's bytes, or why it was not read: over the byte cap (the render stage's limit) or a
-    storage error (the read's)."""
+    """The document's bytes, or why it was not read: over the byte cap (the render stage's limit), a
+    storage error or no answer within render.document_read_timeout_s (the read's). The cap holds while
+    reading too: the listing's size may be stale (the file grew) or meaningless (a device lists as 0 bytes)."""
     if doc["size_bytes"] > cfg.max_bytes:  # refuse before reading: the cap bounds actor memory
         return PageFailure("render", f"too large: {doc['size_bytes']} bytes > max_bytes {cfg.max_bytes}")
     try:
-        return retry(lambda: read_bytes(doc["uri"], storage))
+        data = with_deadline(
+            lambda: retry(lambda: read_bytes(doc["uri"], storage, cfg.max_bytes)),
+            cfg.document_read_timeout_s,
+            "render.document_read_timeout_s",
+        )
     except Exception as exc:  # any storage failure is this document's error, not the job's
         return PageFailure("read", "read failed: " + describe_error(exc, storage.secrets()))
+    if len(data) > cfg.max_bytes:
+        return PageFailure(
+            "render",
+            f"too large: more than max_bytes {cfg.max_bytes} (read stopped there; the listing said "
+            f"{doc['size_bytes']} bytes)",
+        )
+    return data
 
 
 def render_document(

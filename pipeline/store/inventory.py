@@ -45,9 +45,10 @@ def _norm(name: str) -> str:
 
 
 def inventory_files(
-    input_uri: str, storage: StorageConfig, columns: tuple[str, ...]
+    input_uri: str, storage: StorageConfig, columns: tuple[str, ...], glob: bool = False
 ) -> tuple[list[str], str, tuple[str, ...], str]:
-    """(data file URIs, "csv" | "parquet", CSV column names, default bucket) of an inventory input."""
+    """(data file URIs, "csv" | "parquet", CSV column names, default bucket) of an inventory input; with
+    glob, the input is a pattern of data files (otherwise a literal path)."""
     fs, path = filesystem(input_uri, storage)
     if path.endswith("manifest.json"):
         manifest = json.loads(fs.cat_file(path))
@@ -65,7 +66,7 @@ def inventory_files(
         )
         files = [fs.unstrip_protocol(base + f["key"]) for f in manifest.get("files", [])]
         return files, fmt, cols, manifest.get("sourceBucket", "")
-    if any(ch in path for ch in "*?["):
+    if glob:
         paths = sorted(fs.glob(path))
     elif fs.isdir(path):
         paths = sorted(p for p in fs.find(path) if p.lower().endswith(_DATA_SUFFIXES))
@@ -77,13 +78,15 @@ def inventory_files(
     return [fs.unstrip_protocol(p) for p in paths], fmt, columns, ""
 
 
-def read_inventory(input_uri: str, storage: StorageConfig, columns: tuple[str, ...]):  # -> ray.data.Dataset
+def read_inventory(
+    input_uri: str, storage: StorageConfig, columns: tuple[str, ...], glob: bool = False
+):  # -> ray.data.Dataset
     """A Ray Data dataset of DOC_SCHEMA rows: the files are read and converted by Ray tasks."""
     import ray
     from pyarrow import csv as pacsv
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    files, fmt, cols, default_bucket = inventory_files(input_uri, storage, columns)
+    files, fmt, cols, default_bucket = inventory_files(input_uri, storage, columns, glob)
     if not files:
         return ray.data.from_arrow(DOC_SCHEMA.empty_table())
     fs, _ = filesystem(files[0], storage)

@@ -17,9 +17,11 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
 
 from pipeline.config import StorageConfig
 from pipeline.redact import loggable_name, source_name
+from pipeline.store.entries import ListingNotes, input_root, local_entry, single_entry
 from pipeline.store.fs import filesystem
 
 log = logging.getLogger("pipeline")
@@ -70,8 +72,9 @@ def doc_ref(
     fs: fsspec.AbstractFileSystem, path: str, original: str | None = None, info: dict[str, Any] | None = None
 ) -> DocRef:
     info = info if info is not None else fs.info(path)
-    uri = original or fs.unstrip_protocol(path)
-    source = source_name(uri)
+    listed = original or fs.unstrip_protocol(path)
+    source = source_name(listed)
+    uri = fs.unstrip_protocol(info["target"]) if info.get("target") else listed  # a link: read its target
     return DocRef(doc_id_for(source), uri, source, int(info.get("size") or 0), content_hash_of(info))
 
 
@@ -95,11 +98,18 @@ def is_pdf(path: str) -> bool:
     return path.lower().endswith(".pdf")
 
 
-def list_documents(input_uri: str, storage: StorageConfig, list_threads: int = 16) -> list[DocRef]:
+def list_documents(
+    input_uri: str,
+    storage: StorageConfig,
+    list_threads: int = 16,
+    glob: bool = False,
+    notes: ListingNotes | None = None,
+) -> list[DocRef]:
     """Every document the input names, sorted by URI: a folder/prefix yields its *.pdf files (recursively);
-    a glob its matches; a URI list (.txt/.lst) the URIs it lists. The whole list in memory: for small
-    inputs and tests; runs plan through pipeline.store.listing.iter_documents page by page."""
-    refs = [r for page in iter_documents(input_uri, storage, list_threads) for r in page]
+    with glob, a pattern its matches; a URI list (.txt/.lst) the URIs it lists. The whole list in memory:
+    for small inputs and tests; runs plan through pipeline.store.listing.iter_documents page by page."""
+    pages = iter_documents(input_uri, storage, list_threads, glob=glob, notes=notes)
+    refs = [r for page in pages for r in page]
     return sorted(refs, key=lambda r: r.source_uri)
 
 
@@ -109,21 +119,32 @@ def refs_table(refs: Iterable[DocRef]) -> pa.Table:
 
 
 def iter_documents(
-    input_uri: str, storage: StorageConfig, list_threads: int = 16, page_size: int = 1000, kind: str = "auto"
+    input_uri: str,
+    storage: StorageConfig,
+    list_threads: int = 16,
+    page_size: int = 1000,
+    kind: str = "auto",
+    glob: bool = False,
+    notes: ListingNotes | None = None,
 ) -> Iterator[list[DocRef]]:
-    """Pages of the documents a prefix, glob, single file or URI list names (unsorted; bounded memory).
-    kind: "uris" reads input as a URI list, "prefix" as a prefix/glob, "auto" decides by the suffix."""
+    """Pages of the documents a prefix, pattern, single file or URI list names (unsorted; bounded memory).
+    kind: "uris" reads input as a URI list, "prefix" as a prefix, "auto" decides by the suffix. A path is
+    literal ("in[1]" is that folder) unless glob is set (PipelineConfig.input_glob). Entries left out
+    (not regular files, links out of the input, folders that cannot be listed) are counted in notes."""
     if kind == "uris" or (kind == "auto" and input_uri.lower().endswith(URI_LIST_SUFFIXES)):
         yield from _iter_uri_list(input_uri, storage, list_threads, page_size)
         return
+    notes = notes if notes is not None else ListingNotes()
     fs, path = filesystem(input_uri, storage)
     is_url = input_uri.lower().startswith(("http://", "https://"))  # '?' starts a query there, not a glob
-    if not is_url and any(ch in path for ch in "*?["):
-        pages = _iter_glob(fs, path)
-        missing = f"input matched nothing: {loggable_name(source_name(input_uri))}"
+    shown = loggable_name(source_name(input_uri))
+    if glob and not is_url:
+        pages = _iter_glob(fs, path, storage, notes)
+        missing = f"input matched nothing: {shown}"
     else:
-        pages = _iter_prefix(fs, path)
-        missing = f"input not found: {loggable_name(source_name(input_uri))}"
+        pages = _iter_prefix(fs, path, storage, notes)
+        hint = "; it is read as a literal path, input_glob=true reads it as a pattern"
+        missing = f"input not found: {shown}" + (hint if any(ch in path for ch in "*?[") else "")
     empty = True
     for infos in pages:
         refs = [doc_ref(fs, i["name"], info=i) for i in infos]
@@ -150,7 +171,9 @@ def _iter_uri_list(uri: str, storage: StorageConfig, threads: int, page_size: in
             yield list(pool.map(lambda e: manifest_ref(e, storage), chunk))
 
 
-def _iter_prefix(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[list[dict[str, Any]]]:
+def _iter_prefix(
+    fs: fsspec.AbstractFileSystem, path: str, storage: StorageConfig, notes: ListingNotes
+) -> Iterator[list[dict[str, Any]]]:
     """Every *.pdf below path (or path itself when it is one object), a page or a directory at a time."""
     if _protocol(fs) in _S3:
         bucket, _, key = path.partition("/")
@@ -160,37 +183,106 @@ def _iter_prefix(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[list[dict
             found = found or bool(infos)
             yield [i for i in infos if is_pdf(i["name"])]
         if not found and key:
-            yield from _single(fs, path)
+            yield from _single(fs, path, notes)
         return
     if fs.isdir(path):
-        for _, _, files in fs.walk(path, detail=True):
-            yield [i for i in files.values() if i.get("type") != "directory" and is_pdf(i["name"])]
+        root = input_root(path)
+        for files in walk_files(fs, path, notes):
+            yield _documents(fs, [i for i in files if is_pdf(i["name"])], root, storage, notes)
     else:
-        yield from _single(fs, path)
+        yield from _single(fs, path, notes)
 
 
-def _single(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[list[dict[str, Any]]]:
+def _documents(
+    fs: fsspec.AbstractFileSystem,
+    infos: list[dict[str, Any]],
+    root: str,
+    storage: StorageConfig,
+    notes: ListingNotes,
+) -> list[dict[str, Any]]:
+    """The entries that are documents: on a local disk regular files and links to them (pipeline/store/
+    entries.py); on object stores every object (they hold nothing else)."""
+    infos = [i for i in infos if i.get("type") != "directory"]
+    if not isinstance(fs, LocalFileSystem):
+        return infos
+    kept = []
+    for info in infos:
+        entry = local_entry(info, root, storage.follow_links_outside_input)
+        if isinstance(entry, str):
+            notes.skip(fs.unstrip_protocol(info["name"]), entry)
+        else:
+            kept.append(entry)
+    return kept
+
+
+def _single(fs: fsspec.AbstractFileSystem, path: str, notes: ListingNotes) -> Iterator[list[dict[str, Any]]]:
     try:
         info = fs.info(path)
     except FileNotFoundError:
         return
-    if info.get("type") != "directory":
-        yield [{**info, "name": path}]
-
-
-def _iter_glob(fs: fsspec.AbstractFileSystem, pattern: str) -> Iterator[list[dict[str, Any]]]:
-    """A glob's matches. On S3 the listing below the pattern's fixed part is streamed and filtered."""
-    if _protocol(fs) not in _S3:
-        found = fs.glob(pattern, detail=True)
-        yield [{**i, "name": p} for p, i in sorted(found.items()) if i.get("type") != "directory"]
+    if info.get("type") == "directory":
         return
+    reason = single_entry(info) if isinstance(fs, LocalFileSystem) else ""
+    if reason:
+        notes.skip(fs.unstrip_protocol(path), reason)
+        return
+    yield [{**info, "name": path}]
+
+
+def _iter_glob(
+    fs: fsspec.AbstractFileSystem, pattern: str, storage: StorageConfig, notes: ListingNotes
+) -> Iterator[list[dict[str, Any]]]:
+    """A glob's matches. On S3 the listing below the pattern's fixed part is streamed and filtered."""
     from fsspec.utils import glob_translate
 
     matcher = re.compile(glob_translate(pattern))
     fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    if _protocol(fs) not in _S3:  # walked here, not by fs.glob, whose walk drops unlistable folders
+        top = fixed.rsplit("/", 1)[0] if "/" in fixed else "."
+        depth = None if "**" in pattern else pattern[len(top) + 1 :].count("/") + 1
+        root = input_root(pattern)
+        for files in walk_files(fs, top, notes, depth):
+            yield _documents(fs, [i for i in files if matcher.match(i["name"])], root, storage, notes)
+        return
     bucket, _, key_prefix = fixed.partition("/")
     for infos in _s3_pages(fs, bucket, key_prefix):
         yield [i for i in infos if matcher.match(i["name"])]
+
+
+def walk_files(
+    fs: fsspec.AbstractFileSystem, top: str, notes: ListingNotes, max_depth: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The non-folder entries below top, one folder at a time (max_depth: folder levels, None = all).
+    fs.walk would do, but its recursion drops on_error below the top folder (fsspec 2026.9), so an
+    unreadable subfolder vanished without a word; here each one is a skipped entry in notes. top itself
+    missing yields nothing (the caller says "not found"); top unreadable raises (the whole input is)."""
+    stack = [(top.rstrip("/") or "/", 1)]
+    while stack:
+        folder, level = stack.pop()
+        try:
+            infos = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            if folder == stack_top(top):
+                return
+            notes.skip(fs.unstrip_protocol(folder), "folder vanished while it was listed")
+            continue
+        except OSError as exc:
+            if folder == stack_top(top):
+                raise
+            notes.unlisted(exc)
+            continue
+        files = []
+        for info in infos:
+            name = info["name"].rstrip("/")
+            if info.get("type") != "directory":
+                files.append(info)
+            elif name != folder and (max_depth is None or level < max_depth):
+                stack.append((name, level + 1))
+        yield files
+
+
+def stack_top(top: str) -> str:
+    return top.rstrip("/") or "/"
 
 
 def _s3_pages(fs: Any, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:

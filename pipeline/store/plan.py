@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import PipelineConfig
+from pipeline.store.entries import ListingNotes
 from pipeline.store.index import (
     IndexState,
     bucket_ids,
@@ -57,6 +58,7 @@ class Plan:
     skipped: int = 0  # already committed (or committed with errors, without retry_failed)
     todo: int = 0
     todo_bytes: int = 0
+    inputs_skipped: int = 0  # entries the listing left out and said so (pipeline/store/entries.py)
     first_seq: int = 0
     pending_records: int = 0  # ledger records planning read beside the index
     index_gen: int = 0  # 0: no index yet
@@ -118,13 +120,17 @@ class BucketSpill:
         return os.path.join(self.folder, f"in-{bucket:05d}.parquet")
 
 
-def input_tables(cfg: PipelineConfig) -> Iterator[pa.Table]:
-    """The input as DOC_SCHEMA tables, streamed (listing pages, or an inventory's Ray Data blocks)."""
+def input_tables(cfg: PipelineConfig, notes: ListingNotes | None = None) -> Iterator[pa.Table]:
+    """The input as DOC_SCHEMA tables, streamed (listing pages, or an inventory's Ray Data blocks);
+    entries a listing left out are counted in notes."""
     if is_inventory(cfg.input, cfg.input_kind):
-        ds = read_inventory(cfg.input, cfg.storage, cfg.inventory_columns)
+        ds = read_inventory(cfg.input, cfg.storage, cfg.inventory_columns, glob=cfg.input_glob)
         yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
         return
-    for refs in iter_documents(cfg.input, cfg.storage, cfg.plan.list_threads, kind=cfg.input_kind):
+    pages = iter_documents(
+        cfg.input, cfg.storage, cfg.plan.list_threads, kind=cfg.input_kind, glob=cfg.input_glob, notes=notes
+    )
+    for refs in pages:
         yield refs_table(refs)
 
 
@@ -149,9 +155,11 @@ def plan_run(cfg: PipelineConfig, out: Output, engine_config_hash: str, read_onl
     )
     try:
         spill = BucketSpill(scratch, buckets, cfg.plan.spill_rows)
-        for table in input_tables(cfg):
+        notes = ListingNotes()
+        for table in input_tables(cfg, notes):
             spill.add(table)
         nonempty = spill.close()
+        plan.inputs_skipped = notes.skipped
         _merge(cfg, out, state, spill, nonempty, pending, engine_config_hash, plan)
     except BaseException:
         plan.cleanup()

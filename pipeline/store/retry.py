@@ -1,7 +1,9 @@
-"""The one retry helper: transient storage errors get a few attempts with backoff; others raise at once."""
+"""The one retry helper: transient storage errors get a few attempts with backoff; others raise at once.
+And the one deadline for a call that may block (with_deadline)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -30,3 +32,27 @@ def retry(
                 raise
             time.sleep(base_delay_s * 2**i)
     raise AssertionError("unreachable")
+
+
+def with_deadline(fn: Callable[[], T], timeout_s: float, what: str) -> T:
+    """fn() on a daemon thread; TimeoutError when it has not returned within timeout_s. Python cannot
+    interrupt a blocked call, so a late fn is abandoned and ends on its own (when its store answers or its
+    connection drops); its result is dropped. Exceptions of fn are raised here."""
+    result: list[T] = []
+    error: list[BaseException] = []
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="deadline", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise TimeoutError(f"no answer within {timeout_s:g} s ({what})")
+    if error:
+        raise error[0]
+    return result[0]

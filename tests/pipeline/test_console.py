@@ -62,7 +62,7 @@ def test_in_a_log_the_display_writes_plain_lines_and_a_final_one(caplog):
     assert out.getvalue().splitlines() == [
         "progress: documents 1/2 | pages 3 (1 failed) | 0.75 pages/s | elapsed 4s | ETA 4s"
     ]
-    assert "failed: file:///in/a.pdf page 3: ocr: CUDA out of memory" in caplog.text
+    assert "failed: 'file:///in/a.pdf' page 3: ocr: CUDA out of memory" in caplog.text
 
 
 def test_in_a_log_a_line_comes_every_interval_while_nothing_arrives():
@@ -106,8 +106,8 @@ def test_failure_lines_stop_after_the_cap_and_say_so(caplog):
     progress.close()
     failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("failed:")]
     assert failed == [
-        "failed: file:///in/a.pdf page 1: render: reason 0",
-        "failed: file:///in/a.pdf page 2: render: reason 1",
+        "failed: 'file:///in/a.pdf' page 1: render: reason 0",
+        "failed: 'file:///in/a.pdf' page 2: render: reason 1",
     ]
     assert "further failed rows are not shown" in caplog.text
 

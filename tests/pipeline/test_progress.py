@@ -63,10 +63,11 @@ def test_the_progress_line_says_documents_pages_failures_rate_and_eta():
 
 def test_a_failure_line_names_the_document_page_stage_and_reason():
     assert format_failure("s3://b/a.pdf", 2, "render", "timeout\nafter 120 s") == (
-        "failed: s3://b/a.pdf page 3: render: timeout after 120 s"
+        "failed: 's3://b/a.pdf' page 3: render: timeout after 120 s"
     )
     assert (
-        format_failure("s3://b/bad.pdf", -1, "read", "not a PDF") == "failed: s3://b/bad.pdf: read: not a PDF"
+        format_failure("s3://b/bad.pdf", -1, "read", "not a PDF")
+        == "failed: 's3://b/bad.pdf': read: not a PDF"
     )
     long = format_failure("a.pdf", 0, "ocr", "x" * 500, max_chars=40)
     assert long.endswith("...") and len(long.split(": ", 3)[-1]) == 40

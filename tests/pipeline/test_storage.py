@@ -10,7 +10,7 @@ def test_listing_folder_glob_and_manifest(tmp_path):
         (tmp_path / name).write_bytes(b"%PDF-1.4 " + name.encode())
     folder = list_documents(str(tmp_path), StorageConfig())
     assert [d.source_uri.rsplit("/", 1)[1] for d in folder] == ["a.PDF", "b.pdf", "c.pdf"]
-    globbed = list_documents(str(tmp_path / "*.pdf"), StorageConfig())
+    globbed = list_documents(str(tmp_path / "*.pdf"), StorageConfig(), glob=True)
     assert [d.source_uri.rsplit("/", 1)[1] for d in globbed] == ["b.pdf"]
     manifest = tmp_path / "list.txt"
     manifest.write_text(f"# comment\n{tmp_path / 'sub/c.pdf'}\n\n{tmp_path / 'b.pdf'}\n")
@@ -57,7 +57,8 @@ def test_missing_manifest_itself_stays_fatal(tmp_path):
 def test_a_glob_that_matches_nothing_is_fatal(tmp_path):
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
     with pytest.raises(FileNotFoundError, match="matched nothing"):
-        list_documents(str(tmp_path / "*.pfd"), StorageConfig())
+        list_documents(str(tmp_path / "*.pfd"), StorageConfig(), glob=True)
     assert [
-        d.source_uri.rsplit("/", 1)[-1] for d in list_documents(str(tmp_path / "*.pdf"), StorageConfig())
+        d.source_uri.rsplit("/", 1)[-1]
+        for d in list_documents(str(tmp_path / "*.pdf"), StorageConfig(), glob=True)
     ] == ["a.pdf"]

@@ -163,6 +163,18 @@ def many_pages_pdf(pages: int = 100_000) -> bytes:
     return assemble_packed_pdf(objects)
 
 
+def page_count_lie_pdf(claimed: int = 1500) -> bytes:
+    """One real page under a page tree whose /Count claims `claimed`: MuPDF refuses to count its pages."""
+    return assemble_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [4 0 R] /Count %d >>" % claimed,
+            stream_obj(b"BT /F1 24 Tf 72 720 Td (the one real page) Tj ET"),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R >>",
+        ]
+    )
+
+
 def assemble_packed_pdf(objects: Sequence[bytes], per_stream: int = 1000) -> bytes:
     """Like assemble_pdf, but every non-stream object goes into a compressed object stream, with a
     cross-reference stream (a classic xref table cannot point into object streams). Object 1 is the root."""
@@ -333,6 +345,7 @@ _HOSTILE: list[tuple[str, Callable[[], bytes], Expect, str]] = [
     ("endless_content", endless_content_pdf, Expect(1, {0: "render_limit"}), "16**7 nested form fills"),
     ("png_named_pdf", png_as_pdf, Expect(None, {-1: "unreadable"}), "PNG bytes under a .pdf name"),
     ("random_bytes", random_bytes_pdf, Expect(None, {-1: "unreadable"}), "50 KB of random bytes"),
+    ("page_count_lie", page_count_lie_pdf, Expect(None, {-1: "unreadable"}), "/Count 1500, one real page"),
 ]
 
 
