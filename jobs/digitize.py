@@ -14,17 +14,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
-
+from jobs.cli import JobParser, job_main, load_typed_config
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
-from pipeline.redact import redact_text
+from pipeline.redact import redact_text, redact_uri
 from pipeline.summary import RunSummary
-
-M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger("pipeline")
 
@@ -36,34 +32,6 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
     "pools": {"render_actors": 1, "render_num_cpus": 0.5, "ocr_num_gpus": 1.0, "ocr_batch_size": 8},
     "commit_documents": 2,
 }
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """`a.b=value` pairs onto a nested dict; values are YAML scalars (8 -> int, true -> bool)."""
-    data = yaml.safe_load(yaml.safe_dump(data)) or {}  # deep copy
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item.split('=')[0]!r} is not of the form key=value")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {key!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw else ""
-    return data
-
-
-def load_typed_config(model: type[M], path: str | None, overrides: list[str], default: dict[str, Any]) -> M:
-    """YAML file (or `default`) plus overrides -> a validated `model`. Unknown keys are named."""
-    data = yaml.safe_load(Path(path).read_text()) if path else default
-    data = apply_overrides(data or {}, overrides)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
 
 
 def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
@@ -117,7 +85,10 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
     )
 
 
-def human_summary(s: RunSummary, output: str) -> str:
+def human_summary(s: RunSummary, cfg: PipelineConfig) -> str:
+    """The closing lines of a run. The output is named as configured (redacted, scheme and all: an s3://
+    output is not a local path)."""
+    output = redact_uri(cfg.output).rstrip("/")
     return (
         f"run {s.run_id}: {s.documents} documents, {s.pages_ok} pages ok, {s.pages_failed} failed "
         f"in {s.wall_s:.1f} s\n"
@@ -128,8 +99,8 @@ def human_summary(s: RunSummary, output: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.digitize", description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = JobParser(prog="python -m jobs.digitize", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
     parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
@@ -144,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         help="print what a run would process (documents, bytes, estimated pages) and exit",
     )
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@job_main("digitize")
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
     handler = _setup_logging(cfg)
     if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
@@ -156,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     _init_ray(cfg, args.local_cpus, args.local_gpus)
     from pipeline.driver.run import plan_only, run_pipeline
     from pipeline.redact import describe_error
-    from pipeline.store.output import Output
 
     handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:
@@ -172,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(human_summary(summary, Output.open(cfg.output, cfg.storage).root))
+    print(human_summary(summary, cfg))
     return 0 if summary.pages_ok or not summary.pages_failed else 1
 
 

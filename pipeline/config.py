@@ -113,7 +113,7 @@ class PoolConfig(BaseModel):
     ocr_min_actors: int = Field(default=1, ge=1)  # Ray actor pools cannot scale below one
     ocr_max_actors: int = Field(default=1, ge=1)
     # Starting at the full size avoids the one-at-a-time ramp-up; starting small saves idle GPU time.
-    ocr_initial_actors: int | None = None  # None = ocr_max_actors
+    ocr_initial_actors: int | None = Field(default=None, ge=1)  # None = ocr_max_actors
     ocr_num_gpus: float = Field(default=1.0, ge=0)
     ocr_num_cpus: float = Field(default=1.0, gt=0)
     # Host memory Ray reserves per OCR actor (0 = none): stops the scheduler from packing more actors on a
