@@ -263,7 +263,15 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     # The readers pull in fsspec/s3fs: import them only when a report is actually run.
-    from pipeline.store.output import read_committed, read_summaries
+    from pipeline.redact import describe_error
+    from pipeline.store.output import Output, read_committed, read_summaries
+    from pipeline.store.presence import require_digitize_output
+
+    try:
+        require_digitize_output(Output.open(config.output, config.storage_options), config.output)
+    except Exception as exc:  # no run wrote there, or the store refused: one redacted line
+        print(f"cost_report: {describe_error(exc)}", file=sys.stderr)
+        return 2
 
     # Every committed row, superseded versions included: a document re-done after it changed was paid
     # for twice, and the runs that did it really cost that.
