@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.cli import JobParser, job_main, load_typed_config
+from jobs.cli import ConfigError, JobParser, job_main, load_typed_config
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
 from pipeline.redact import redact_text, redact_uri
 from pipeline.summary import RunSummary
+from rtprune.engines import check_engine
 
 log = logging.getLogger("pipeline")
 
@@ -35,8 +36,14 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 
 
 def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
-    """The digitize job's config: a job YAML (or the embedded default) plus overrides."""
-    return load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
+    """The digitize job's config: a job YAML (or the embedded default) plus overrides, with an engine that
+    serves its model (checked here, on the driver, before Ray or any actor starts)."""
+    cfg = load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
+    try:
+        check_engine(cfg.engine)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
 
 
 class _RedactingFilter(logging.Filter):

@@ -29,7 +29,7 @@ from pipeline.store.listing import DocRef
 from pipeline.store.output import Output, write_summary
 from pipeline.store.plan import MAX_BLOCKS, Plan, plan_run, todo_blocks
 from pipeline.summary import RunSummary
-from rtprune.engines import resolve_backend
+from rtprune.engines import check_engine, resolve_backend
 from rtprune.engines.contract import EngineConfig
 
 log = logging.getLogger("pipeline")
@@ -229,6 +229,7 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
     """Process every new or changed document of cfg.input into cfg.output; returns the run summary.
     `progress`, if given, is fed as output arrives (the console's progress display)."""
     started, t0 = datetime.now(UTC), time.perf_counter()
+    check_engine(cfg.engine)  # jobs.digitize checked before Ray started; direct callers get it here
     pricing = load_pricing(cfg.pricing or None)
     out = Output.open(cfg.output, cfg.storage)
     out.check_writable()

@@ -34,6 +34,7 @@ from typing import Any
 
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import EngineConfig, PageResult, PageUsage
+from rtprune.engines.support import vllm_problem
 from rtprune.engines.vllm.pages import (
     EngineDied,
     PageBatchError,
@@ -76,13 +77,9 @@ class VllmEngine:
     """Pages in, text and per-page usage out, on vLLM with RTPrune inside the model."""
 
     def __init__(self, config: EngineConfig, settings: VllmSettings | None = None) -> None:
-        if config.model in ("tiny-random-v1", "tiny-random-v2"):
-            raise ValueError(
-                f"the vLLM engine loads checkpoint folders; {config.model!r} exists only for the hf "
-                f"engine (rtprune.engines.vllm.plugin.fixture.prepare_model_dir makes a test model folder)"
-            )
-        if config.generation == "v2":
-            raise ValueError("the vLLM engine serves DeepSeek-OCR v1 (see docs/vllm.md for v2)")
+        problem = vllm_problem(config)  # the driver checks this too, before anything starts
+        if problem is not None:
+            raise ValueError(problem)
         self.config, self.settings = config, settings or VllmSettings()
         self._ids = itertools.count()
         self._running: dict[str, Timeline | None] = {}
