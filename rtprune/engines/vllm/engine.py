@@ -41,7 +41,6 @@ from rtprune.engines.vllm.pages import (
     PageError,
     Timeline,
     finish_reason,
-    page_problem,
     share_busy_time,
 )
 from rtprune.engines.vllm.settings import VllmSettings
@@ -218,9 +217,8 @@ class VllmEngine:
         ignore_eos: bool,
     ) -> PageResult:
         prune = self.config.prune if prune is None else prune
-        problem = page_problem(*image.size)
-        if problem is not None:
-            raise PageError(problem, stage="input")
+        # Small and thin pages are fitted, not refused: the v1 rules both engines share
+        # (rtprune.deepseek.v1_preprocess.fit_page) apply inside the request's planning and the processor.
         request, (n_visual, n_kept) = self._request(image, prune)
         params = self._sampling_params(temperature, max_new_tokens, ignore_eos)
         request_id = f"page-{next(self._ids)}"
