@@ -8,6 +8,7 @@ runs the embedded default: sample PDFs generated into ./out/samples, OCR'd by th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -121,6 +122,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print what a run would process (documents, bytes, estimated pages) and exit",
     )
+    parser.add_argument(
+        "--wait-for-lease",
+        action="store_true",
+        help="when another run holds the output, wait for it to end (lease.wait_s=.inf; a number bounds it)",
+    )
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
     return parser.parse_args(argv)
 
@@ -128,7 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @job_main("digitize")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
+    flags = (["ray_data_progress=true"] if args.ray_progress else []) + (
+        ["lease.wait_s=.inf"] if args.wait_for_lease else []
+    )
+    cfg = load_config(args.config, args.overrides + flags)
     handler = _setup_logging(cfg)
     if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
         from pipeline.samples import write_samples
@@ -136,17 +145,19 @@ def main(argv: list[str] | None = None) -> int:
         # Only when missing: rewriting would change mtimes, and with them the content hashes the
         # ledger compares, so a second run would redo everything.
         write_samples(cfg.input, documents=6)
-    _init_ray(cfg, args.local_cpus, args.local_gpus)
-    from pipeline.driver.run import plan_only, run_pipeline
     from pipeline.redact import describe_error
 
-    handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:
-        if args.plan_only:
-            print(plan_only(cfg))
-            return 0
-        summary = run_pipeline(cfg, handler.progress)
-    except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
+        with _hold_lease(cfg, args.plan_only) as lease:  # before Ray: a refused run starts nothing
+            _init_ray(cfg, args.local_cpus, args.local_gpus)
+            from pipeline.driver.run import plan_only, run_pipeline
+
+            handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
+            if args.plan_only:
+                print(plan_only(cfg))
+                return 0
+            summary = run_pipeline(cfg, handler.progress, lease)
+    except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows, lease)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
         # their messages, and a traceback would print them to the job's log.
         print(
@@ -156,6 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(human_summary(summary, cfg))
     return 0 if summary.pages_ok or not summary.pages_failed else 1
+
+
+def _hold_lease(cfg: PipelineConfig, read_only: bool) -> contextlib.AbstractContextManager[Any]:
+    """The run's lease on its output (pipeline/store/lease.py), to be entered before Ray starts; nothing
+    for --plan-only (it writes nothing) or with lease.enabled off."""
+    if read_only or not cfg.lease.enabled:
+        return contextlib.nullcontext(None)
+    from pipeline.store.lease import RunLease
+    from pipeline.store.output import Output
+
+    out = Output.open(cfg.output, cfg.storage)
+    out.check_writable()
+    return RunLease(out, cfg.run_id, cfg.lease, cfg.output)
 
 
 if __name__ == "__main__":
