@@ -7,15 +7,14 @@ Storage settings come from --config (a digitize job file: its `storage` and `pla
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-import yaml
+from jobs.cli import ConfigError, JobParser, job_main, read_yaml, validate
 
 
+@job_main("compact")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.compact", description=__doc__.split("\n")[0])
+    parser = JobParser(prog="python -m jobs.compact", description=__doc__.split("\n")[0])
     parser.add_argument("output", nargs="?", help="output root (default: the job file's output)")
     parser.add_argument("--config", help="digitize job YAML for storage settings")
     parser.add_argument(
@@ -25,18 +24,21 @@ def main(argv: list[str] | None = None) -> int:
         help="close the open markers of runs idle this long (default 3600)",
     )
     args = parser.parse_args(argv)
-    from pipeline.config import PlanConfig, StorageConfig
+    from pipeline.config import PipelineConfig
     from pipeline.redact import describe_error
     from pipeline.store.compaction import compact
     from pipeline.store.index import open_runs
     from pipeline.store.output import Output
 
-    job = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    storage = StorageConfig.model_validate(job.get("storage", {}))
-    plan = PlanConfig.model_validate(job.get("plan", {}))
+    if args.stale_after_s < 0:
+        raise ConfigError("--stale-after-s: must be 0 or more")
+    job = read_yaml(args.config) if args.config else {}
     output = args.output or job.get("output")
     if not output:
-        parser.error("give an output root or a --config with one")
+        raise ConfigError("give an output root or a --config with one")
+    # The whole job file is checked (a typo anywhere is named), though only output, storage and plan count.
+    cfg = validate(PipelineConfig, {"input": "", **job, "output": output})
+    storage, plan = cfg.storage, cfg.plan
     try:
         out = Output.open(output, storage)
         state = compact(out, plan.index_bucket_rows, stale_after_s=args.stale_after_s)

@@ -11,7 +11,6 @@ run) is repriced; no OCR is re-run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobs.cli import ConfigError, JobParser, job_main, validate
 from pipeline.cost.report import (
     CostTable,
     ReportError,
@@ -59,7 +59,7 @@ class CostReportConfig(BaseModel):
 
 
 def parse_args(argv: list[str] | None = None) -> CostReportConfig:
-    p = argparse.ArgumentParser(prog="python -m jobs.cost_report", description=__doc__.splitlines()[0])
+    p = JobParser(prog="python -m jobs.cost_report", description=__doc__.splitlines()[0])
     p.add_argument("--output", required=True, help="output URI the digitize job wrote to")
     p.add_argument("--pricing", type=Path, help="reprice stored usage with this pricing YAML")
     p.add_argument(
@@ -79,14 +79,21 @@ def parse_args(argv: list[str] | None = None) -> CostReportConfig:
         "--until", type=date.fromisoformat, help="last day of the trend, YYYY-MM-DD (default: today, UTC)"
     )
     a = p.parse_args(argv)
-    return CostReportConfig(
-        output=a.output,
-        pricing=a.pricing,
-        by=a.by,
-        out_dir=a.out_dir,
-        storage_options=json.loads(a.storage_options),
-        days=a.days,
-        until=a.until,
+    try:
+        storage_options = json.loads(a.storage_options)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--storage-options: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return validate(
+        CostReportConfig,
+        {
+            "output": a.output,
+            "pricing": a.pricing,
+            "by": a.by,
+            "out_dir": a.out_dir,
+            "storage_options": storage_options,
+            "days": a.days,
+            "until": a.until,
+        },
     )
 
 
@@ -252,10 +259,20 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
     return tables
 
 
+@job_main("cost_report")
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     # The readers pull in fsspec/s3fs: import them only when a report is actually run.
+    from pipeline.redact import describe_error
+    from pipeline.store.output import Output
+    from pipeline.store.presence import require_digitize_output
     from pipeline.store.read import read_committed, read_summaries
+
+    try:
+        require_digitize_output(Output.open(config.output, config.storage_options), config.output)
+    except Exception as exc:  # no run wrote there, or the store refused: one redacted line
+        print(f"cost_report: {describe_error(exc)}", file=sys.stderr)
+        return 2
 
     # Every committed row, superseded versions included: a document re-done after it changed was paid
     # for twice, and the runs that did it really cost that.

@@ -8,24 +8,22 @@ runs the embedded default: sample PDFs generated into ./out/samples, OCR'd by th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
-
+from jobs.cli import ConfigError, JobParser, job_main, load_typed_config
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
-from pipeline.redact import escape_controls, redact_text
+from pipeline.redact import escape_controls, redact_text, redact_uri
 from pipeline.store import paths
 from pipeline.summary import RunSummary
-
-M = TypeVar("M", bound=BaseModel)
+from rtprune.engines import check_engine
 
 log = logging.getLogger("pipeline")
 
@@ -39,37 +37,15 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 }
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """`a.b=value` pairs onto a nested dict; values are YAML scalars (8 -> int, true -> bool)."""
-    data = yaml.safe_load(yaml.safe_dump(data)) or {}  # deep copy
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item.split('=')[0]!r} is not of the form key=value")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {key!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw else ""
-    return data
-
-
-def load_typed_config(model: type[M], path: str | None, overrides: list[str], default: dict[str, Any]) -> M:
-    """YAML file (or `default`) plus overrides -> a validated `model`. Unknown keys are named."""
-    data = yaml.safe_load(Path(path).read_text()) if path else default
-    data = apply_overrides(data or {}, overrides)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"invalid config: {problems}") from None  # the values may hold secrets: not shown
-
-
 def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
-    """The digitize job's config: a job YAML (or the embedded default) plus overrides."""
-    return load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
+    """The digitize job's config: a job YAML (or the embedded default) plus overrides, with an engine that
+    serves its model (checked here, on the driver, before Ray or any actor starts)."""
+    cfg = load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
+    try:
+        check_engine(cfg.engine)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
 
 
 class _RedactingFilter(logging.Filter):
@@ -120,7 +96,10 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
     )
 
 
-def human_summary(s: RunSummary, output: str) -> str:
+def human_summary(s: RunSummary, cfg: PipelineConfig) -> str:
+    """The closing lines of a run. The output is named as configured (redacted, scheme and all: an s3://
+    output is not a local path)."""
+    output = redact_uri(cfg.output).rstrip("/")
     skipped = (
         f"skipped: {s.inputs_skipped} input entries (folders that could not be listed, entries that are "
         "not regular files, links out of the input; see the warnings above)\n"
@@ -139,8 +118,8 @@ def human_summary(s: RunSummary, output: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.digitize", description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = JobParser(prog="python -m jobs.digitize", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="job YAML (default: the embedded sample job)")
     parser.add_argument("--local-cpus", type=int, help="logical CPUs of the embedded Ray")
     parser.add_argument("--local-gpus", type=int, help="logical GPUs of the embedded Ray")
@@ -154,9 +133,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print what a run would process (documents, bytes, estimated pages) and exit",
     )
+    parser.add_argument(
+        "--wait-for-lease",
+        action="store_true",
+        help="when another run holds the output, wait for it to end (lease.wait_s=.inf; a number bounds it)",
+    )
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar)")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides + (["ray_data_progress=true"] if args.ray_progress else []))
+    return parser.parse_args(argv)
+
+
+@job_main("digitize")
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    flags = (["ray_data_progress=true"] if args.ray_progress else []) + (
+        ["lease.wait_s=.inf"] if args.wait_for_lease else []
+    )
+    cfg = load_config(args.config, args.overrides + flags)
     handler = _setup_logging(cfg)
     if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
         from pipeline.samples import write_samples
@@ -164,18 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         # Only when missing: rewriting would change mtimes, and with them the content hashes the
         # ledger compares, so a second run would redo everything.
         write_samples(cfg.input, documents=6)
-    _init_ray(cfg, args.local_cpus, args.local_gpus)
-    from pipeline.driver.run import plan_only, run_pipeline
     from pipeline.redact import describe_error
-    from pipeline.store.output import Output
 
-    handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
     try:
-        if args.plan_only:
-            print(plan_only(cfg))
-            return 0
-        summary = run_pipeline(cfg, handler.progress)
-    except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows)
+        with _hold_lease(cfg, args.plan_only) as lease:  # before Ray: a refused run starts nothing
+            _init_ray(cfg, args.local_cpus, args.local_gpus)
+            from pipeline.driver.run import plan_only, run_pipeline
+
+            handler.progress = ConsoleProgress(sys.stdout, interval_s=cfg.progress_interval_s)
+            if args.plan_only:
+                print(plan_only(cfg))
+                return 0
+            summary = run_pipeline(cfg, handler.progress, lease)
+    except Exception as exc:  # fatal for the run (credentials, missing bucket or input, lost rows, lease)
         # One redacted line, no traceback: fsspec and botocore put whole URLs, signatures included, in
         # their messages, and a traceback would print them to the job's log.
         print(
@@ -183,8 +176,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(human_summary(summary, Output.open(cfg.output, cfg.storage).root))
+    print(human_summary(summary, cfg))
     return 0 if summary.pages_ok or not summary.pages_failed else 1
+
+
+def _hold_lease(cfg: PipelineConfig, read_only: bool) -> contextlib.AbstractContextManager[Any]:
+    """The run's lease on its output (pipeline/store/lease.py), to be entered before Ray starts; nothing
+    for --plan-only (it writes nothing) or with lease.enabled off."""
+    if read_only or not cfg.lease.enabled:
+        return contextlib.nullcontext(None)
+    from pipeline.store.lease import RunLease
+    from pipeline.store.output import Output
+
+    out = Output.open(cfg.output, cfg.storage)
+    out.check_writable()
+    return RunLease(out, cfg.run_id, cfg.lease, cfg.output)
 
 
 if __name__ == "__main__":

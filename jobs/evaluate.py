@@ -15,13 +15,13 @@ import argparse
 import sys
 from typing import Any
 
-import yaml
+from jobs.cli import ConfigError, JobParser, job_main, read_yaml, validate
 
 NO_SETTING_MEETS_TARGET = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.evaluate", description=__doc__.split("\n")[0])
+    p = JobParser(prog="python -m jobs.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="YAML with EvaluateConfig fields")
     p.add_argument("--corpus", help="folder / fsspec URI of PDFs, or an OmniDocBench-format folder")
     p.add_argument("--corpus-format", choices=["auto", "pdf", "omnidocbench"])
@@ -42,16 +42,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+def _floats(flag: str, text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated numbers") from None
 
 
 def config_dict(args: argparse.Namespace) -> dict[str, Any]:
     """YAML (if any) with the flags that were given laid over it."""
-    data: dict[str, Any] = {}
-    if args.config:
-        with open(args.config) as f:
-            data = yaml.safe_load(f) or {}
+    data: dict[str, Any] = read_yaml(args.config) if args.config else {}
     flat = {
         "corpus": args.corpus,
         "corpus_format": args.corpus_format,
@@ -65,11 +65,14 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
     if args.methods:
         data["methods"] = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.retentions:
-        data["retentions"] = _floats(args.retentions)
+        data["retentions"] = _floats("--retentions", args.retentions)
     if args.dynamic_retentions is not None:
-        data["dynamic_retentions"] = _floats(args.dynamic_retentions)
+        data["dynamic_retentions"] = _floats("--dynamic-retentions", args.dynamic_retentions)
     engine = {"model": args.model, "mode": args.mode, "max_new_tokens": args.max_new_tokens}
-    data["engine"] = {**data.get("engine", {}), **{k: v for k, v in engine.items() if v is not None}}
+    given = {k: v for k, v in engine.items() if v is not None}
+    if given or "engine" in data:  # a non-mapping `engine:` is left for validation to name
+        base = data.get("engine", {})
+        data["engine"] = {**base, **given} if isinstance(base, dict) else base
     if args.target_agreement is not None:
         data.update(target_metric="agreement", target=args.target_agreement)
     if args.target_accuracy is not None:
@@ -77,11 +80,12 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
+@job_main("evaluate")
 def main(argv: list[str] | None = None) -> int:
     from pipeline.cost.pricing import load_pricing
     from rtprune.evaluation.pilot import EvaluateConfig, run_evaluation
 
-    config = EvaluateConfig.model_validate(config_dict(parse_args(argv)))
+    config = validate(EvaluateConfig, config_dict(parse_args(argv)))
     pricing = load_pricing(config.pricing)
     outcome = run_evaluation(config, gpu_usd_per_s=pricing.gpu_usd_per_s)
     with open(outcome.files["markdown"], encoding="utf-8") as f:

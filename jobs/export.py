@@ -7,20 +7,22 @@ the only place that reads argv."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from jobs.digitize import load_typed_config
+from jobs.cli import JobParser, job_main, load_typed_config
 from pipeline.export import ExportConfig, ExportResult, run_export
 from pipeline.redact import describe_error, redact_uri
 
 EMBEDDED_DEFAULT: dict[str, Any] = {"output": "out", "dest": "out/export"}
 
 
-def load_config(path: str | None, overrides: list[str]) -> ExportConfig:
-    """The export job's config: a YAML file (or the embedded default) plus overrides."""
-    return load_typed_config(ExportConfig, path, overrides, EMBEDDED_DEFAULT)
+def load_config(
+    path: str | None, overrides: list[str], flags: dict[str, str | None] | None = None
+) -> ExportConfig:
+    """The export job's config: a YAML file (or the embedded default), then the --output/--dest flags (taken
+    as typed), then overrides."""
+    return load_typed_config(ExportConfig, path, overrides, EMBEDDED_DEFAULT, flags)
 
 
 def describe(result: ExportResult, dest: str) -> str:
@@ -35,15 +37,15 @@ def describe(result: ExportResult, dest: str) -> str:
     )
 
 
+@job_main("export")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
+    parser = JobParser(prog="python -m jobs.export", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="export YAML (default: ./out exported to ./out/export)")
     parser.add_argument("--output", help="the digitize job's output URI (same as output=...)")
     parser.add_argument("--dest", help="where the export goes (same as dest=...)")
     parser.add_argument("overrides", nargs="*", help="a.b=value (YAML scalar), e.g. storage.endpoint_url=...")
     args = parser.parse_args(argv)
-    flags = [f"{k}={v}" for k, v in (("output", args.output), ("dest", args.dest)) if v is not None]
-    cfg = load_config(args.config, [*flags, *args.overrides])
+    cfg = load_config(args.config, args.overrides, {"output": args.output, "dest": args.dest})
     try:
         result = run_export(cfg)
     except Exception as exc:  # fatal: credentials, a missing bucket, a file name collision

@@ -141,7 +141,7 @@ class PoolConfig(BaseModel):
     ocr_min_actors: int = Field(default=1, ge=1)  # Ray actor pools cannot scale below one
     ocr_max_actors: int = Field(default=1, ge=1)
     # Starting at the full size avoids the one-at-a-time ramp-up; starting small saves idle GPU time.
-    ocr_initial_actors: int | None = None  # None = ocr_max_actors
+    ocr_initial_actors: int | None = Field(default=None, ge=1)  # None = ocr_max_actors
     ocr_num_gpus: float = Field(default=1.0, ge=0)
     ocr_num_cpus: float = Field(default=1.0, gt=0)
     # Host memory Ray reserves per OCR actor (0 = none): stops the scheduler from packing more actors on a
@@ -231,6 +231,27 @@ class PlanConfig(BaseModel):
         return value
 
 
+class LeaseConfig(BaseModel):
+    """The run lease on the output root: one digitize run at a time per output, so two runs started on one
+    output do not both process (and pay for) every page (pipeline/store/lease.py)."""
+
+    model_config = _FROZEN
+
+    # Off: no lease; two runs on one output both process every new document (no duplicates in the committed
+    # view, but twice the cost).
+    enabled: bool = True
+    # How long a lease lives unrenewed (a run renews it every ttl_s / 5): a killed run blocks the next run
+    # on its output at most this long; shorter means more renewal writes and less slack for a stalled driver
+    # or a store's bad minute. Hosts' clocks must agree to well within it.
+    ttl_s: float = Field(default=300.0, gt=0)
+    # How long a run waits for another run's lease to be released or to expire before it refuses: 0
+    # refuses at once; .inf waits as long as it takes (jobs.digitize --wait-for-lease).
+    wait_s: float = Field(default=0.0, ge=0)
+    # Pause between writing the lease and reading it back: of runs whose writes fall within it, only the
+    # last writer proceeds. Longer narrows the race left open (docs/reliability.md) and delays each start.
+    settle_s: float = Field(default=2.0, ge=0)
+
+
 class PipelineConfig(BaseModel):
     """One digitize run. Loaded from YAML plus `a.b=value` overrides by jobs/digitize.py."""
 
@@ -257,6 +278,7 @@ class PipelineConfig(BaseModel):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
     # Names the run's part folder, ledger records and summary: letters, digits, '.', '_', '-', starting
     # with a letter or digit, at most 128 characters.

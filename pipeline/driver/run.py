@@ -4,6 +4,7 @@ summary. Expects Ray to be initialised by the caller."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -25,11 +26,12 @@ from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.rows import RunStamp, identity_columns
 from pipeline.store.compaction import compact
 from pipeline.store.index import mark_open
+from pipeline.store.lease import RunLease
 from pipeline.store.listing import DocRef
 from pipeline.store.output import Output, write_summary
 from pipeline.store.plan import MAX_BLOCKS, Plan, plan_run, todo_blocks
 from pipeline.summary import RunSummary
-from rtprune.engines import resolve_backend
+from rtprune.engines import check_engine, resolve_backend
 from rtprune.engines.contract import EngineConfig, EngineIdentity
 
 log = logging.getLogger("pipeline")
@@ -195,7 +197,11 @@ def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
 
 
 def _stream(
-    cfg: PipelineConfig, docs: Plan | list[DocRef], committer: Committer, progress: ConsoleProgress | None
+    cfg: PipelineConfig,
+    docs: Plan | list[DocRef],
+    committer: Committer,
+    progress: ConsoleProgress | None,
+    lease: RunLease | None,
 ) -> None:
     from ray.data import DataContext
 
@@ -208,6 +214,8 @@ def _stream(
         for batch in build_dataset(cfg, docs, run_stamp(cfg)).iter_batches(
             batch_size=None, batch_format="pyarrow"
         ):
+            if lease is not None:
+                lease.check()  # another run took the output over: stop instead of paying twice
             committer.add(batch)
             if progress:
                 progress.observe(batch, committer.documents_complete)
@@ -225,13 +233,27 @@ def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: fl
     return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, identity)
 
 
-def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -> RunSummary:
+def run_pipeline(
+    cfg: PipelineConfig, progress: ConsoleProgress | None = None, lease: RunLease | None = None
+) -> RunSummary:
     """Process every new or changed document of cfg.input into cfg.output; returns the run summary.
-    `progress`, if given, is fed as output arrives (the console's progress display)."""
-    started, t0 = datetime.now(UTC), time.perf_counter()
-    pricing = load_pricing(cfg.pricing or None)
+    `progress`, if given, is fed as output arrives (the console's progress display). `lease`: the run's
+    lease on the output, already held (jobs.digitize takes it before Ray starts); without one the run takes
+    its own (unless cfg.lease.enabled is off), and raises LeaseHeld when another run holds the output."""
+    check_engine(cfg.engine)  # jobs.digitize checked before Ray started; direct callers get it here
     out = Output.open(cfg.output, cfg.storage)
     out.check_writable()
+    with contextlib.ExitStack() as stack:
+        if lease is None and cfg.lease.enabled:
+            lease = stack.enter_context(RunLease(out, cfg.run_id, cfg.lease, cfg.output))
+        return _run(cfg, out, progress, lease)
+
+
+def _run(
+    cfg: PipelineConfig, out: Output, progress: ConsoleProgress | None, lease: RunLease | None
+) -> RunSummary:
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    pricing = load_pricing(cfg.pricing or None)
     key = engine_config_hash(cfg.engine)
     todo = plan_run(cfg, out, key)
     try:
@@ -251,7 +273,7 @@ def run_pipeline(cfg: PipelineConfig, progress: ConsoleProgress | None = None) -
         with NodeSampler(cfg.node_sample_interval_s) as sampler:
             if todo.todo:
                 mark_open(out, cfg.run_id)  # before the first commit: planners read this run's records
-                _stream(cfg, todo, committer, progress)
+                _stream(cfg, todo, committer, progress, lease)
     finally:
         todo.cleanup()
     _compact(cfg, out)

@@ -30,6 +30,7 @@ from pipeline.export.records import (
 from pipeline.export.state import DocState, ExportState, commit_state, export_id, load_state
 from pipeline.redact import loggable_name, redact_uri
 from pipeline.store.output import Output
+from pipeline.store.presence import require_digitize_output
 from pipeline.store.read import read_committed
 from pipeline.store.retry import retry
 
@@ -74,6 +75,7 @@ class ExportResult:
     shards: list[str] = field(default_factory=list)  # paths under dest
     markdown_files: int = 0
     unchanged: int = 0  # committed documents already exported in their latest version
+    markdown_removed: int = 0  # stale Markdown files of documents changed while Markdown is off
 
 
 def latest_versions(pages: pa.Table) -> list[Version]:
@@ -203,71 +205,109 @@ def _write_shards(dest: Output, eid: str, lines: list[bytes], cfg: ExportConfig)
     return shards
 
 
+@dataclass(frozen=True)
+class ExportWork:
+    """What one export writes. `records`: documents whose committed version is new or changed (a JSONL
+    record each, and their Markdown when it is on); `markdown`: documents whose Markdown file is to be
+    written (changed ones, and current ones that have none yet, e.g. after Markdown was off); `stale`:
+    Markdown files of changed documents exported while Markdown is off (their text is no longer current)."""
+
+    records: list[Version]
+    markdown: list[Version]
+    stale: list[str]
+
+
+def plan_export(versions: list[Version], state: ExportState, with_markdown: bool) -> ExportWork:
+    """Compare the committed versions with the last export's state under this export's options."""
+
+    def changed(v: Version) -> bool:
+        return v.doc_id not in state.documents or state.documents[v.doc_id].fingerprint != v.fingerprint
+
+    records = [v for v in versions if changed(v)]
+    if not with_markdown:
+        stale = [state.documents[v.doc_id].markdown for v in records if v.doc_id in state.documents]
+        return ExportWork(records, [], [m for m in stale if m])
+    markdown = [v for v in versions if changed(v) or not state.documents[v.doc_id].markdown]
+    return ExportWork(records, markdown, [])
+
+
 def run_export(cfg: ExportConfig) -> ExportResult:
-    """Export every committed document that is new or changed since the last export; nothing is written
-    when nothing is."""
+    """Export every committed document that is new or changed since the last export (and the Markdown of
+    documents that lack theirs); nothing is written when nothing is. An output no digitize run wrote to is
+    an error (pipeline.store.presence.NotAnOutput), raised before anything is created at the destination."""
+    source = Output.open(cfg.output, cfg.storage)
+    require_digitize_output(source, cfg.output)
     dest = Output.open(cfg.dest, cfg.storage)
     dest.check_writable()
-    source = Output.open(cfg.output, cfg.storage)
-    for fs, root in ((dest.fs, dest.root), (source.fs, source.root)):
-        fs.invalidate_cache(root)  # fsspec shares filesystems per process: see what others wrote since
+    dest.fs.invalidate_cache(dest.root)  # fsspec shares filesystems per process: see what others wrote since
     pages = read_committed(cfg.output, cfg.storage)
     state = load_state(dest)
     versions = latest_versions(pages)
-    todo = [
-        v
-        for v in versions
-        if v.doc_id not in state.documents or state.documents[v.doc_id].fingerprint != v.fingerprint
-    ]
-    if not todo:
+    work = plan_export(versions, state, cfg.markdown)
+    if not work.records and not work.markdown:
         return ExportResult("", 0, 0, 0, 0, 0, unchanged=len(versions))
     seq = state.seq + 1
     eid = export_id(seq)
-    names = _markdown_names(todo, state) if cfg.markdown else {}
-    docs = read_documents(pages, todo)
+    names = _markdown_names(work.markdown, state)
+    wanted = {v.doc_id for v in work.markdown} | {v.doc_id for v in work.records}
+    docs = {d.doc_id: d for d in read_documents(pages, [v for v in versions if v.doc_id in wanted])}
     del pages  # the documents to export are all that is needed from here on
-    _put_many(dest, {names[d.doc_id]: markdown(d).encode() for d in docs if d.doc_id in names})
+    _put_many(dest, {names[v.doc_id]: markdown(docs[v.doc_id]).encode() for v in work.markdown})
+    for (
+        path
+    ) in work.stale:  # before the commit: until it, the state still names them, and a rerun redoes this
+        if dest.fs.exists(dest.path(path)):
+            dest.fs.rm_file(dest.path(path))
     added = datetime.now(UTC).isoformat(timespec="seconds")
-    lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in docs]
+    exported = [docs[v.doc_id] for v in work.records]
+    lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in exported]
     shards = _write_shards(dest, eid, lines, cfg)
     result = ExportResult(
         eid,
-        len(docs),
-        sum(d.doc_id not in state.documents for d in docs),
-        sum(d.doc_id in state.documents for d in docs),
-        sum(d.pages_ok for d in docs),
-        sum(d.pages_failed for d in docs),
+        len(exported),
+        sum(d.doc_id not in state.documents for d in exported),
+        sum(d.doc_id in state.documents for d in exported),
+        sum(d.pages_ok for d in exported),
+        sum(d.pages_failed for d in exported),
         [s["file"] for s in shards],
         len(names),
-        len(versions) - len(todo),
+        len(versions) - len(exported),
+        len(work.stale),
     )
     commit_state(
-        dest,
-        seq,
-        _next_state(state, todo, names, shards, eid),
-        {
-            "exported_at": added,
-            "output": redact_uri(cfg.output),
-            "shards": shards,
-            "documents": result.documents,
-            "new": result.new,
-            "changed": result.changed,
-            "pages_ok": result.pages_ok,
-            "pages_failed": result.pages_failed,
-            "markdown_dir": MARKDOWN_DIR,
-            "markdown_files": result.markdown_files,
-            "compression": cfg.compression,
-        },
+        dest, seq, _next_state(state, work, names, shards, eid), _manifest(cfg, result, added, shards)
     )
     return result
 
 
+def _manifest(cfg: ExportConfig, result: ExportResult, added: str, shards: list[dict]) -> dict:
+    return {
+        "exported_at": added,
+        "output": redact_uri(cfg.output),
+        "shards": shards,
+        "documents": result.documents,
+        "new": result.new,
+        "changed": result.changed,
+        "pages_ok": result.pages_ok,
+        "pages_failed": result.pages_failed,
+        "markdown": cfg.markdown,
+        "markdown_dir": MARKDOWN_DIR,
+        "markdown_files": result.markdown_files,
+        "markdown_removed": result.markdown_removed,
+        "compression": cfg.compression,
+    }
+
+
 def _next_state(
-    state: ExportState, todo: list[Version], names: dict[str, str], shards: list[dict], eid: str
+    state: ExportState, work: ExportWork, names: dict[str, str], shards: list[dict], eid: str
 ) -> dict[str, DocState]:
-    """The previous state with this export's documents (in the shards' record order) updated."""
+    """The previous state with this export's documents updated: a new record (in the shards' record order)
+    and Markdown file, or only a Markdown file."""
     documents = dict(state.documents)
     shard_of = [s["file"] for s in shards for _ in range(s["records"])]
-    for v, shard in zip(todo, shard_of, strict=True):
+    for v, shard in zip(work.records, shard_of, strict=True):
         documents[v.doc_id] = DocState(v.fingerprint, names.get(v.doc_id, ""), shard, eid)
+    for v in work.markdown:
+        old = documents[v.doc_id]
+        documents[v.doc_id] = DocState(old.fingerprint, names[v.doc_id], old.jsonl, eid)
     return documents

@@ -15,10 +15,19 @@ Token order (what UnlimitedOcrModel.get_image_features scatters into the placeho
   [global grid of g rows x g features, each row + newline] [view separator]
 
 `image_gray` is the global view exactly as the encoder sees it: S x S, after resize AND padding.
+
+Small and thin pages (this project's rule, not the original code's; both engines read every page through
+it): a page is first fitted (fit_page) so that no side is under MIN_SIDE_PX, one 16 px encoder patch (the
+page is scaled up, aspect kept: every mode resizes it to at least 512 px anyway, so the model sees the same
+content), and it is no longer than MAX_ASPECT:1 (its short side is padded in the pad colour, centred, so its
+content fills at least one token row of a Large view; a strip longer than MAX_READ_PX is scaled down to it
+first, which no mode reads beyond). Every function below that takes a page or its size applies the rule,
+so token counts, layouts and views always agree.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +40,10 @@ from rtprune.deepseek.layout import TokenLayout
 PX_PER_TOKEN = 64  # 16 px SAM patches, then the 4x (16x area) conv compressor
 PAD_RGB = (127, 127, 127)  # v1 pads with int(mean * 255) for mean 0.5
 CROP_PX, MIN_CROPS, MAX_CROPS = 640, 2, 9
+MIN_SIDE_PX = 16  # one encoder patch
+# Longer strips keep under one token row of a Large (1280 px, 20 x 20) view's content.
+MAX_ASPECT = 20
+MAX_READ_PX = CROP_PX * MAX_CROPS  # the longest side any mode reads (Gundam's 9 x 1 crops: 5760 px)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,45 @@ def mode_spec(mode: str) -> ModeSpec:
     if mode not in MODES:
         raise ValueError(f"unknown v1 mode {mode!r}; choose one of {sorted(MODES)}")
     return MODES[mode]
+
+
+def _strip_size(width_px: int, height_px: int) -> tuple[int, int]:
+    """A strip longer than MAX_ASPECT:1 -> its long side (at most MAX_READ_PX) and a short side padded to
+    MAX_ASPECT:1; any other size as it is."""
+    long_px, short_px = max(width_px, height_px), min(width_px, height_px)
+    if long_px <= MAX_ASPECT * short_px:
+        return width_px, height_px
+    long_px = min(long_px, MAX_READ_PX)
+    short_px = math.ceil(long_px / MAX_ASPECT)
+    return (long_px, short_px) if width_px >= height_px else (short_px, long_px)
+
+
+def fitted_size(width_px: int, height_px: int) -> tuple[int, int]:
+    """The size a page of this size is read at (the module's small and thin page rule)."""
+    if width_px < 1 or height_px < 1:
+        raise ValueError(f"page of {width_px} x {height_px} px has no pixels")
+    width_px, height_px = _strip_size(width_px, height_px)
+    short_px = min(width_px, height_px)
+    if short_px >= MIN_SIDE_PX:
+        return width_px, height_px
+    scale = MIN_SIDE_PX / short_px
+    return max(MIN_SIDE_PX, round(width_px * scale)), max(MIN_SIDE_PX, round(height_px * scale))
+
+
+def fit_page(image: Image.Image) -> Image.Image:
+    """The page as it is read: padded to MAX_ASPECT:1 if longer (scaled down to MAX_READ_PX first), scaled
+    up to MIN_SIDE_PX if smaller; any other page is returned as it is (the same object)."""
+    target = fitted_size(image.width, image.height)
+    if target == image.size:
+        return image
+    strip = _strip_size(image.width, image.height)
+    if strip != image.size:
+        scale = max(strip) / max(image.size)
+        content = image.convert("RGB").resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        )
+        image = ImageOps.pad(content, strip, color=PAD_RGB)
+    return image if image.size == target else image.resize(target)
 
 
 def candidate_grids(min_crops: int, max_crops: int) -> list[tuple[int, int]]:
@@ -84,6 +136,7 @@ def crop_grid(width_px: int, height_px: int, crop_px: int = CROP_PX) -> tuple[in
 
 def content_box(width_px: int, height_px: int, spec: ModeSpec) -> tuple[int, int, int, int]:
     """(x0, y0, w, h) of the page inside the S x S global view (ImageOps.pad's arithmetic)."""
+    width_px, height_px = fitted_size(width_px, height_px)
     s = spec.size_px
     if not spec.keep_aspect or width_px == height_px:
         return (0, 0, s, s)
@@ -96,7 +149,7 @@ def content_box(width_px: int, height_px: int, spec: ModeSpec) -> tuple[int, int
 
 def page_grid(width_px: int, height_px: int, spec: ModeSpec) -> tuple[int, int]:
     """The crop grid this mode uses for a page: (1, 1) without crops."""
-    return crop_grid(width_px, height_px) if spec.crops else (1, 1)
+    return crop_grid(*fitted_size(width_px, height_px)) if spec.crops else (1, 1)
 
 
 def count_tokens(width_px: int, height_px: int, spec: ModeSpec) -> int:
@@ -118,6 +171,7 @@ def to_pixels(view: Image.Image) -> torch.Tensor:
 
 def global_view(image: Image.Image, spec: ModeSpec) -> Image.Image:
     """The S x S global view: stretched (Tiny, Small) or aspect kept and padded (Base, Large, Gundam)."""
+    image = fit_page(image)
     s = spec.size_px
     if not spec.keep_aspect:
         return image.resize((s, s))
@@ -203,7 +257,7 @@ def prepare_views(image: Image.Image, spec: ModeSpec) -> tuple[dict[str, Any], t
     model_inputs: pixel_values (1, 3, S, S); with crops also pixel_values_local (w h, 3, 640, 640),
     num_local_patches (w h) and patches_grid [w, h] (width first, as get_image_features expects).
     """
-    image = image.convert("RGB")
+    image = fit_page(image.convert("RGB"))
     view = global_view(image, spec)
     inputs: dict[str, object] = {"pixel_values": to_pixels(view)[None]}
     grid = page_grid(image.width, image.height, spec)

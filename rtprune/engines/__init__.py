@@ -21,6 +21,7 @@ from rtprune.engines.contract import (
     PageResult,
     PageUsage,
 )
+from rtprune.engines.support import check_engine, vllm_problem
 
 __all__ = [
     "AsyncEngine",
@@ -30,16 +31,18 @@ __all__ = [
     "FinishReason",
     "PageResult",
     "PageUsage",
+    "check_engine",
     "create_engine",
     "resolve_backend",
 ]
 
 
 def resolve_backend(config: EngineConfig) -> str:
-    """ "hf" or "vllm": the configured one, or for "auto" vllm when it is installed and CUDA is present."""
+    """ "hf" or "vllm": the configured one, or for "auto" vllm when it is installed, CUDA is present and
+    it serves the model (rtprune.engines.support)."""
     if config.backend != "auto":
         return config.backend
-    if importlib.util.find_spec("vllm") is None:
+    if importlib.util.find_spec("vllm") is None or vllm_problem(config) is not None:
         return "hf"
     import torch
 
@@ -48,6 +51,7 @@ def resolve_backend(config: EngineConfig) -> str:
 
 def create_engine(config: EngineConfig) -> Engine:
     """The engine `config.backend` names, loaded and ready (model weights included)."""
+    check_engine(config)
     if resolve_backend(config) == "vllm":
         from rtprune.engines.vllm.engine import VllmEngine
 

@@ -2,6 +2,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from jobs.cli import ConfigError
 from jobs.evaluate import config_dict, parse_args
 from rtprune.evaluation.pilot import EvaluateConfig, load_sample
 from rtprune.evaluation.sweep import supports_dynamic
@@ -54,7 +55,7 @@ def test_config_rejects_unknown_keys_and_bad_grids():
         EvaluateConfig(corpus="x", sample_page=3)
     with pytest.raises(ValidationError):
         EvaluateConfig(corpus="x", retentions=[1.5])
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="not allowed with argument"):
         parse_args(["--target-agreement", "0.9", "--target-accuracy", "0.9"])
 
 

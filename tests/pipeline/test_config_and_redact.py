@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from jobs.digitize import apply_overrides, load_config
+from jobs.cli import apply_overrides
+from jobs.digitize import load_config
 from pipeline.config import PipelineConfig, StorageConfig
 from pipeline.redact import describe_error, loggable_name, redact_text, redact_uri, source_name
 

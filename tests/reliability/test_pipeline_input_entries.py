@@ -47,7 +47,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def test_the_job_finishes_and_processes_the_documents(job: dict[str, Any]) -> None:
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
 
     done, folder = job["done"], job["folder"]
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

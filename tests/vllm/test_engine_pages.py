@@ -1,4 +1,4 @@
-"""The vLLM engine's pure bookkeeping: page checks, finish reasons, shares of the engine's busy time."""
+"""The vLLM engine's pure bookkeeping: finish reasons, shares of the engine's busy time."""
 
 from __future__ import annotations
 
@@ -6,27 +6,9 @@ import pytest
 import torch
 
 from rtprune.deepseek.repetition import RepetitionGuard
-from rtprune.engines.vllm.pages import Timeline, finish_reason, page_problem, share_busy_time
+from rtprune.engines.vllm.pages import Timeline, finish_reason, share_busy_time
 
 EOS = 1
-
-
-@pytest.mark.parametrize(
-    ("size", "needle"),
-    [
-        ((1, 1), "1x1 px"),
-        ((15, 800), "under 16 px"),
-        ((40, 20000), "aspect ratio 500:1"),
-        ((2000, 90), "22:1"),
-    ],
-)
-def test_unreadable_pages_are_refused_with_their_size(size, needle):
-    assert needle in page_problem(*size)
-
-
-@pytest.mark.parametrize("size", [(1191, 1684), (16, 16), (600, 12000), (1654, 2339)])
-def test_pages_within_limits_pass(size):
-    assert page_problem(*size) is None
 
 
 def guard_reason(ids: list[int], ngram: int, window: int, whitelist: frozenset[int]) -> str:

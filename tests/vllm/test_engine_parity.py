@@ -108,3 +108,21 @@ def test_usage_shares_add_up_to_busy_time(engines, pages):
     assert 0 < total_s <= wall_s
     assert all(r.usage.prefill_s > 0 for r in results)
     assert all(r.usage.encode_s == 0 and r.usage.prune_s == 0 for r in results)
+
+
+# A tiny image PDF's page, a 1 px page, small pages of either orientation, strips past 20:1, and a sliver
+# longer than any mode reads: both engines fit them by one rule (rtprune.deepseek.v1_preprocess.fit_page).
+SMALL_AND_THIN = [(8, 8), (1, 1), (8, 100), (100, 8), (2000, 40), (40, 2000), (20000, 1)]
+
+
+@pytest.mark.parametrize("name", ["keep-all", "r0.6"])
+def test_small_and_thin_pages_read_the_same_in_both_engines(engines, name):
+    vllm, hf = engines
+    prune = PRUNINGS[name]
+    pages = [text_page(w, h, seed=20 + i) for i, (w, h) in enumerate(SMALL_AND_THIN)]
+    got = vllm.ocr_settled(pages, prune=prune)
+    want = hf_pages(hf, pages, prune)
+    for size, result, (expected, kept_index) in zip(SMALL_AND_THIN, got, want, strict=True):
+        assert type(result).__name__ == "PageResult", (size, result)
+        assert result.usage.visual_tokens_kept == len(kept_index), size
+        assert outcome(result) == outcome(expected), f"{size}, {name}"

@@ -10,14 +10,11 @@ from typing import Any
 import torch
 
 from rtprune.engines.contract import EngineConfig
+from rtprune.engines.support import MODEL_TYPES, TINY_MODELS
 from rtprune.models.base import Backend
 
 logger = logging.getLogger(__name__)
 
-TINY_MODELS = {"tiny-random-v1": "v1", "tiny-random-v2": "v2"}
-# config.json model_type of each generation's checkpoints. v1 is read in its original hub format only
-# (deepseek_vl_v2); the v1 adapter translates it to transformers' unlimited_ocr classes itself.
-MODEL_TYPES = {"deepseek_vl_v2": "v1", "deepseek_ocr2": "v2"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -34,13 +34,13 @@ from typing import Any
 
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import EngineConfig, EngineIdentity, PageResult, PageUsage
+from rtprune.engines.support import vllm_problem
 from rtprune.engines.vllm.pages import (
     EngineDied,
     PageBatchError,
     PageError,
     Timeline,
     finish_reason,
-    page_problem,
     share_busy_time,
 )
 from rtprune.engines.vllm.settings import VllmSettings
@@ -76,13 +76,9 @@ class VllmEngine:
     """Pages in, text and per-page usage out, on vLLM with RTPrune inside the model."""
 
     def __init__(self, config: EngineConfig, settings: VllmSettings | None = None) -> None:
-        if config.model in ("tiny-random-v1", "tiny-random-v2"):
-            raise ValueError(
-                f"the vLLM engine loads checkpoint folders; {config.model!r} exists only for the hf "
-                f"engine (rtprune.engines.vllm.plugin.fixture.prepare_model_dir makes a test model folder)"
-            )
-        if config.generation == "v2":
-            raise ValueError("the vLLM engine serves DeepSeek-OCR v1 (see docs/vllm.md for v2)")
+        problem = vllm_problem(config)  # the driver checks this too, before anything starts
+        if problem is not None:
+            raise ValueError(problem)
         self.config, self.settings = config, settings or VllmSettings()
         self._ids = itertools.count()
         self._running: dict[str, Timeline | None] = {}
@@ -211,9 +207,8 @@ class VllmEngine:
         ignore_eos: bool,
     ) -> PageResult:
         prune = self.config.prune if prune is None else prune
-        problem = page_problem(*image.size)
-        if problem is not None:
-            raise PageError(problem, stage="input")
+        # Small and thin pages are fitted, not refused: the v1 rules both engines share
+        # (rtprune.deepseek.v1_preprocess.fit_page) apply inside the request's planning and the processor.
         request, (n_visual, n_kept) = self._request(image, prune)
         params = self._sampling_params(temperature, max_new_tokens, ignore_eos)
         request_id = f"page-{next(self._ids)}"

@@ -1,4 +1,4 @@
-"""Pure bookkeeping of the vLLM engine (no vLLM import): page checks, per-page errors, finish reasons, and
+"""Pure bookkeeping of the vLLM engine (no vLLM import): per-page errors, finish reasons, and
 how the engine's busy time is shared among the pages that ran together.
 
 Phase seconds: vLLM reports each request's own timeline on the engine core's clock (RequestStateStats:
@@ -18,13 +18,6 @@ import torch
 
 from rtprune.deepseek.repetition import repeats_in_window
 from rtprune.engines.contract import FinishReason
-
-# Page shapes the engine refuses before they reach the model. A side under one 16 px encoder patch carries
-# nothing to read; a strip longer than 20:1 keeps under one token row of a Large (1280 px, 20 x 20) view's
-# content and under one 64 px row in every padded mode (the rest is padding). Rendered PDF pages are far
-# inside both limits (an A4 page at 144 dpi is 1191 x 1684 px, a long receipt 1:10).
-MIN_SIDE_PX = 16
-MAX_ASPECT = 20.0
 
 
 class PageError(Exception):
@@ -54,19 +47,6 @@ class PageBatchError(Exception):
         detail = "; ".join(f"page {i}: {e.reason}" for i, e in failed[:3])
         super().__init__(f"{len(failed)} of {len(results)} pages failed: {detail}")
         self.results = results
-
-
-def page_problem(width_px: int, height_px: int) -> str | None:
-    """Why a page of this size cannot be OCR'd, or None when it can."""
-    if min(width_px, height_px) < MIN_SIDE_PX:
-        return f"page is {width_px}x{height_px} px: a side under {MIN_SIDE_PX} px has nothing to read"
-    aspect = max(width_px, height_px) / min(width_px, height_px)
-    if aspect > MAX_ASPECT:
-        return (
-            f"page is {width_px}x{height_px} px: aspect ratio {aspect:.0f}:1 exceeds {MAX_ASPECT:.0f}:1 "
-            f"(its content would fill under one token row of the view)"
-        )
-    return None
 
 
 def finish_reason(
