@@ -3,7 +3,9 @@
 With RAY_ADDRESS set (ray job submit sets it) it joins that cluster; otherwise it starts an embedded local
 Ray whose GPUs are logical resources, so the same OCR stage runs on a laptop's CPU. With no --config it
 runs the embedded default: sample PDFs generated into ./out/samples, OCR'd by the tiny random model into
-./out. This module is the only place that reads argv and the environment."""
+./out (with `output=DIR`: DIR/samples into DIR). Under Ray's job server (`ray job submit`) a relative output
+is refused: the job's working directory is a temporary copy that Ray deletes. This module is the only place
+that reads argv and the environment."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 from jobs.cli import ConfigError, JobParser, job_main, load_typed_config
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
+from pipeline.locations import output_refusal
 from pipeline.redact import escape_controls, redact_text, redact_uri
 from pipeline.store import paths
 from pipeline.summary import RunSummary
@@ -37,10 +40,25 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 }
 
 
+# Ray sets this in the environment of every job entrypoint it starts (the job's runtime_env and metadata).
+JOB_SERVER_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def embedded_default(overrides: list[str]) -> dict[str, Any]:
+    """The embedded default job; its sample folder follows an overridden local path output (`output=DIR`:
+    samples in DIR/samples), so a job with an absolute output keeps its samples beside it and a rerun
+    finds them unchanged."""
+    keys = {item.partition("=")[0] for item in overrides}
+    output = next((item.partition("=")[2] for item in reversed(overrides) if item.startswith("output=")), "")
+    if "input" in keys or not output or "://" in output:  # samples are written with pathlib
+        return EMBEDDED_DEFAULT
+    return {**EMBEDDED_DEFAULT, "input": output.rstrip("/") + "/samples"}
+
+
 def load_config(path: str | None, overrides: list[str]) -> PipelineConfig:
     """The digitize job's config: a job YAML (or the embedded default) plus overrides, with an engine that
     serves its model (checked here, on the driver, before Ray or any actor starts)."""
-    cfg = load_typed_config(PipelineConfig, path, overrides, EMBEDDED_DEFAULT)
+    cfg = load_typed_config(PipelineConfig, path, overrides, embedded_default(overrides))
     try:
         check_engine(cfg.engine)
     except ValueError as exc:
@@ -149,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         ["lease.wait_s=.inf"] if args.wait_for_lease else []
     )
     cfg = load_config(args.config, args.overrides + flags)
+    refusal = output_refusal("output", cfg.output, under_job_server=JOB_SERVER_ENV in os.environ)
+    if refusal:
+        print(f"digitize: {refusal}", file=sys.stderr)
+        return 2
     handler = _setup_logging(cfg)
-    if cfg.input == EMBEDDED_DEFAULT["input"] and not Path(cfg.input).exists():
+    samples = embedded_default(args.overrides) if args.config is None else EMBEDDED_DEFAULT
+    if cfg.input == samples["input"] and not Path(cfg.input).exists():
         from pipeline.samples import write_samples
 
         # Only when missing: rewriting would change mtimes, and with them the content hashes the

@@ -27,7 +27,7 @@ def test_pins_read_what_pyproject_says():
     project = _project()
     deps = project["project"]["dependencies"]
     assert pins.requirement("transformers") in deps
-    assert f"ray[data]=={pins.version('ray')}" in deps
+    assert f"ray[data,default]=={pins.version('ray')}" in deps  # the job server too
     assert project["project"]["optional-dependencies"]["vllm"] == [f"vllm=={pins.version('vllm')}"]
     assert pins.requirement("boto3") in project["project"]["optional-dependencies"]["test"]
     assert pins.version("torch") == project["tool"]["rtprune-ocr"]["pins"]["torch"]
