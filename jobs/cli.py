@@ -13,7 +13,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -128,11 +128,17 @@ def load_typed_config(
     return validate(model, apply_overrides(data, overrides))
 
 
-def job_main(job: str) -> Callable[[Callable[[list[str] | None], int]], Callable[[list[str] | None], int]]:
+class JobMain(Protocol):
+    """A job's entry point: argv (None: sys.argv) -> exit status."""
+
+    def __call__(self, argv: list[str] | None = None) -> int: ...
+
+
+def job_main(job: str) -> Callable[[JobMain], JobMain]:
     """Decorates a job's main(argv) -> exit status: a ConfigError anywhere in it becomes one line on
     stderr (`<job>: <problem>`) and exit status 2."""
 
-    def wrap(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    def wrap(main: JobMain) -> JobMain:
         @functools.wraps(main)
         def run(argv: list[str] | None = None) -> int:
             try:
