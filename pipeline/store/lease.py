@@ -34,12 +34,13 @@ from typing import Any
 
 from pipeline.config import LeaseConfig
 from pipeline.redact import describe_error, redact_uri
+from pipeline.store import paths
 from pipeline.store.output import Output
 from pipeline.store.retry import retry
 
 log = logging.getLogger("pipeline")
 
-LEASE_FILE = "_lease/run.json"
+LEASE_FILE = paths.LEASE_KEY
 RENEWALS_PER_TTL = 5  # a lease survives four missed renewals (a stalled driver, a store's bad minute)
 MAX_POLL_S = 5.0  # how often a waiting run looks at the lease again, at most
 

@@ -6,6 +6,7 @@
     {output}/_index/manifest-{gen:010d}.json      {gen, nonce, buckets, files, watermark, rows}: written last
     {output}/_index/g{gen:010d}-{nonce}/b{bucket:05d}.parquet   INDEX_SCHEMA rows of one doc_id range
     {output}/_index/open/{run_id}                 a run that may have ledger records the index lacks
+    {output}/_lease/run.json                      the run lease: which run holds the output (lease.py)
 
 A part file exists for readers only once its ledger record does (the commit protocol: output.py); the index
 and its open markers are index.py's (what they guarantee is said there).
@@ -20,6 +21,7 @@ LEDGER = "_ledger"
 RUNS = "runs"
 INDEX = "_index"
 OPEN_DIR = f"{INDEX}/open"
+LEASE_KEY = "_lease/run.json"
 
 LEDGER_GLOB = f"{LEDGER}/*/*.json"
 PART_GLOB = f"{PAGES}/*/part-*.parquet"
