@@ -24,7 +24,12 @@ _AUTHORITY_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@")
 # user:password@ anywhere in free text, with or without a scheme before it (botocore quotes a bucket
 # "KEY:SECRET@bucket" without one). The user part has no '/' or ':'; the password may hold single '/'
 # (AWS secrets do) but not '//', so "s3://bucket/in/a:b@c.pdf" loses only "a:b", never the bucket.
-_USERINFO = re.compile(r"((?:[a-zA-Z][a-zA-Z0-9+.-]*://)?)[^\s'\"@/:<>()\[\]]+:(?:[^\s'\"@/<>]|/(?!/))*@")
+# It starts only after a separator (start, space, quote, '/', '(', '=', ',', ';', '[', '<'), both parts
+# are bounded and the password holds no ':', so long text without an '@' costs a few steps per position.
+_USERINFO = re.compile(
+    r"(?<![^\s'\"/(=,;\[<])((?:[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)?)"
+    r"[^\s'\"@/:<>()\[\]]{1,128}:(?:[^\s'\"@/:<>]|/(?!/)){0,256}@"
+)
 # A bucket name quoted by botocore that holds a colon and is not an ARN is what is left of
 # "s3://KEY:SECRET/WITH/SLASH@bucket" once the URI was cut at the secret's first '/': mask all of it.
 _QUOTED_BUCKET = re.compile(r"""(?i)(\bbucket(?: name)?:?\s*)(["'])(?!arn:)([^"'\s]*:[^"'\s]*)\2""")

@@ -186,3 +186,16 @@ def test_summaries_written_before_the_count_read_as_zero() -> None:
         "usd_per_1k_pages_direct": 0.0, "usd_per_1k_pages_fully_loaded": 0.0, "utilisation": 1.0,
     }  # fmt: skip
     assert RunSummary.model_validate(fields).inputs_skipped == 0
+
+
+def test_inventory_files_are_literal_unless_a_pattern_is_asked_for(tmp_path: Path) -> None:
+    from pipeline.store.inventory import inventory_files
+
+    for name in ("inv[1]", "inv1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part.csv").write_text("bkt,in/a.pdf,1,2025-01-01T00:00:00.000Z,e\n")
+    cols = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
+    files, *_ = inventory_files(str(tmp_path / "inv[1]" / "part.csv"), StorageConfig(), cols)
+    assert files == [f"file://{tmp_path / 'inv[1]' / 'part.csv'}"]
+    files, *_ = inventory_files(str(tmp_path / "inv[1]" / "*.csv"), StorageConfig(), cols, glob=True)
+    assert files == [f"file://{tmp_path / 'inv1' / 'part.csv'}"]
