@@ -1,221 +1,18 @@
 """Born-digital pages of the routing set (pipeline/routing_set): prose in Latin, Cyrillic and Greek,
 CJK, Arabic, inline math; forms, rotated pages, pages with a figure or on a background image, near-empty
-pages. Each builder draws one page: build(doc, page, rng, index). Scans and broken layers: scans.py."""
+pages. Each builder draws one page: build(doc, page, rng, index). Scans and broken layers: scans.py;
+the words: words.py."""
 
 from __future__ import annotations
 
 import random
 
 from pipeline.routing_set.fonts import dejavu_path, drop_unicode_map
+from pipeline.routing_set.words import ARABIC, CJK, CYRILLIC, GREEK, LATIN, MATH, sentences, words
 
 A4 = (595.0, 842.0)
 DV = "dv"  # the name DejaVuSans gets on a page (Latin, Greek, Cyrillic, Arabic, math)
 ORNAMENT = "orn"  # DejaVuSansMono for list bullets, its Unicode map removed
-
-LATIN = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "was",
-    "for",
-    "on",
-    "that",
-    "with",
-    "as",
-    "by",
-    "at",
-    "from",
-    "data",
-    "model",
-    "page",
-    "text",
-    "layer",
-    "system",
-    "time",
-    "result",
-    "method",
-    "analysis",
-    "document",
-    "report",
-    "a",
-    "I",
-    "we",
-    "it",
-    "this",
-    "which",
-    "are",
-    "be",
-    "an",
-    "or",
-    "not",
-    "have",
-    "has",
-    "can",
-    "will",
-    "table",
-    "figure",
-    "value",
-    "number",
-    "section",
-    "process",
-    "scanned",
-    "printed",
-    "archive",
-    "record",
-    "letter",
-    "invoice",
-    "contract",
-    "survey",
-    "measure",
-]
-CYRILLIC = [
-    "и",
-    "в",
-    "на",
-    "с",
-    "по",
-    "для",
-    "это",
-    "данные",
-    "модель",
-    "страница",
-    "система",
-    "время",
-    "работа",
-    "результат",
-    "документ",
-    "текст",
-    "анализ",
-]
-GREEK = [
-    "και",
-    "το",
-    "η",
-    "σελίδα",
-    "κείμενο",
-    "μοντέλο",
-    "δεδομένα",
-    "σύστημα",
-    "χρόνος",
-    "αποτέλεσμα",
-    "ανάλυση",
-    "μέθοδος",
-]
-CJK = {
-    "china-s": [
-        "数据",
-        "模型",
-        "页面",
-        "系统",
-        "时间",
-        "结果",
-        "分析",
-        "方法",
-        "文本",
-        "处理",
-        "识别",
-        "文档",
-        "我们",
-        "研究",
-        "提出",
-        "一种",
-        "基于",
-        "的",
-        "在",
-        "和",
-    ],
-    "china-t": [
-        "資料",
-        "模型",
-        "頁面",
-        "系統",
-        "時間",
-        "結果",
-        "分析",
-        "方法",
-        "文字",
-        "處理",
-        "識別",
-        "文件",
-        "我們",
-        "研究",
-        "提出",
-        "一種",
-        "基於",
-        "的",
-        "在",
-        "和",
-    ],
-    "japan": [
-        "データ",
-        "モデル",
-        "ページ",
-        "システム",
-        "時間",
-        "結果",
-        "分析",
-        "方法",
-        "文書",
-        "処理",
-        "認識",
-        "の",
-        "を",
-        "に",
-        "は",
-        "が",
-        "です",
-    ],
-    "korea": [
-        "데이터",
-        "모델",
-        "페이지",
-        "시스템",
-        "시간",
-        "결과",
-        "분석",
-        "방법",
-        "문서",
-        "처리",
-        "인식",
-        "우리",
-        "연구",
-        "제안",
-    ],
-}
-ARABIC = [
-    "البيانات",
-    "النموذج",
-    "الصفحة",
-    "النظام",
-    "الوقت",
-    "النتائج",
-    "التحليل",
-    "الطريقة",
-    "النص",
-    "المعالجة",
-    "في",
-    "من",
-    "على",
-    "إلى",
-    "هذا",
-    "التي",
-]
-MATH = (
-    "f(x) = ∑ᵢ αᵢ xⁱ",
-    "∫₀¹ g(t) dt ≤ ‖g‖₂",
-    "∀ε > 0 ∃δ > 0",
-    "x ∈ ℝⁿ",
-    "A = U Σ Vᵀ",
-    "P(A ∩ B) = P(A) P(B)",
-    "∂L/∂θ = 0",
-    "√(a² + b²) ≥ |a|",
-    "n! ≈ √(2πn) (n/e)ⁿ",
-    "α, β, γ ∈ [0, 1]",
-    "‖x − y‖ ≤ λ ‖x‖",
-)
 
 
 def new_doc():  # -> pymupdf.Document
@@ -227,19 +24,6 @@ def new_doc():  # -> pymupdf.Document
 def save(doc) -> bytes:
     """Deterministic bytes: no fresh file /ID, unused objects dropped, streams compressed."""
     return doc.tobytes(garbage=3, deflate=True, no_new_id=True)
-
-
-def words(rng: random.Random, vocab: list[str], n: int, sep: str = " ") -> str:
-    return sep.join(rng.choice(vocab) for _ in range(n))
-
-
-def sentences(rng: random.Random, vocab: list[str], n_words: int) -> str:
-    out, left = [], n_words
-    while left > 0:
-        k = min(left, rng.randint(6, 16))
-        out.append(words(rng, vocab, k).capitalize() + rng.choice(".;.,."))
-        left -= k
-    return " ".join(out)
 
 
 def textbox(page, rect, text: str, **kw) -> None:

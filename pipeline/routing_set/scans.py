@@ -8,6 +8,7 @@ import random
 
 from pipeline.routing_set import fonts
 from pipeline.routing_set import pages as bp
+from pipeline.routing_set.words import LATIN, sentences, words
 
 # What a weak OCR engine writes for a letter (and a few symbols it sprinkles in).
 _CONFUSABLE = {
@@ -122,11 +123,11 @@ def _two_font_page(page, rng: random.Random, share: float, font: str) -> str:
     """Prose lines, the first `share` of them in `font` (DejaVuSans), the rest in Helvetica; returns the
     text drawn in `font`."""
     n, drawn = 36, []
-    title = bp.words(rng, bp.LATIN, 4).title()
+    title = words(rng, LATIN, 4).title()
     page.insert_text((60, 70), title, fontsize=16, fontname=font if share >= 1 else "hebo")
     drawn.append(title if share >= 1 else "")
     for k in range(n):
-        line = bp.words(rng, bp.LATIN, rng.randint(8, 12))
+        line = words(rng, LATIN, rng.randint(8, 12))
         in_font = k < round(share * n)
         page.insert_text((60, 100 + 19 * k), line, fontsize=10.5, fontname=font if in_font else "helv")
         drawn.append(line if in_font else "")
@@ -158,17 +159,17 @@ def outlined_page(doc, page, rng: random.Random, i: int) -> None:
     height = page.rect.height
     ops = []
     for k in range(rng.randint(26, 34)):
-        line = bp.words(rng, bp.LATIN, rng.randint(8, 11))
+        line = words(rng, LATIN, rng.randint(8, 11))
         ops.append(fonts.outline_ops(line, 60, height - (110 + 20 * k), 10.5)[0])
     fonts.append_content(doc, page, "q 0 g\n" + "\n".join(ops) + "\nQ\n")
     if i >= 2:
-        page.insert_text((60, 80), bp.words(rng, bp.LATIN, 4).title(), fontsize=18, fontname="hebo")
+        page.insert_text((60, 80), words(rng, LATIN, 4).title(), fontsize=18, fontname="hebo")
 
 
 def _chart(rng: random.Random):  # -> pymupdf.Pixmap: a bar chart with a title, tick labels and a legend
     doc = bp.new_doc()
     page = doc.new_page(width=500, height=380)
-    page.insert_text((40, 30), bp.words(rng, bp.LATIN, 5).title(), fontsize=16)
+    page.insert_text((40, 30), words(rng, LATIN, 5).title(), fontsize=16)
     page.draw_line((50, 330), (480, 330), width=1)
     page.draw_line((50, 330), (50, 50), width=1)
     bars = rng.randint(5, 9)
@@ -177,10 +178,10 @@ def _chart(rng: random.Random):  # -> pymupdf.Pixmap: a bar chart with a title, 
         top = 330 - rng.randint(30, 260)
         color = (rng.random(), rng.random(), rng.random())
         page.draw_rect((x, top, x + 410 / bars * 0.7, 330), color=color, fill=color)
-        page.insert_text((x, 348), rng.choice(bp.LATIN), fontsize=9)
+        page.insert_text((x, 348), rng.choice(LATIN), fontsize=9)
     for t in range(5):
         page.insert_text((20, 333 - 60 * t), str(60 * t), fontsize=8)
-    page.insert_text((300, 370), "legend: " + bp.words(rng, bp.LATIN, 3), fontsize=9)
+    page.insert_text((300, 370), "legend: " + words(rng, LATIN, 3), fontsize=9)
     return page.get_pixmap(dpi=120)
 
 
@@ -190,5 +191,5 @@ def figure_page(doc, page, rng: random.Random, i: int) -> None:
     w, h = page.rect.width, page.rect.height
     fig_h = min(h - 140, share * w * h / (w - 60))
     page.insert_image((30, 50, w - 30, 50 + fig_h), pixmap=_chart(rng), keep_proportion=False)
-    caption = f"Figure {i + 1}: " + bp.sentences(rng, bp.LATIN, rng.randint(8, 24))
+    caption = f"Figure {i + 1}: " + sentences(rng, LATIN, rng.randint(8, 24))
     bp.textbox(page, (40, 60 + fig_h, w - 40, h - 20), caption, fontsize=9)

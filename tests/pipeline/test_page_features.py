@@ -1,5 +1,5 @@
-"""Page features on pages built to show one trait each (a born-digital page, an invisible layer, a font
-without a Unicode map, a scan, outlines, a rotated page), the text signs on strings, and the Markdown."""
+"""Page features on pages built to show one trait each: a born-digital page, an invisible layer, a font
+without a Unicode map or with a wrong one, a scan, an image, outlines, a rotated page."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pipeline.routing_set import fonts
 from pipeline.routing_set import pages as bp
 from pipeline.samples import sample_pdf_bytes
 from pipeline.stages.page_features import page_features, read_text_layer
-from pipeline.stages.page_markdown import layer_markdown, plain_text, text_layer_markdown
-from pipeline.stages.text_signs import char_classes, text_signs
+from pipeline.stages.page_markdown import plain_text
 
 pymupdf = pytest.importorskip("pymupdf")
 
@@ -94,43 +93,3 @@ def test_rotated_page_keeps_its_text_and_says_so():
     page.set_rotation(90)
     f = page_features(_reopen(doc))
     assert f.rotation == 90 and f.rotated_text_share == 1.0 and f.unmapped_share == 0.0
-
-
-def test_char_classes_and_signs():
-    assert char_classes("Ab1 ,+\ufffd\ue000中ж") == "LLd ps" + "uuKC"
-    clean = text_signs("The quick brown fox jumps over a lazy dog.")
-    assert (clean.words, clean.single_letter_words, clean.odd_words, clean.mixed_script_words) == (9, 1, 0, 0)
-    garbled = text_signs("Tbe qu|ck br0wn f o x")
-    assert garbled.odd_words == 2 and garbled.single_letter_words == 3
-    assert text_signs("Hеllo wоrld").mixed_script_words == 2  # Cyrillic е and о inside Latin words
-    assert text_signs("2024年的数据 GPU加速").odd_words == 0  # CJK runs mix digits and Latin freely
-    assert text_signs("(cid:12)(cid:7) ok").unmapped == len("(cid:12)(cid:7)")
-    assert text_signs("xⁱ").mixed_script_words == 0  # a modifier letter is not a second alphabet
-
-
-def test_markdown_headings_paragraphs_and_lists():
-    doc, page = _page()
-    page.insert_text((72, 80), "Quarterly Report", fontsize=20)
-    bp.textbox(page, (72, 100, 520, 200), "Body text " * 30, fontsize=10)
-    for k, item in enumerate(("first item", "second item")):
-        page.insert_text((72, 230 + 15 * k), f"• {item}", fontsize=10)
-    md = text_layer_markdown(pymupdf.open(stream=bp.save(doc), filetype="pdf"), 0)
-    blocks = md.split("\n\n")
-    assert blocks[0] == "# Quarterly Report"
-    assert blocks[1].startswith("Body text Body text") and "\n" not in blocks[1]
-    assert "- first item\n- second item" in md
-
-
-def test_shaped_arabic_reads_in_plain_letters():
-    doc, page = _page()
-    bp.arabic_page(doc, page, random.Random(0), 0)
-    page = _reopen(doc)
-    assert any("\ufe70" <= ch <= "\ufeff" for ch in page.get_text())  # get_text keeps the shaped forms
-    md = layer_markdown(read_text_layer(page))
-    assert not any("\ufb50" <= ch <= "\ufeff" for ch in md)
-    assert sum(word in md for word in bp.ARABIC) >= 8
-
-
-def test_plain_text_matches_get_text_on_a_simple_page():
-    page = pymupdf.open(stream=sample_pdf_bytes(1), filetype="pdf")[0]
-    assert plain_text(read_text_layer(page)) == page.get_text()
