@@ -1,6 +1,6 @@
 """Fit the page router's thresholds on the labelled set and write them where the router reads them.
 
-    python -m benchmarks.calibrate_routing            # fit, print, write pipeline/stages/routing_thresholds.json
+    python -m benchmarks.calibrate_routing            # fit, print, write pipeline/routing_thresholds.json
     python -m benchmarks.calibrate_routing --check    # fit and print; fail if the file differs
     python -m benchmarks.calibrate_routing --holdout-seed 1   # also judge the fit on a set from another seed
 
@@ -21,11 +21,11 @@ from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline.stages import routing
-from pipeline.stages.routing import RoutingThresholds
+from pipeline import routing_config
+from pipeline.routing_config import RoutingThresholds
 from pipeline.stages.routing_fit import confusion, confusion_table, fit_thresholds, labelled_samples
 
-THRESHOLDS_PATH = Path(routing.__file__).with_name(routing.THRESHOLDS_FILE)
+THRESHOLDS_PATH = Path(routing_config.__file__).with_name(routing_config.THRESHOLDS_FILE)
 
 
 def calibration_record(seed: int, max_false_share: float) -> dict:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from pipeline.routing_config import RoutingConfig
 from rtprune.engines.contract import EngineConfig
 from rtprune.engines.vllm.settings import VllmSettings
 
@@ -225,6 +226,8 @@ class PipelineConfig(BaseModel):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
+    # Pages whose own text layer is exact skip the GPU (docs/routing.md). The default OCRs every page.
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
     run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
     # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete

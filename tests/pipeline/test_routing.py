@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from importlib.resources import files
 
 import pytest
 from pydantic import ValidationError
@@ -86,7 +87,7 @@ def test_per_document_rule():
 
 
 def test_thresholds_default_to_the_calibrated_file_and_override_one_at_a_time():
-    stored = json.loads(routing.files("pipeline.stages").joinpath(routing.THRESHOLDS_FILE).read_text())
+    stored = json.loads(files("pipeline").joinpath(routing.THRESHOLDS_FILE).read_text())
     assert RoutingThresholds().model_dump() == stored["thresholds"]
     tighter = RoutingThresholds(max_unmapped_share=0.0)
     assert (
