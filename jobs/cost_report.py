@@ -26,11 +26,10 @@ from pipeline.cost.report import (
     ReportError,
     build_tables,
     build_trend,
-    format_markdown,
-    format_text,
     parse_dimensions,
     runs_without_summary,
 )
+from pipeline.cost.report_text import format_markdown, format_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,6 +40,11 @@ if TYPE_CHECKING:
 CHART_NAME = "cost_report.png"
 TREND_CHART_NAME = "cost_trend.png"
 MARKDOWN_NAME = "cost_report.md"
+ROUTING_NOTE = (
+    "Routed: pages that took their own text layer and never went to OCR. ~$/1k no routing and ~GPU-h "
+    "avoided are estimates: each routed page priced at the mean GPU seconds (and their cost) of the OCR'd "
+    "pages in the same group; the routed pages' CPU is as measured, their skipped rasterizing not added back."
+)
 # More bars than this make labels unreadable; the chart shows the last groups (newest runs/days sort last).
 MAX_CHART_GROUPS = 25
 
@@ -224,6 +228,8 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
         "recovered: text from a retry; text layer: pages that fell back to the PDF's own text.",
         "",
     ]
+    if any(t.total.pages_routed for t in tables):
+        parts += [ROUTING_NOTE, ""]
     path.write_text("\n".join(parts))
 
 
@@ -247,6 +253,8 @@ def report(config: CostReportConfig, pages: pa.Table, summaries: list[RunSummary
     print(note)
     for t in tables:
         print(f"\nby {t.dimension}\n{format_text(t)}")
+    if any(t.total.pages_routed for t in tables):
+        print("\n" + ROUTING_NOTE)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     render_chart(tables, config.out_dir / CHART_NAME)
     written = [config.out_dir / MARKDOWN_NAME, config.out_dir / CHART_NAME]

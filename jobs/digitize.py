@@ -114,6 +114,24 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
     )
 
 
+def routing_summary(s: RunSummary) -> str:
+    """The routing lines of a run that routed pages ("" for one that did not): pages each way, and the
+    estimated GPU seconds and $ per 1,000 pages without routing (estimates, and said to be)."""
+    if not s.pages_routed:
+        return ""
+    line = f"routing: {s.pages_routed} pages took their own text layer (no GPU), {s.pages_ocr} went to OCR\n"
+    if s.gpu_s_avoided_estimate is None or s.usd_per_1k_pages_direct_without_routing is None:
+        return line + "GPU seconds avoided: unknown (no page went to OCR in this run to estimate from)\n"
+    per_page = s.gpu_s_avoided_estimate / s.pages_routed
+    return line + (
+        f"GPU seconds avoided: about {s.gpu_s_avoided_estimate:.1f} (estimate: {s.pages_routed} routed pages "
+        f"x {per_page:.3f}, this run's mean GPU seconds per OCR'd page)\n"
+        f"cost with routing: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct; without: about "
+        f"${s.usd_per_1k_pages_direct_without_routing:.4f} (estimate: plus the avoided GPU seconds at the "
+        "GPU rate)\n"
+    )
+
+
 def human_summary(s: RunSummary, cfg: PipelineConfig) -> str:
     """The closing lines of a run. The output is named as configured (redacted, scheme and all: an s3://
     output is not a local path)."""
@@ -130,6 +148,7 @@ def human_summary(s: RunSummary, cfg: PipelineConfig) -> str:
         f"{skipped}"
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
+        f"{routing_summary(s)}"
         f"output: {output}/{paths.part_folder_key(s.run_id)}/ "
         "(read with pipeline.store.read.read_committed), "
         f"summary: {output}/{paths.summary_key(s.run_id)}"

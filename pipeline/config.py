@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from pipeline.redact import has_userinfo
+from pipeline.routing_config import RoutingConfig
 from rtprune.engines.contract import EngineConfig
 from rtprune.engines.vllm.settings import VllmSettings
 
@@ -279,6 +280,8 @@ class PipelineConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
     lease: LeaseConfig = Field(default_factory=LeaseConfig)
+    # Pages whose own text layer is exact skip the GPU (docs/routing.md). The default OCRs every page.
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
     # Names the run's part folder, ledger records and summary: letters, digits, '.', '_', '-', starting
     # with a letter or digit, at most 128 characters.

@@ -128,3 +128,17 @@ def write_samples(
         (folder / name).write_bytes(sample_pdf_bytes(pages, seed=i))
         counts[name] = pages
     return counts
+
+
+def scanned_pdf_bytes(pages: int, seed: int = 0, dpi: int = 100) -> bytes:
+    """A scanned document: each page of sample_pdf_bytes(pages, seed) as a grey JPEG image filling the page,
+    with no text layer (what a scanner without OCR writes). The page router sends such pages to OCR."""
+    import pymupdf
+
+    source = pymupdf.open(stream=sample_pdf_bytes(pages, seed=seed), filetype="pdf")
+    doc = pymupdf.open()
+    for src in source:
+        pix = src.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY)
+        page = doc.new_page(width=src.rect.width, height=src.rect.height)
+        page.insert_image(page.rect, stream=pix.tobytes("jpeg", jpg_quality=75))
+    return doc.tobytes(garbage=3, deflate=True)

@@ -21,9 +21,21 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
         "finish_reason",
         pa.string(),
         "eos | length | repetition (of the attempt whose text was kept; of the last "
-        "attempt when the text layer was taken); '' on error",
+        "attempt when the text layer was taken); '' on error and for pages routed to their text layer",
     ),
-    ("text_source", pa.string(), "ocr | ocr_retry | text_layer: where `text` came from; '' on error"),
+    (
+        "text_source",
+        pa.string(),
+        "ocr | ocr_retry | text_layer (the page policy's fallback) | text_layer_routed (the router took the "
+        "page's text layer as Markdown, no OCR): where `text` came from; '' on error",
+    ),
+    (
+        "route",
+        pa.string(),
+        "ocr | text_layer: where the router sent the page (docs/routing.md); '' when the document never "
+        "reached a decision (list, read or open errors)",
+    ),
+    ("route_reason", pa.string(), "the routing rule that decided (ocr_mode when routing is off)"),
     (
         "ocr_attempts",
         pa.int32(),
@@ -49,6 +61,12 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("decode_s", pa.float64(), "GPU seconds of decoding (batch share)"),
     ("gpu_s", pa.float64(), "encode + prune + prefill + decode"),
     ("cpu_s", pa.float64(), "CPU busy seconds charged to the page (render)"),
+    (
+        "route_s",
+        pa.float64(),
+        "seconds the render child spent reading the page's text layer, its features and Markdown (within "
+        "render_s); 0 when routing is off",
+    ),
     ("cost_direct_usd", pa.float64(), "gpu_s x gpu_usd_per_s + cpu_s x cpu_usd_per_s"),
     ("pricing_name", pa.string(), "pricing table the cost was computed with"),
     ("gpu_node_type", pa.string(), "node type whose GPU rate was used"),
@@ -56,14 +74,45 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cpu_usd_per_s", pa.float64(), "CPU-second rate used"),
 ]
 
+# The router's page features (pipeline/stages/page_features.py PageFeatures, one column each, prefixed
+# feat_): 0 when routing is off or the page's layer could not be read. Shares are of the page's characters
+# (or words); docs/routing.md says why each one.
+_FEATURES: list[tuple[str, pa.DataType, str]] = [
+    ("width_pt", pa.float64(), "page width in points"),
+    ("height_pt", pa.float64(), "page height in points"),
+    ("rotation", pa.int32(), "the page's /Rotate"),
+    ("chars", pa.int32(), "non-whitespace characters in the text layer, visible or not"),
+    ("lines", pa.int32(), "text lines"),
+    ("words", pa.int32(), "words holding a letter"),
+    ("chars_per_kpt2", pa.float64(), "characters per 1000 square points"),
+    ("letter_share", pa.float64(), "share of letters"),
+    ("unmapped_share", pa.float64(), "share of glyphs with no Unicode mapping"),
+    ("invisible_share", pa.float64(), "share of invisible characters (a scanner's OCR layer)"),
+    ("symbol_share", pa.float64(), "share of symbols"),
+    ("single_letter_word_share", pa.float64(), "share of one-letter words"),
+    ("mixed_script_word_share", pa.float64(), "share of words mixing alphabets"),
+    ("odd_word_share", pa.float64(), "share of words mixing letters with digits or symbols"),
+    ("mean_word_letters", pa.float64(), "letters per word"),
+    ("words_per_line", pa.float64(), "words per line"),
+    ("rotated_text_share", pa.float64(), "share of characters on lines not running left to right"),
+    ("images", pa.int32(), "images on the page"),
+    ("image_cover", pa.float64(), "share of the page's area under images"),
+    ("vector_paths", pa.int32(), "vector paths"),
+    ("glyph_paths", pa.int32(), "small filled non-rectangular paths: text drawn as outlines"),
+]
+FEATURE_PREFIX = "feat_"
+FEATURE_COLUMNS = [FEATURE_PREFIX + n for n, _, _ in _FEATURES]
+_COLUMNS += [(FEATURE_PREFIX + n, t, "router feature: " + d) for n, t, d in _FEATURES]
+
 PAGES_SCHEMA = pa.schema([pa.field(n, t, nullable=False, metadata={"doc": d}) for n, t, d in _COLUMNS])
 COLUMN_NAMES = [n for n, _, _ in _COLUMNS]
 
 
 def conform(table: pa.Table) -> pa.Table:
     """A pages table written by an older version -> PAGES_SCHEMA: columns added since get the values the
-    old rows meant (their text came from one OCR attempt, nothing was flagged); columns no longer in the
-    schema are dropped. A column of the wrong type still fails the cast: that is not an old file."""
+    old rows meant (their text came from one OCR attempt, nothing was flagged, every page that reached OCR
+    was sent there because routing did not exist: route "ocr", reason "ocr_mode"; no features were read);
+    columns no longer in the schema are dropped. A column of the wrong type still fails the cast: that is not an old file."""
     import pyarrow.compute as pc
 
     ok = pc.equal(table["status"], "ok")
@@ -73,6 +122,11 @@ def conform(table: pa.Table) -> pa.Table:
         "text_source": pc.if_else(ok, "ocr", ""),
         "ocr_attempts": pc.cast(reached_ocr, pa.int32()),
         "doc_flagged": pa.array([False] * n, pa.bool_()),
+        "route": pc.if_else(reached_ocr, "ocr", ""),
+        "route_reason": pc.if_else(reached_ocr, "ocr_mode", ""),
+        "route_s": pa.array([0.0] * n, pa.float64()),
     }
+    for name in FEATURE_COLUMNS:
+        filled[name] = pa.array([0] * n, PAGES_SCHEMA.field(name).type)
     columns = [table[name] if name in table.column_names else filled[name] for name in COLUMN_NAMES]
     return pa.Table.from_arrays(columns, schema=PAGES_SCHEMA)

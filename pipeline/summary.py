@@ -26,6 +26,16 @@ class RunSummary(BaseModel):
     # that could not be listed, entries that are not regular files (FIFOs, devices), links to folders or
     # out of the input folder (pipeline/store/entries.py).
     inputs_skipped: int = 0
+    # Routing (0 in summaries written before it existed): pages that took their own text layer and pages
+    # that went through the OCR engine; the GPU seconds the routed pages avoided, estimated as routed pages x
+    # this run's mean GPU seconds per OCR'd page (None: pages were routed but none went to OCR, nothing to
+    # estimate from); and $ per 1,000 pages direct as it would have been without routing, the same
+    # estimate priced at the run's GPU rate (the routed pages' CPU as measured: their skipped rasterizing
+    # is not added back, so it is low). None when unknown, or written before routing existed.
+    pages_routed: int = 0
+    pages_ocr: int = 0
+    gpu_s_avoided_estimate: float | None = 0.0
+    usd_per_1k_pages_direct_without_routing: float | None = None
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

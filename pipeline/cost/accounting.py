@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.cost.pricing import Pricing
+from pipeline.cost.routing_savings import routing_savings
 from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.page_policy import recovery_counts
 from pipeline.stages.rows import identity_columns
@@ -96,6 +98,10 @@ def fully_loaded_usd(seconds: dict[str, float], pricing: Pricing) -> float:
     return sum(s * pricing.node_usd_per_s(kind) for kind, s in seconds.items())
 
 
+def _known(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
 def _sum(table: pa.Table, column: str) -> float:
     return float(pc.sum(table[column]).as_py() or 0) if table.num_rows else 0.0
 
@@ -111,9 +117,10 @@ class RunInfo:
 
 def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing: Pricing) -> RunSummary:
     """Sums of this run's committed rows plus the fully loaded cost. $ per 1,000 pages counts ok pages:
-    the price of a page that came out as text."""
+    the price of a page that came out as text (routed pages included)."""
     ok = int(pc.sum(pc.equal(rows["status"], "ok")).as_py() or 0) if rows.num_rows else 0
     direct = _sum(rows, "cost_direct_usd")
+    saved = routing_savings(rows, pricing.gpu_usd_per_s)
     loaded = fully_loaded_usd(seconds, pricing)
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
     counts: dict[str, Any] = {**recovery_counts(rows), **identity_columns(info.identity)}
@@ -127,6 +134,12 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
         pages_failed=rows.num_rows - ok,
         **counts,
         documents_flagged=len(pc.unique(flagged)),
+        pages_routed=saved.pages_routed,
+        pages_ocr=saved.pages_ocr,
+        gpu_s_avoided_estimate=_known(saved.gpu_s_avoided),
+        usd_per_1k_pages_direct_without_routing=_known(
+            1000 * (direct + saved.usd_avoided) / ok if ok else 0.0
+        ),
         visual_tokens=int(_sum(rows, "visual_tokens")),
         visual_tokens_kept=int(_sum(rows, "visual_tokens_kept")),
         gpu_s=_sum(rows, "gpu_s"),

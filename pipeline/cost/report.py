@@ -18,6 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.cost.pricing import Pricing
+from pipeline.cost.routing_savings import (
+    ROUTING_COLUMNS,
+    RoutingSavings,
+    pooled,
+    routing_columns,
+    summed_routing,
+)
 from pipeline.summary import RunSummary
 
 DIMENSIONS = ("run", "day", "model", "prune")
@@ -49,6 +56,7 @@ class RunSlice:
     pages_retried: int = 0  # more than one OCR attempt (every attempt's cost is in the page's)
     pages_recovered: int = 0  # text from a retry
     pages_text_layer: int = 0  # fell back to the PDF's text layer
+    routing: RoutingSavings = RoutingSavings()  # routed pages, and the OCR'd pages' GPU s and stored $
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,20 @@ class CostRow:
     pages_retried: int = 0
     pages_recovered: int = 0
     pages_text_layer: int = 0
+    # Routing: pages that took their text layer; the GPU seconds and dollars they avoided, estimated at the
+    # mean of the group's OCR'd pages (nan: pages were routed, none OCR'd to estimate from).
+    pages_routed: int = 0
+    gpu_s_avoided: float = 0.0
+    cost_avoided_usd: float = 0.0
 
     @property
     def gpu_hours(self) -> float:
         return self.gpu_s / 3600.0
+
+    @property
+    def usd_per_1k_pages_direct_without_routing(self) -> float:
+        """Estimate: the direct cost plus what the routed pages would have cost on the GPU."""
+        return _per_1k(self.cost_direct_usd + self.cost_avoided_usd, self.pages_ok)
 
     @property
     def usd_per_1k_pages_direct(self) -> float:
@@ -137,7 +155,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 ("visual_tokens", "sum"),
                 ("visual_tokens_kept", "sum"),
                 ("cost_direct_usd", "sum"),
-                *((c, "sum") for c in _RECOVERY),
+                *((c, "sum") for c in _RECOVERY + ROUTING_COLUMNS),
             ]
         )
         if pages.num_rows
@@ -161,6 +179,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 pages_retried=int(r["retried_sum"] or 0),
                 pages_recovered=int(r["recovered_sum"] or 0),
                 pages_text_layer=int(r["text_layer_sum"] or 0),
+                routing=summed_routing(r),
             )
         )
     seen = {s.run_id for s in slices}
@@ -200,6 +219,9 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
     )
     for name, source in (("recovered", "ocr_retry"), ("text_layer", "text_layer")):
         column = flag(pc.equal(pages["text_source"], source)) if "text_source" in has else zeros
+        table = table.append_column(name, column)
+    routed = {"route", "ocr_attempts", "gpu_usd_per_s"} <= has  # tables from before routing count 0
+    for name, column in routing_columns(pages).items() if routed else ((c, zeros) for c in ROUTING_COLUMNS):
         table = table.append_column(name, column)
     return table
 
@@ -311,6 +333,7 @@ def _row(
     share: Callable[[RunSlice], float],
 ) -> CostRow:
     priced = [s for s in slices if s.run_id in loaded]
+    routing = pooled([s.routing for s in slices], pricing.gpu_usd_per_s if pricing else None)
     return CostRow(
         group=group,
         runs=len({s.run_id for s in slices}),
@@ -327,57 +350,7 @@ def _row(
         pages_retried=sum(s.pages_retried for s in slices),
         pages_recovered=sum(s.pages_recovered for s in slices),
         pages_text_layer=sum(s.pages_text_layer for s in slices),
+        pages_routed=routing.pages_routed,
+        gpu_s_avoided=routing.gpu_s_avoided,
+        cost_avoided_usd=routing.usd_avoided,
     )
-
-
-# (header, how to format a row). Dollars per 1,000 pages are the headline numbers; totals follow.
-_COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
-    ("runs", lambda r: f"{r.runs}"),
-    ("pages ok", lambda r: f"{r.pages_ok:,}"),
-    ("failed", lambda r: f"{r.pages_failed:,}"),
-    ("retried", lambda r: f"{r.pages_retried:,}"),
-    ("recovered", lambda r: f"{r.pages_recovered:,}"),
-    ("text layer", lambda r: f"{r.pages_text_layer:,}"),
-    ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
-    ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
-    ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),
-    ("kept", lambda r: _pct(r.kept_share)),
-    ("util", lambda r: _pct(r.utilisation)),
-    ("$ direct", lambda r: _money(r.cost_direct_usd)),
-    ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
-]
-
-
-def _money(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.4f}"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
-
-
-def _cells(table: CostTable) -> tuple[list[str], list[list[str]]]:
-    header = [table.dimension] + [h for h, _ in _COLUMNS]
-    body = [[r.group] + [f(r) for _, f in _COLUMNS] for r in [*table.rows, table.total]]
-    return header, body
-
-
-def format_text(table: CostTable) -> str:
-    """Fixed-width table for a terminal; the last line is the total."""
-    header, body = _cells(table)
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    rule = "-" * len(line(header))
-    return "\n".join([line(header), rule, *(line(r) for r in body[:-1]), rule, line(body[-1])])
-
-
-def format_markdown(table: CostTable) -> str:
-    header, body = _cells(table)
-    body[-1] = [f"**{c}**" for c in body[-1]]
-    rows = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
-    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows)

@@ -32,6 +32,7 @@ SUMMARY_COLUMNS = [
     "text_source",
     "ocr_attempts",
     "doc_flagged",
+    "route",
 ]
 
 

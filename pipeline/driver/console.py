@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TextIO
 
+from pipeline.cost.routing_savings import routing_savings
 from pipeline.driver.progress import ProgressCounter, format_failure, format_progress
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ class ConsoleProgress:
         rows, failures = batch_counts(batch)
         assert self._counter is not None, "start() comes first"
         with self._lock:
-            self._counter.add(rows, len(failures), documents_done)
+            # Rows are priced at commit: here only the seconds count (0 $/s).
+            self._counter.add(rows, len(failures), documents_done, routing_savings(batch, 0.0))
         self._log_failures(failures)
         if self.tty:
             self.redraw()

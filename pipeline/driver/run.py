@@ -227,7 +227,9 @@ def _stream(
 
 def _run_info(cfg: PipelineConfig, slim: pa.Table, started: datetime, wall_s: float) -> RunInfo:
     identity = run_stamp(cfg).identity
-    ok = slim.filter(pc.equal(slim["status"], "ok")) if slim.num_rows else slim
+    # Rows the engine produced: routed pages and render errors carry the configured names.
+    read = pc.and_(pc.equal(slim["status"], "ok"), pc.greater(slim["ocr_attempts"], 0))
+    ok = slim.filter(read) if slim.num_rows else slim
     if ok.num_rows:  # the engine's own names (a resolved checkpoint id) beat the configured ones
         identity = EngineIdentity(**{c: ok[c][0].as_py() for c in identity_columns(identity)})
     return RunInfo(cfg.run_id, started.isoformat(), datetime.now(UTC).isoformat(), wall_s, identity)

@@ -107,7 +107,7 @@ class IsolatedRenderer:
 
     def __init__(self, cfg: RenderConfig, render_fn: RenderFn = render_pdf) -> None:
         self._cfg = cfg
-        self._render_fn = render_fn  # module-level function: it is pickled into the spawned child
+        self._render_fn = render_fn  # module-level function (or a partial of one): pickled into the child
         self._ctx = mp.get_context("spawn")
         self._proc: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None

@@ -17,7 +17,7 @@ from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.gpu_share import page_seconds
 from pipeline.stages.page_policy import fall_back, needs_retry, ocr_result_row, retry_plan, with_attempt
 from pipeline.stages.rasterizer import decode_page
-from pipeline.stages.rows import PageFailure, from_batch, mark_error, to_table
+from pipeline.stages.rows import PageFailure, from_batch, goes_to_ocr, mark_error, to_table
 from rtprune.engines.contract import Engine, EngineConfig, PageResult
 
 T = TypeVar("T")
@@ -112,11 +112,11 @@ def ocr_pages(
     on_oom: Callable[[], None] = lambda: None,
     policy: PagePolicy | None = None,
 ) -> list[dict[str, Any]]:
-    """OCR every ok row (error rows pass through untouched), then give pages that failed the policy's
-    second chances; returns rows in input order."""
+    """OCR every ok row (error rows and pages routed to their text layer pass through untouched), then give
+    pages that failed the policy's second chances; returns rows in input order."""
     policy = policy if policy is not None else PagePolicy()
     out = list(rows)
-    todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    todo = [i for i, r in enumerate(rows) if goes_to_ocr(r)]
     identity = engine.identity
     for i, result in _run_pass(engine, engine.ocr, rows, todo, sub_batch_size, oom, on_oom).items():
         out[i] = (

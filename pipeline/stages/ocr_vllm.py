@@ -43,7 +43,7 @@ from pipeline.stages.page_policy import (
     retry_plan,
 )
 from pipeline.stages.rasterizer import decode_page
-from pipeline.stages.rows import from_batch, mark_error, to_table
+from pipeline.stages.rows import from_batch, goes_to_ocr, mark_error, to_table
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import AsyncEngine, EngineConfig
 
@@ -100,8 +100,9 @@ async def ocr_row(
     temperature: float = 0.0,
 ) -> dict[str, Any]:
     """One page row through the engine: the ok row with text and usage, or an `ocr` error row. Rows that
-    are already errors pass through. Exceptions in `fatal` (the engine itself is gone) propagate."""
-    if row["status"] != "ok":
+    are already errors, and pages routed to their text layer, pass through. Exceptions in `fatal` (the
+    engine itself is gone) propagate."""
+    if not goes_to_ocr(row):
         return row
     try:  # ~14 ms of PNG decoding a page: off the event loop, which feeds the engine
         image = await asyncio.to_thread(

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.stages.gpu_share import PHASES, page_seconds
-from pipeline.stages.rows import PageFailure, identity_columns
+from pipeline.stages.rows import PageFailure, goes_to_ocr, identity_columns
 
 if TYPE_CHECKING:  # the report and the summary count with this module; they need no torch
     from pipeline.config import PagePolicy
@@ -53,7 +53,7 @@ def retry_plan(policy: PagePolicy, configured_prune_method: str) -> list[Attempt
 
 
 def needs_retry(row: dict[str, Any], policy: PagePolicy) -> bool:
-    return row["status"] == "ok" and row["finish_reason"] in policy.retry_on
+    return goes_to_ocr(row) and row["finish_reason"] in policy.retry_on
 
 
 def usage_columns(usage: PageUsage, seconds: Mapping[str, float]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.config import RenderConfig
+from pipeline.stages.page_features import PageFeatures
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,14 @@ class RenderedPage:
     dpi: float  # effective dpi: lower than asked when the pixel cap scaled the page down
     error: str = ""  # this page alone failed to rasterize (the others still go on)
     text_layer: str = ""  # the page's own text (PyMuPDF), cut to RenderConfig.text_layer_max_chars
+    # The router's decision (pipeline/stages/routed_render.py); without routing every page goes to OCR. A
+    # page routed to its text layer has no image (data b"", 0 x 0) and its Markdown instead.
+    route: str = "ocr"
+    route_reason: str = "ocr_mode"
+    features: PageFeatures | None = None  # None: routing off, or the page's layer could not be read
+    markdown: str = ""
+    work_s: float = 0.0  # seconds this page took in the child (0: not measured; the stage shares evenly)
+    route_s: float = 0.0  # of work_s: reading the layer, its features, the decision and the Markdown
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ def page_zoom(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> f
     return zoom
 
 
-def _open(data: bytes, cfg: RenderConfig):  # -> pymupdf.Document | str (reason)
+def open_pdf(data: bytes, cfg: RenderConfig):  # -> pymupdf.Document | str (reason)
     import pymupdf
 
     if len(data) > cfg.max_bytes:
@@ -87,15 +96,15 @@ def _refusal(doc, cfg: RenderConfig) -> str:
     return ""
 
 
-def _render_page(page, cfg: RenderConfig) -> RenderedPage:
+def _render_page(page, cfg: RenderConfig, text: str | None = None) -> RenderedPage:
     import pymupdf
 
     zoom = page_zoom(page.rect.width, page.rect.height, cfg.dpi, cfg.max_pixels_per_page)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
     data = pix.tobytes("png") if cfg.page_format == "png" else bytes(pix.samples)
-    return RenderedPage(
-        pix.width, pix.height, data, zoom * 72.0, text_layer=text_layer(page, cfg.text_layer_max_chars)
-    )
+    if text is None:
+        text = text_layer(page, cfg.text_layer_max_chars)
+    return RenderedPage(pix.width, pix.height, data, zoom * 72.0, text_layer=text)
 
 
 def text_layer(page, max_chars: int) -> str:
@@ -103,13 +112,18 @@ def text_layer(page, max_chars: int) -> str:
     Invalid code points (lone surrogates from broken font maps) are replaced: Arrow refuses them."""
     if max_chars <= 0:
         return ""
-    text = page.get_text("text")[:max_chars]
+    return valid_text(page.get_text("text")[:max_chars])
+
+
+def valid_text(text: str) -> str:
+    """`text` with invalid code points (lone surrogates) replaced: Arrow refuses them."""
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _render_page_or_error(doc, index: int, cfg: RenderConfig) -> RenderedPage:
+def render_page_or_error(doc, index: int, cfg: RenderConfig, text: str | None = None) -> RenderedPage:
+    """Page `index` rasterized (with `text` as its text layer, or PyMuPDF's), or a page with `error` set."""
     try:
-        return _render_page(doc[index], cfg)
+        return _render_page(doc[index], cfg, text)
     except Exception as exc:  # one broken page (bad image stream, font) must not sink the document
         if is_out_of_memory(exc):  # out of memory is the document's (and the process's) problem
             raise MemoryError(str(exc)) from exc
@@ -120,12 +134,12 @@ def render_pdf(data: bytes, cfg: RenderConfig) -> RenderOutcome:
     """All pages of one document, or a document-level reason it cannot be opened. A page that fails to
     rasterize becomes a page with `error` set, so the rest of the document still gets text. Running out of
     memory raises MemoryError (the isolation layer turns it into the document's error and a restart)."""
-    opened = _open(data, cfg)
+    opened = open_pdf(data, cfg)
     if isinstance(opened, str):
         return RenderOutcome(error=opened)
     with opened as doc:
         n = doc.page_count
-        pages = [_render_page_or_error(doc, i, cfg) for i in range(n)]
+        pages = [render_page_or_error(doc, i, cfg) for i in range(n)]
     return RenderOutcome(pages=pages, page_count=n)
 
 

@@ -1,8 +1,10 @@
-"""The render step for whole documents: read bytes, rasterize in isolation, emit one row per page
-(or one error row for a document that cannot be listed, read or opened); RenderStage, its Ray Data class."""
+"""The render step for whole documents: read bytes, rasterize in isolation (routing pages to their text
+layer when PipelineConfig.routing says so), emit one row per page (or one error row for a document that
+cannot be listed, read or opened); RenderStage, its Ray Data class."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -10,7 +12,10 @@ import pyarrow as pa
 
 from pipeline.config import PipelineConfig, RenderConfig, StorageConfig
 from pipeline.redact import describe_error
-from pipeline.stages.isolation import IsolatedRenderer
+from pipeline.routing_config import RoutingConfig
+from pipeline.stages.isolation import IsolatedRenderer, RenderFn
+from pipeline.stages.rasterizer import RenderedPage, render_pdf
+from pipeline.stages.routed_render import render_routed_pdf, route_columns
 from pipeline.stages.rows import (
     RENDERED_SCHEMA,
     PageFailure,
@@ -54,7 +59,9 @@ def render_document(
     stamp: RunStamp,
     cfg: RenderConfig,
 ) -> list[dict[str, Any]]:
-    """Rows for one document. render_s of each page is its equal share of the document's render time."""
+    """Rows for one document. render_s of each page is its share of the document's render time: in
+    proportion to the time the child measured for it (a page routed to its text layer costs far less than
+    one rasterized), or an equal share when the child measured none (routing off)."""
     if doc.get("error"):  # the listing already knows it cannot be read: say so at the stage that found it
         return [mark_error(new_row(stamp, doc, -1, -1), "list", doc["error"])]
     data = _read(doc, storage, cfg)
@@ -66,9 +73,10 @@ def render_document(
     if outcome.error:
         row = new_row(stamp, doc, -1, outcome.page_count)
         return [mark_error({**row, "render_s": elapsed_s, "cpu_s": elapsed_s}, "render", outcome.error)]
-    share_s = elapsed_s / len(outcome.pages)
     rows = []
-    for i, page in enumerate(outcome.pages):
+    for i, (page, share_s) in enumerate(
+        zip(outcome.pages, time_shares(outcome.pages, elapsed_s), strict=True)
+    ):
         row = new_row(stamp, doc, i, outcome.page_count)
         row.update(
             render_s=share_s,
@@ -78,9 +86,25 @@ def render_document(
             height_px=page.height_px,
             page_format=cfg.page_format,
             text_layer=page.text_layer,
+            **route_columns(page),
         )
         rows.append(mark_error(row, "render", page.error) if page.error else row)
     return rows
+
+
+def time_shares(pages: list[RenderedPage], elapsed_s: float) -> list[float]:
+    """elapsed_s split among the pages by their measured work_s, or evenly when any is unmeasured."""
+    measured = sum(p.work_s for p in pages)
+    if measured <= 0 or any(p.work_s <= 0 for p in pages):
+        return [elapsed_s / len(pages)] * len(pages)
+    return [elapsed_s * p.work_s / measured for p in pages]
+
+
+def render_function(routing: RoutingConfig) -> RenderFn:
+    """What the render child runs: render_pdf, or with the router when routing is on."""
+    if routing.mode == "ocr":
+        return render_pdf
+    return functools.partial(render_routed_pdf, routing=routing)
 
 
 class RenderStage:
@@ -89,7 +113,7 @@ class RenderStage:
     def __init__(self, cfg: PipelineConfig, stamp: RunStamp) -> None:
         self._cfg = cfg
         self._stamp = stamp
-        self._renderer = IsolatedRenderer(cfg.render)
+        self._renderer = IsolatedRenderer(cfg.render, render_function(cfg.routing))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows: list[dict[str, Any]] = []

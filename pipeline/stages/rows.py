@@ -95,6 +95,12 @@ def mark_error(row: dict[str, Any], stage: str | PageFailure, reason: str = "") 
     }
 
 
+def goes_to_ocr(row: dict[str, Any]) -> bool:
+    """Whether the OCR engine reads this row: an ok page the router did not send to its text layer (error
+    rows and routed pages pass the OCR stage untouched)."""
+    return row["status"] == "ok" and row["route"] != "text_layer"
+
+
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema = PAGES_SCHEMA) -> pa.Table:
     """Rows -> Arrow with the explicit schema; a missing column or a None is a bug and raises here."""
     return pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)

@@ -13,7 +13,7 @@ import yaml
 from jobs.cost_report import CHART_NAME, MARKDOWN_NAME, CostReportConfig, parse_args, report
 from pipeline.cost.pricing import Pricing, default_pricing_text, load_pricing
 from pipeline.cost.report import ReportError, build_tables, parse_dimensions
-from pipeline.schema import PAGES_SCHEMA
+from pipeline.schema import FEATURE_COLUMNS, PAGES_SCHEMA
 from pipeline.summary import RunSummary
 
 PRICING = load_pricing()
@@ -58,6 +58,10 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
         "gpu_node_type": pricing.gpu_node_type,
         "gpu_usd_per_s": pricing.gpu_usd_per_s,
         "cpu_usd_per_s": pricing.cpu_usd_per_s,
+        "route": "ocr" if ok else "",
+        "route_reason": "ocr_mode" if ok else "",
+        "route_s": 0.0,
+        **dict.fromkeys(FEATURE_COLUMNS, 0),
     }
 
 
