@@ -13,12 +13,13 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., int])
 BAD_INPUT = 2  # exit status for anything the user has to fix in what they gave
 
 # pydantic's wording, as the user reads it
@@ -128,25 +129,19 @@ def load_typed_config(
     return validate(model, apply_overrides(data, overrides))
 
 
-class JobMain(Protocol):
-    """A job's entry point: argv (None: sys.argv) -> exit status."""
-
-    def __call__(self, argv: list[str] | None = None) -> int: ...
-
-
-def job_main(job: str) -> Callable[[JobMain], JobMain]:
+def job_main(job: str) -> Callable[[F], F]:
     """Decorates a job's main(argv) -> exit status: a ConfigError anywhere in it becomes one line on
     stderr (`<job>: <problem>`) and exit status 2."""
 
-    def wrap(main: JobMain) -> JobMain:
+    def wrap(main: F) -> F:
         @functools.wraps(main)
-        def run(argv: list[str] | None = None) -> int:
+        def run(*args: Any, **kwargs: Any) -> int:
             try:
-                return main(argv)
+                return main(*args, **kwargs)
             except ConfigError as exc:
                 print(f"{job}: {exc}", file=sys.stderr)
                 return BAD_INPUT
 
-        return run
+        return cast(F, run)
 
     return wrap

@@ -30,7 +30,8 @@ def test_each_bad_page_fails_alone(engine):
     """A page past max_model_len fails alone; small and thin pages are read, not refused (the v1 rules
     fit them: rtprune.deepseek.v1_preprocess.fit_page)."""
     good = text_page(600, 500, seed=0)
-    pages = [good, text_page(1, 1, seed=1), text_page(1400, 1400, seed=2), text_page(1, 20000, seed=3), good]
+    # 1 x 600 px: fitted to 30 x 600 (20:1), no Gundam crops, so it fits max_model_len
+    pages = [good, text_page(1, 1, seed=1), text_page(1400, 1400, seed=2), text_page(1, 600, seed=3), good]
     results = engine.ocr_settled(pages)
     assert [type(r).__name__ for r in results] == [
         "PageResult",
