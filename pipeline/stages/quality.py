@@ -44,8 +44,21 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^|<>]*\|>|<｜[^｜<>]*｜>")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 # Scripts written without spaces between words: each character is a token of the repetition count.
 _UNSPACED = frozenset({"Han", "Kana", "Thai", "Lao", "Khmer", "Myanmar"})
-# First words of Unicode character names that name no script (the letter takes no part in the count).
-_NOT_A_SCRIPT = frozenset({"COMBINING", "MODIFIER", "MATHEMATICAL", "SUPERSCRIPT", "SUBSCRIPT", "CIRCLED"})
+# First words of Unicode character names that name no script (the letter takes no part in the count):
+# marks and modifiers, and the letter-like symbols of formulas (ℓ, ℝ, ℎ, ℑ).
+_NOT_A_SCRIPT = frozenset(
+    {
+        "COMBINING",
+        "MODIFIER",
+        "MATHEMATICAL",
+        "SUPERSCRIPT",
+        "SUBSCRIPT",
+        "CIRCLED",
+        "SCRIPT",
+        "DOUBLE-STRUCK",
+    }
+    | {"BLACK-LETTER", "PLANCK", "TURNED", "INFORMATION"}
+)
 _SCRIPT_ALIASES = {
     "CJK": "Han",
     "IDEOGRAPHIC": "Han",

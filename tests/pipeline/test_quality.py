@@ -59,6 +59,7 @@ def test_combining_marks_count_as_letters():
         ("ひらがなと漢字", "Japanese"),
         ("ｶﾀｶﾅ", "Japanese"),
         ("12 345 !!", ""),
+        ("ℓ ℝ ℎ ℑ", ""),  # letter-like symbols of formulas belong to no script
     ],
 )
 def test_dominant_script(text, script):

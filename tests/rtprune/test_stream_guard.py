@@ -41,7 +41,7 @@ def looping_streams(draw):
     return prefix + cycle * repeats + suffix
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(settings_=guard_settings(), ids=st.lists(st.integers(0, 7), max_size=120))
 def test_agrees_with_repeats_in_window_on_random_streams(settings_, ids):
     ngram, window, whitelist = settings_
@@ -53,7 +53,7 @@ def test_agrees_with_repeats_in_window_on_random_streams(settings_, ids):
     assert said == [False] * stop + [True] * (len(ids) - stop)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(settings_=guard_settings(), ids=looping_streams())
 def test_agrees_with_repeats_in_window_on_looping_streams(settings_, ids):
     ngram, window, whitelist = settings_
@@ -62,7 +62,7 @@ def test_agrees_with_repeats_in_window_on_looping_streams(settings_, ids):
     assert guard.stop_at == first_repeat(ids, ngram, window, whitelist)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(settings_=guard_settings(), ids=looping_streams(), cuts=st.lists(st.integers(0, 200), max_size=8))
 def test_deltas_of_any_size_stop_at_the_same_token(settings_, ids, cuts):
     ngram, window, whitelist = settings_
