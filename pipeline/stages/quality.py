@@ -231,8 +231,8 @@ def repeated_share(tokens: Sequence[str], ngram: int) -> float:
         return 0.0
     seen: set[tuple[str, ...]] = set()
     covered = reach = 0  # reach: end of the covered stretch so far, so overlapping copies count once
-    for start in range(len(tokens) - ngram + 1):
-        gram = tuple(tokens[start : start + ngram])
+    grams = zip(*(tokens[k:] for k in range(ngram)), strict=False)  # the n-gram starting at each token
+    for start, gram in enumerate(grams):
         if gram in seen:
             covered += start + ngram - max(start, reach)
             reach = start + ngram
