@@ -320,8 +320,9 @@ def suspect_reasons(
     repetition / hit_token_cap: the decoder ended by its loop guard / at its token cap. few_characters:
     under min_characters. mostly_symbols: letters and digits under min_alphanumeric_share of a non-empty
     text. repeated_ngrams: repeated_ngram_share at or over its maximum. unknown_language: the text was long
-    enough to read a language (language_probability > 0) and none was named. low_confidence: scored tokens whose mean log-probability is under
-    min_mean_logprob or whose low-probability share is over max_low_probability_share."""
+    enough to read a language (language_probability > 0) and none was named. low_confidence: scored
+    tokens whose mean log-probability is under min_mean_logprob or whose low-probability share is over
+    max_low_probability_share."""
     alphanumeric = signals.letter_share + signals.digit_share
     checks = {
         "repetition": finish_reason == "repetition",

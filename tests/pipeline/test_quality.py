@@ -186,9 +186,8 @@ def test_language_of_sentences_in_21_languages():
         (lang, g.language, round(g.language_probability, 2)) for lang, g in guesses if g.language != lang
     ]
     accuracy = 1 - len(wrong) / len(items)
-    print(
-        f"\nlanguage accuracy on {len(items)} sentences in {len(SENTENCES)} languages: {accuracy:.3f}; wrong: {wrong}"
-    )
+    print(f"\nlanguage accuracy on {len(items)} sentences, {len(SENTENCES)} languages: {accuracy:.3f}")
+    print(f"wrong (expected, guessed, probability): {wrong}")
     assert accuracy >= 0.9, wrong
     assert [g.script for _, g in guesses] == [SCRIPTS[lang] for lang, _ in guesses]
 
