@@ -73,8 +73,17 @@ class PageUsage:
 
 @dataclass(frozen=True)
 class PageResult:
+    """A page's text, what it used, and the decoder's confidence in it.
+
+    token_logprobs: the natural-log probability of each token the text was decoded from, in order (EOS
+    included when the text ended in one, whether the model chose it or the repetition guard forced it),
+    under the model's own distribution in fp32: the softmax of its logits before temperature, sampling
+    filters and the repetition guard, so a sampled page is scored on the same scale as a greedy one. Empty
+    when the engine did not collect them (vLLM with collection switched off)."""
+
     text: str
     usage: PageUsage
+    token_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

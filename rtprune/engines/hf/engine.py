@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ from rtprune.engines.hf.batch import (
     prompt_with_positions,
     split_shares,
 )
+from rtprune.engines.hf.confidence import ChosenTokenLogprobs
 from rtprune.models.base import Backend, PreparedPage
 
 
@@ -68,13 +69,15 @@ def seeded(device: torch.device, seed: int, active: bool) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Generation:
-    """generate's result per row: new ids (up to and including EOS), why it ended; batch phase seconds."""
+    """generate's result per row: new ids (up to and including EOS), why it ended; batch phase seconds;
+    per row the (L_i,) fp32 log-probability of each new id (rtprune.engines.hf.confidence)."""
 
     output_ids: list[torch.Tensor]
     finish_reasons: list[FinishReason]
     prompt_tokens: list[int]
     prefill_s: float
     decode_s: float
+    token_logprobs: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ class OcrEngine:
             use_cache=True,
         )
         timer = FirstForwardTimer(self.backend.model, self.device)
+        confidence = ChosenTokenLogprobs()  # first: it must see the scores before the guard changes them
         seconds: list[float] = []
         try:
             with (
@@ -258,14 +262,22 @@ class OcrEngine:
                 out = self.backend.model.generate(
                     **self._model_inputs(pruned, batch),
                     generation_config=gen_config,
-                    logits_processor=[guard],
+                    logits_processor=[confidence, guard],
                 )
         finally:
             timer.remove()
         new = out[:, batch.input_ids.shape[1] :].cpu()
         rows = [self._trim(row) for row in new]
         reasons = [self._finish_reason(i, row, guard) for i, row in enumerate(rows)]
-        return Generation(rows, reasons, batch.lengths, timer.prefill_s, seconds[0] - timer.prefill_s)
+        logprobs = confidence.per_step(new)
+        return Generation(
+            rows,
+            reasons,
+            batch.lengths,
+            timer.prefill_s,
+            seconds[0] - timer.prefill_s,
+            [logprobs[i, : row.numel()] for i, row in enumerate(rows)],
+        )
 
     def _trim(self, row: torch.Tensor) -> torch.Tensor:
         """(L,) new ids -> up to and including the first EOS (what follows is padding of a finished row)."""
@@ -329,5 +341,6 @@ class OcrEngine:
                 finish_reason=gen.finish_reasons[i],
             )
             text = self.backend.tokenizer.decode(gen.output_ids[i], skip_special_tokens=True)
-            results.append(PageResult(text=text, usage=usage))
+            scored = tuple(gen.token_logprobs[i].tolist()) if gen.token_logprobs else ()
+            results.append(PageResult(text=text, usage=usage, token_logprobs=scored))
         return results

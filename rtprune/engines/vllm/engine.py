@@ -2,8 +2,9 @@
 with RTPrune inside the model through this project's vLLM plugin (rtprune.engines.vllm.plugin).
 
 Same contract as the transformers engine (rtprune.engines.hf.engine.OcrEngine): pages in, PageResult (text +
-PageUsage) out, finish reasons eos / length / repetition, the same repetition guard, max_new_tokens as the
-token cap. Two ways in:
+PageUsage + the sampled tokens' log-probabilities) out, finish reasons eos / length / repetition, the same
+repetition guard (a logits processor, or the stream guard: VllmSettings.repetition_guard), max_new_tokens as
+the token cap. Two ways in:
   - `await ocr_page(image, ...)`: one page, from any event loop or thread (a Ray async actor can have many
     pages of many batches in flight at once); raises PageError for that page alone.
   - `ocr(images, ...)`: every page submitted at once as its own request, results in input order. If some
@@ -44,6 +45,7 @@ from rtprune.engines.vllm.pages import (
     share_busy_time,
 )
 from rtprune.engines.vllm.settings import VllmSettings
+from rtprune.engines.vllm.stream import StreamWatch, sampled_logprobs, stream_outcome
 
 REPETITION_PROCESSOR = "rtprune.engines.vllm.plugin.logits:RepetitionGuardProcessor"
 
@@ -80,6 +82,7 @@ class VllmEngine:
         if problem is not None:
             raise ValueError(problem)
         self.config, self.settings = config, settings or VllmSettings()
+        self.stream_guard = False  # whether loops are stopped on the stream (decided when vLLM starts)
         self._ids = itertools.count()
         self._running: dict[str, Timeline | None] = {}
         self._finished: deque[Timeline] = deque(maxlen=4 * self.settings.max_num_seqs)
@@ -103,11 +106,23 @@ class VllmEngine:
         kwargs = engine_kwargs(
             self.config.model, self.config.mode, dtype=self._dtype(), **self.settings.engine_kwargs()
         )
-        kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), REPETITION_PROCESSOR]
         kwargs.setdefault("seed", self.config.seed)
-        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs, disable_log_stats=False))
+        # The confidence's meaning (rtprune.engines.vllm.stream): the model's log-probs before processors.
+        kwargs.setdefault("logprobs_mode", "raw_logprobs")
+        vllm_config = AsyncEngineArgs(**kwargs, disable_log_stats=False).create_engine_config()
+        self.stream_guard = self._wants_stream_guard(vllm_config.use_v2_model_runner)
+        if not self.stream_guard:  # a second config costs ~50 ms: the first one loaded what it needs
+            kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), REPETITION_PROCESSOR]
+            vllm_config = AsyncEngineArgs(**kwargs, disable_log_stats=False).create_engine_config()
+        llm = AsyncLLM.from_vllm_config(vllm_config, disable_log_stats=False)
         self._tokenizer = llm.get_tokenizer()
         return llm
+
+    def _wants_stream_guard(self, v2_model_runner: bool) -> bool:
+        """VllmSettings.repetition_guard resolved: "auto" takes the stream guard where vLLM's model runner
+        (the V2 one) refuses this project's V1-interface logits processor."""
+        mode = self.settings.repetition_guard
+        return mode == "stream" or (mode == "auto" and v2_model_runner)
 
     def _dtype(self) -> str:
         """ "auto": bf16 on CUDA, fp32 on CPU (as the transformers engine); else as configured."""
@@ -213,15 +228,26 @@ class VllmEngine:
         params = self._sampling_params(temperature, max_new_tokens, ignore_eos)
         request_id = f"page-{next(self._ids)}"
         self._running[request_id] = None
+        watch = self._watch(ignore_eos)
         try:
-            final = await self._generate(request, params, request_id)
+            final = await self._generate(request, params, request_id, watch)
         except Exception as exc:
             if self.dead:  # whatever vLLM raised (EngineDeadError, a wrapped error): not this page's fault
                 raise EngineDied(f"vLLM's engine died: {type(exc).__name__}") from exc
             raise
         finally:
             self._running.pop(request_id, None)
-        return self._result(final, n_visual, n_kept)
+        return self._result(final, n_visual, n_kept, watch)
+
+    def _watch(self, ignore_eos: bool) -> StreamWatch | None:
+        """The stream guard of one request, when the engine stops loops that way (never for a page forced
+        to run to its cap)."""
+        if not self.stream_guard or ignore_eos:
+            return None
+        from rtprune.deepseek.stream_guard import StreamLoopGuard
+
+        cfg = self.config
+        return StreamWatch(StreamLoopGuard(cfg.repetition_ngram, cfg.repetition_window, self._whitelist))
 
     def _request(self, image: Any, prune: PruneConfig) -> tuple[dict[str, Any], tuple[int, int]]:
         from rtprune.engines.vllm.plugin import build_request, visual_token_counts
@@ -242,7 +268,7 @@ class VllmEngine:
         cfg = self.config
         extra = (
             None
-            if ignore_eos
+            if ignore_eos or self.stream_guard
             else repetition_args(cfg.repetition_ngram, cfg.repetition_window, self._whitelist, self._eos)
         )
         return SamplingParams(
@@ -253,23 +279,34 @@ class VllmEngine:
             detokenize=False,
             extra_args=extra,
             output_kind=RequestOutputKind.CUMULATIVE,
+            logprobs=0 if self.settings.token_logprobs else None,  # the sampled token's only: no top-k
+            flat_logprobs=True,  # a few flat lists per request instead of an object per token
         )
 
-    async def _generate(self, request: dict[str, Any], params: Any, request_id: str) -> Any:
-        """Stream the request (each step's output updates the busy-time ledger); -> its final output."""
+    async def _generate(
+        self, request: dict[str, Any], params: Any, request_id: str, watch: StreamWatch | None
+    ) -> Any:
+        """Stream the request (each step's output updates the busy-time ledger); -> its final output, or
+        the output on which `watch` saw a loop (the request is aborted there)."""
         from vllm.exceptions import VLLMClientError
 
         final = None
+        stream = self._llm.generate(request, params, request_id)
         try:
-            async for out in self._llm.generate(request, params, request_id):
+            async for out in stream:
                 self._running[request_id] = self._timeline(out)
                 final = out
+                if watch is not None and watch.feed(out.outputs[0].token_ids):
+                    break
         except (
             VLLMClientError,
             ValueError,
         ) as exc:  # vLLM refused this request (longer than max_model_len...)
             raise PageError(f"vLLM refused the page: {exc}") from exc
-        if final is None or not final.finished:
+        finally:
+            await stream.aclose()  # after a break: vLLM aborts the request (GeneratorExit in generate)
+        stopped = watch is not None and watch.stop_at is not None
+        if final is None or not (final.finished or stopped):
             raise PageError("vLLM ended the request without a final output")
         return final
 
@@ -286,10 +323,18 @@ class VllmEngine:
             len(out.outputs[0].token_ids),
         )
 
-    def _result(self, final: Any, n_visual: int, n_kept: int) -> PageResult:
+    def _result(self, final: Any, n_visual: int, n_kept: int, watch: StreamWatch | None) -> PageResult:
+        """The page's result. output_tokens counts every token vLLM decoded (what the page cost); under the
+        stream guard the text and its log-probabilities stop where the guard did."""
         completion, cfg = final.outputs[0], self.config
         ids = list(completion.token_ids)
-        reason = finish_reason(ids, self._eos, cfg.repetition_ngram, cfg.repetition_window, self._whitelist)
+        if watch is not None:
+            n_text, reason = stream_outcome(ids, self._eos, watch.stop_at)
+        else:
+            n_text = len(ids)
+            reason = finish_reason(
+                ids, self._eos, cfg.repetition_ngram, cfg.repetition_window, self._whitelist
+            )
         prefill_s, decode_s = self._shares(self._timeline(final))
         usage = PageUsage(
             visual_tokens=n_visual,
@@ -302,7 +347,11 @@ class VllmEngine:
             decode_s=decode_s,
             finish_reason=reason,
         )
-        return PageResult(text=self._tokenizer.decode(ids, skip_special_tokens=True), usage=usage)
+        return PageResult(
+            text=self._tokenizer.decode(ids[:n_text], skip_special_tokens=True),
+            usage=usage,
+            token_logprobs=sampled_logprobs(ids[:n_text], completion.logprobs),
+        )
 
     def _shares(self, own: Timeline | None) -> tuple[float, float]:
         """This page's share of the engine's busy time among the requests that ran beside it."""

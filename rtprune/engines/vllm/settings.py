@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,17 @@ class VllmSettings(BaseModel):
     # "auto" reads the weights from the checkpoint; "dummy" gives random weights of the real sizes without
     # reading them (benchmarks of the architecture, never for text).
     load_format: str = "auto"
+    # How a looping page is stopped. "logits_processor": this project's processor forces EOS inside vLLM's
+    # sampler, on the step the loop shows (a V1-interface processor: vLLM's V1 model runner takes it, the V2
+    # runner refuses it at start). "stream": the engine watches each page's streamed ids and aborts the
+    # request when they loop; same rule, text and finish reason, needs nothing from vLLM's internals, and
+    # decodes a few tokens more per looping page (those in flight when the abort lands). "auto": the
+    # processor where the model runner vLLM picks takes it, the stream guard where it does not.
+    repetition_guard: Literal["auto", "logits_processor", "stream"] = "auto"
+    # Collect the log-probability of each sampled token (SamplingParams logprobs=0: the sampled token only,
+    # no top-k lists), the pages' confidence. Off: pages report no confidence (neutral) and save its cost
+    # (measured in docs/quality.md).
+    token_logprobs: bool = True
     # Any other AsyncEngineArgs field, passed as is (wins over everything above).
     engine_overrides: dict[str, Any] = Field(default_factory=dict)
 
