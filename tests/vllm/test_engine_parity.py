@@ -108,3 +108,24 @@ def test_usage_shares_add_up_to_busy_time(engines, pages):
     assert 0 < total_s <= wall_s
     assert all(r.usage.prefill_s > 0 for r in results)
     assert all(r.usage.encode_s == 0 and r.usage.prune_s == 0 for r in results)
+
+
+def test_both_engines_keep_the_grounding_tags_of_the_same_ids(engines):
+    """The ids of a grounding page (tags are special tokens) through each engine's own output step: the
+    same text, tags kept, end-of-sentence and padding gone."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from rtprune.engines.hf.batch import PrunedPage
+    from rtprune.engines.hf.engine import Generation
+
+    vllm, hf = engines
+    page = "<|ref|>title<|/ref|><|det|>[[65, 50, 545, 78]]<|/det|>\n# Title\n\ntext"
+    tok = hf.backend.tokenizer
+    ids = [*tok.encode(page, add_special_tokens=False), tok.eos_token_id]
+    final = SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids)], prompt_token_ids=[0] * 3, metrics=None)
+    from_vllm = vllm._result(final, 1, 1).text
+    pruned = PrunedPage(torch.zeros(1, 4), torch.tensor([0]), 1)
+    from_hf = hf.results([pruned], Generation([torch.tensor(ids)], ["eos"], [3], 0.0, 0.0), 0.0, 0.0)[0].text
+    assert from_vllm == from_hf == page

@@ -34,6 +34,7 @@ from typing import Any
 
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import EngineConfig, EngineIdentity, PageResult, PageUsage
+from rtprune.engines.decoding import decode_output
 from rtprune.engines.vllm.pages import (
     EngineDied,
     PageBatchError,
@@ -307,7 +308,7 @@ class VllmEngine:
             decode_s=decode_s,
             finish_reason=reason,
         )
-        return PageResult(text=self._tokenizer.decode(ids, skip_special_tokens=True), usage=usage)
+        return PageResult(text=decode_output(self._tokenizer, ids), usage=usage)
 
     def _shares(self, own: Timeline | None) -> tuple[float, float]:
         """This page's share of the engine's busy time among the requests that ran beside it."""
