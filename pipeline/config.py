@@ -226,6 +226,10 @@ class PipelineConfig(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     page_policy: PagePolicy = Field(default_factory=PagePolicy)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
+    # Crop each figure block of the model's layout from the page image and store it as a PNG under
+    # figures/ (committed with its part; the page's Markdown links to it). Off: no image files are stored,
+    # figure blocks keep their boxes and the Markdown an invisible placeholder where the figure was.
+    figures: bool = True
     run_id: str = Field(default_factory=default_run_id, pattern=r"^[A-Za-z0-9._-]+$")
     # A part (one file, one ledger record: the unit a crash can lose) is committed once its complete
     # documents reach part_target_rows page rows or part_target_bytes (in memory), or commit_documents

@@ -18,6 +18,9 @@ class RenderedPage:
     dpi: float  # effective dpi: lower than asked when the pixel cap scaled the page down
     error: str = ""  # this page alone failed to rasterize (the others still go on)
     text_layer: str = ""  # the page's own text (PyMuPDF), cut to RenderConfig.text_layer_max_chars
+    # The page's size in PDF points (page.rect: /Rotate applied): maps layout boxes to the page's points.
+    width_pt: float = 0.0
+    height_pt: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,13 @@ def _render_page(page, cfg: RenderConfig) -> RenderedPage:
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
     data = pix.tobytes("png") if cfg.page_format == "png" else bytes(pix.samples)
     return RenderedPage(
-        pix.width, pix.height, data, zoom * 72.0, text_layer=text_layer(page, cfg.text_layer_max_chars)
+        pix.width,
+        pix.height,
+        data,
+        zoom * 72.0,
+        text_layer=text_layer(page, cfg.text_layer_max_chars),
+        width_pt=float(page.rect.width),
+        height_pt=float(page.rect.height),
     )
 
 

@@ -250,7 +250,8 @@ def _split_det(rest: str) -> tuple[tuple[Box, ...], bool, str, bool]:
     end = rest.find(DET_END, body_at)
     body = rest[body_at:end] if end >= 0 else rest[body_at:]
     after = rest[end + len(DET_END) :] if end >= 0 else ""
-    coords = _COORD_CHARS.match(body).group(0)  # always matches (possibly empty)
+    match = _COORD_CHARS.match(body)  # always matches (possibly empty)
+    coords = match.group(0) if match else ""
     boxes, clamped = _read_boxes(coords)
     leaked = body[len(coords) :]  # `<|det|>[[110, \frac{1}{...}`: the block's text ran into the det
     well_formed = end >= 0 and not leaked.strip() and not _STRAY.sub("", junk).strip() and bool(boxes)
