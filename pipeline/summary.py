@@ -22,6 +22,12 @@ class RunSummary(BaseModel):
     pages_recovered: int = 0
     pages_text_layer: int = 0
     documents_flagged: int = 0
+    # The pages' layouts (0 in summaries written before layouts were read): pages whose output was read as
+    # a layout with located blocks, and the table, formula and figure blocks of all pages.
+    pages_layout_parsed: int = 0
+    tables: int = 0
+    formulas: int = 0
+    figures: int = 0
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

@@ -26,6 +26,8 @@ _SLICE_KEYS = ["run_id", "model_id", "model_mode", "prune_method", "prune_config
 _SUMMED = ["status", "gpu_s", "cpu_s", "visual_tokens", "visual_tokens_kept", "cost_direct_usd"]
 # The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py).
 _RECOVERY = ["retried", "recovered", "text_layer"]
+# The pages' layout counts (pipeline/schema.py STRUCTURE_COUNTS), summed per slice; 0 for older tables.
+_LAYOUT = ["n_tables", "n_formulas", "n_figures"]
 
 
 class ReportError(ValueError):
@@ -49,6 +51,9 @@ class RunSlice:
     pages_retried: int = 0  # more than one OCR attempt (every attempt's cost is in the page's)
     pages_recovered: int = 0  # text from a retry
     pages_text_layer: int = 0  # fell back to the PDF's text layer
+    tables: int = 0  # table, formula and figure blocks of the pages' layouts
+    formulas: int = 0
+    figures: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class CostRow:
     pages_retried: int = 0
     pages_recovered: int = 0
     pages_text_layer: int = 0
+    tables: int = 0
+    formulas: int = 0
+    figures: int = 0
 
     @property
     def gpu_hours(self) -> float:
@@ -137,7 +145,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 ("visual_tokens", "sum"),
                 ("visual_tokens_kept", "sum"),
                 ("cost_direct_usd", "sum"),
-                *((c, "sum") for c in _RECOVERY),
+                *((c, "sum") for c in _RECOVERY + _LAYOUT),
             ]
         )
         if pages.num_rows
@@ -161,6 +169,9 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 pages_retried=int(r["retried_sum"] or 0),
                 pages_recovered=int(r["recovered_sum"] or 0),
                 pages_text_layer=int(r["text_layer_sum"] or 0),
+                tables=int(r["n_tables_sum"] or 0),
+                formulas=int(r["n_formulas_sum"] or 0),
+                figures=int(r["n_figures_sum"] or 0),
             )
         )
     seen = {s.run_id for s in slices}
@@ -184,8 +195,9 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
 
 
 def _with_ok_column(pages: pa.Table) -> pa.Table:
-    """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) so one Arrow
-    group_by counts them all. Tables from before the page policy count 0 for the last three."""
+    """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) and the layout
+    counts, so one Arrow group_by sums them all. Tables from before the page policy (or the layout) count 0
+    for those."""
     import pyarrow.compute as pc
 
     def flag(mask) -> pa.ChunkedArray | pa.Array:  # a null (a row built without the column) counts 0
@@ -201,6 +213,8 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
     for name, source in (("recovered", "ocr_retry"), ("text_layer", "text_layer")):
         column = flag(pc.equal(pages["text_source"], source)) if "text_source" in has else zeros
         table = table.append_column(name, column)
+    for name in _LAYOUT:
+        table = table.append_column(name, pc.cast(pages[name], pa.int64()) if name in has else zeros)
     return table
 
 
@@ -327,6 +341,9 @@ def _row(
         pages_retried=sum(s.pages_retried for s in slices),
         pages_recovered=sum(s.pages_recovered for s in slices),
         pages_text_layer=sum(s.pages_text_layer for s in slices),
+        tables=sum(s.tables for s in slices),
+        formulas=sum(s.formulas for s in slices),
+        figures=sum(s.figures for s in slices),
     )
 
 
@@ -338,6 +355,9 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("retried", lambda r: f"{r.pages_retried:,}"),
     ("recovered", lambda r: f"{r.pages_recovered:,}"),
     ("text layer", lambda r: f"{r.pages_text_layer:,}"),
+    ("tables", lambda r: f"{r.tables:,}"),
+    ("formulas", lambda r: f"{r.formulas:,}"),
+    ("figures", lambda r: f"{r.figures:,}"),
     ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
     ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
     ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),
