@@ -149,6 +149,8 @@ def human_summary(s: RunSummary, cfg: PipelineConfig) -> str:
         f"cost: ${s.usd_per_1k_pages_direct:.4f} per 1,000 pages direct, "
         f"${s.usd_per_1k_pages_fully_loaded:.4f} fully loaded (utilisation {s.utilisation:.1%})\n"
         f"{routing_summary(s)}"
+        f"layout: {s.pages_layout_parsed} pages read as blocks; {s.tables} tables, {s.formulas} formulas, "
+        f"{s.figures} figures\n"
         f"output: {output}/{paths.part_folder_key(s.run_id)}/ "
         "(read with pipeline.store.read.read_committed), "
         f"summary: {output}/{paths.summary_key(s.run_id)}"

@@ -32,7 +32,8 @@ def describe(result: ExportResult, dest: str) -> str:
         f"{result.export_id}: {result.documents} documents ({result.new} new, {result.changed} changed, "
         f"{result.unchanged} unchanged), {result.pages_ok} pages ok, {result.pages_failed} failed\n"
         f"jsonl: {len(result.shards)} shard(s) in {dest}/jsonl/{result.export_id}/; "
-        f"markdown: {result.markdown_files} file(s) in {dest}/markdown/; "
+        f"markdown: {result.markdown_files} file(s) in {dest}/markdown/ with {result.viewer_files} viewer(s) "
+        f"and {result.figure_files} figure(s); "
         f"manifest: {dest}/_export/{result.export_id}.json"
     )
 

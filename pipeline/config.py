@@ -283,6 +283,10 @@ class PipelineConfig(BaseModel):
     # Pages whose own text layer is exact skip the GPU (docs/routing.md). The default OCRs every page.
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
+    # Crop each figure block of the model's layout from the page image and store it as a PNG under
+    # figures/ (committed with its part; the page's Markdown links to it). Off: no image files are stored,
+    # figure blocks keep their boxes and the Markdown an invisible placeholder where the figure was.
+    figures: bool = True
     # Names the run's part folder, ledger records and summary: letters, digits, '.', '_', '-', starting
     # with a letter or digit, at most 128 characters.
     run_id: str = Field(default_factory=default_run_id)

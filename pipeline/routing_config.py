@@ -72,4 +72,4 @@ class RoutingConfig(BaseModel):
     # Word-based signs (single-letter, mixed-script, odd words, word length) need this many words to mean
     # something: one "B" in "Appendix B" is half of a two-word page.
     min_words_for_signs: int = Field(default=20, ge=1)
-    thresholds: RoutingThresholds = Field(default_factory=RoutingThresholds)
+    thresholds: RoutingThresholds = Field(default_factory=lambda: RoutingThresholds.model_validate({}))

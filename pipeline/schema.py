@@ -4,6 +4,34 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+
+def _required(name: str, type_: pa.DataType) -> pa.Field:
+    return pa.field(name, type_, nullable=False)
+
+
+def _list_of(type_: pa.DataType) -> pa.DataType:
+    return pa.list_(_required("item", type_))
+
+
+# One layout block of a page (pipeline/stages/structure.py fills them; docs/structured_pages.md defines the
+# frames). A box is 4 numbers (x0, y0, x1, y1), or empty when the model gave the block none.
+BLOCK_TYPE = pa.struct(
+    [
+        _required("order", pa.int32()),  # index in the page's blocks, reading order as the model wrote them
+        _required("label", pa.string()),  # the model's label (title, text, table, equation, image, ...)
+        _required(
+            "kind", pa.string()
+        ),  # heading | text | table | formula | figure | caption | footnote | other
+        _required("text", pa.string()),  # the block's Markdown, without tags
+        _required("box_model", _list_of(pa.int32())),  # 0-999 over the page, as the model wrote it
+        _required(
+            "box_px", _list_of(pa.float64())
+        ),  # pixels of the rendered page image (width_px x height_px)
+        _required("box_pt", _list_of(pa.float64())),  # PDF points of the page (PyMuPDF page.rect, y down)
+        _required("figure", pa.string()),  # key of the cropped figure under the output root; '' if none
+    ]
+)
+
 # (name, type, meaning). Strings are never null: "" means "not applicable" (nullable strings turn into
 # NaN inside pandas batches and break the Parquet schema).
 _COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -13,6 +41,12 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("content_hash", pa.string(), "etag or content hash of the document when listed"),
     ("page_index", pa.int32(), "0-based page number; -1 for a document-level error row"),
     ("page_count", pa.int32(), "pages in the document; -1 when it could not be opened"),
+    (
+        "width_pt",
+        pa.float64(),
+        "page width in PDF points (PyMuPDF page.rect, /Rotate applied); 0 if not rendered",
+    ),
+    ("height_pt", pa.float64(), "page height in PDF points; 0 if not rendered"),
     ("status", pa.string(), "ok | error"),
     ("error_stage", pa.string(), "list | read | render | ocr; '' when ok"),
     ("error", pa.string(), "why the page failed; '' when ok"),
@@ -46,6 +80,24 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
         pa.bool_(),
         "the document's share of failed or fallen-back pages exceeds the page policy's flag_document_share",
     ),
+    (
+        "markdown",
+        pa.string(),
+        "the page's clean Markdown: grounding tags removed, figures linked by their key; the text as it "
+        "came when it holds no layout; '' on error",
+    ),
+    ("blocks", pa.list_(_required("item", BLOCK_TYPE)), "the page's layout blocks in order; [] if none"),
+    ("layout_parsed", pa.bool_(), "the text was read as a layout with at least one located block"),
+    ("layout_truncated", pa.bool_(), "the last block was cut (token cap, or the text stops inside it)"),
+    (
+        "layout_flags",
+        pa.string(),
+        "comma-separated: stripped (tags decoded away), looped, clamped (a box outside 0-999), malformed "
+        "(broken tags), repeated (blocks repeated without a box of their own); '' when none",
+    ),
+    ("n_tables", pa.int32(), "table blocks on the page"),
+    ("n_formulas", pa.int32(), "formula (equation) blocks on the page"),
+    ("n_figures", pa.int32(), "figure (image) blocks on the page"),
     ("model_id", pa.string(), "checkpoint used"),
     ("model_mode", pa.string(), "resolution mode (v1) or 'dynamic' (v2)"),
     ("prune_method", pa.string(), "pruning method"),
@@ -104,6 +156,8 @@ FEATURE_PREFIX = "feat_"
 FEATURE_COLUMNS = [FEATURE_PREFIX + n for n, _, _ in _FEATURES]
 _COLUMNS += [(FEATURE_PREFIX + n, t, "router feature: " + d) for n, t, d in _FEATURES]
 
+# Per-page counts of the layout's blocks (the run summary and the cost report sum them).
+STRUCTURE_COUNTS = ("n_tables", "n_formulas", "n_figures")
 PAGES_SCHEMA = pa.schema([pa.field(n, t, nullable=False, metadata={"doc": d}) for n, t, d in _COLUMNS])
 COLUMN_NAMES = [n for n, _, _ in _COLUMNS]
 
@@ -111,7 +165,7 @@ COLUMN_NAMES = [n for n, _, _ in _COLUMNS]
 def conform(table: pa.Table) -> pa.Table:
     """A pages table written by an older version -> PAGES_SCHEMA: columns added since get the values the
     old rows meant (their text came from one OCR attempt, nothing was flagged, every page that reached OCR
-    was sent there because routing did not exist: route "ocr", reason "ocr_mode"; no features were read);
+    was sent there because routing did not exist: route "ocr", reason "ocr_mode"; no features were read; no layout was read: their Markdown is their text);
     columns no longer in the schema are dropped. A column of the wrong type still fails the cast: that is not an old file."""
     import pyarrow.compute as pc
 
@@ -125,6 +179,14 @@ def conform(table: pa.Table) -> pa.Table:
         "route": pc.if_else(reached_ocr, "ocr", ""),
         "route_reason": pc.if_else(reached_ocr, "ocr_mode", ""),
         "route_s": pa.array([0.0] * n, pa.float64()),
+        "width_pt": pa.array([0.0] * n, pa.float64()),
+        "height_pt": pa.array([0.0] * n, pa.float64()),
+        "markdown": table["text"],
+        "blocks": pa.array([[]] * n, PAGES_SCHEMA.field("blocks").type),
+        "layout_parsed": pa.array([False] * n, pa.bool_()),
+        "layout_truncated": pa.array([False] * n, pa.bool_()),
+        "layout_flags": pa.array([""] * n, pa.string()),
+        **{name: pa.array([0] * n, pa.int32()) for name in STRUCTURE_COUNTS},
     }
     for name in FEATURE_COLUMNS:
         filled[name] = pa.array([0] * n, PAGES_SCHEMA.field(name).type)

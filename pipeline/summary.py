@@ -36,6 +36,12 @@ class RunSummary(BaseModel):
     pages_ocr: int = 0
     gpu_s_avoided_estimate: float | None = 0.0
     usd_per_1k_pages_direct_without_routing: float | None = None
+    # The pages' layouts (0 in summaries written before layouts were read): pages whose output was read as
+    # a layout with located blocks, and the table, formula and figure blocks of all pages.
+    pages_layout_parsed: int = 0
+    tables: int = 0
+    formulas: int = 0
+    figures: int = 0
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

@@ -27,7 +27,15 @@ ALLOWED: dict[str, set[str]] = {
     # config (which holds the engines' typed settings), schema, summary, redact, samples
     "pipeline": {"rtprune", "rtprune.engines", "rtprune.engines.vllm"},
     "pipeline.store": {"pipeline", "rtprune.engines"},
-    "pipeline.stages": {"pipeline", "pipeline.store", "rtprune", "rtprune.engines", "rtprune.engines.vllm"},
+    # rtprune.deepseek: the grounding format and its geometry, read into a page's layout
+    "pipeline.stages": {
+        "pipeline",
+        "pipeline.store",
+        "rtprune",
+        "rtprune.deepseek",
+        "rtprune.engines",
+        "rtprune.engines.vllm",
+    },
     "pipeline.cost": {"pipeline", "pipeline.stages", "rtprune.engines"},
     "pipeline.export": {"pipeline", "pipeline.store"},
     "pipeline.driver": {"pipeline", "pipeline.store", "pipeline.stages", "pipeline.cost", "rtprune.engines"},

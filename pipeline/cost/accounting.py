@@ -115,6 +115,16 @@ class RunInfo:
     identity: EngineIdentity  # the engine's, as its rows name it
 
 
+def structure_counts(rows: pa.Table) -> dict[str, int]:
+    """The run's layout counts: pages read as a layout, and table, formula and figure blocks."""
+    if not rows.num_rows:
+        return {"pages_layout_parsed": 0, "tables": 0, "formulas": 0, "figures": 0}
+    return {
+        "pages_layout_parsed": int(pc.sum(pc.cast(rows["layout_parsed"], pa.int64())).as_py() or 0),
+        **{name: int(_sum(rows, f"n_{name}")) for name in ("tables", "formulas", "figures")},
+    }
+
+
 def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing: Pricing) -> RunSummary:
     """Sums of this run's committed rows plus the fully loaded cost. $ per 1,000 pages counts ok pages:
     the price of a page that came out as text (routed pages included)."""
@@ -123,7 +133,11 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     saved = routing_savings(rows, pricing.gpu_usd_per_s)
     loaded = fully_loaded_usd(seconds, pricing)
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
-    counts: dict[str, Any] = {**recovery_counts(rows), **identity_columns(info.identity)}
+    counts: dict[str, Any] = {
+        **recovery_counts(rows),
+        **identity_columns(info.identity),
+        **structure_counts(rows),
+    }
     return RunSummary(
         run_id=info.run_id,
         started_at=info.started_at,

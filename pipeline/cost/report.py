@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +34,8 @@ _SLICE_KEYS = ["run_id", "model_id", "model_mode", "prune_method", "prune_config
 _SUMMED = ["status", "gpu_s", "cpu_s", "visual_tokens", "visual_tokens_kept", "cost_direct_usd"]
 # The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py).
 _RECOVERY = ["retried", "recovered", "text_layer"]
+# The pages' layout counts (pipeline/schema.py STRUCTURE_COUNTS), summed per slice; 0 for older tables.
+_LAYOUT = ["n_tables", "n_formulas", "n_figures"]
 
 
 class ReportError(ValueError):
@@ -57,6 +60,9 @@ class RunSlice:
     pages_recovered: int = 0  # text from a retry
     pages_text_layer: int = 0  # fell back to the PDF's text layer
     routing: RoutingSavings = RoutingSavings()  # routed pages, and the OCR'd pages' GPU s and stored $
+    tables: int = 0  # table, formula and figure blocks of the pages' layouts
+    formulas: int = 0
+    figures: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class CostRow:
     pages_routed: int = 0
     gpu_s_avoided: float = 0.0
     cost_avoided_usd: float = 0.0
+    tables: int = 0
+    formulas: int = 0
+    figures: int = 0
 
     @property
     def gpu_hours(self) -> float:
@@ -155,33 +164,13 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 ("visual_tokens", "sum"),
                 ("visual_tokens_kept", "sum"),
                 ("cost_direct_usd", "sum"),
-                *((c, "sum") for c in _RECOVERY + ROUTING_COLUMNS),
+                *((c, "sum") for c in _RECOVERY + ROUTING_COLUMNS + _LAYOUT),
             ]
         )
         if pages.num_rows
         else None
     )
-    slices = []
-    for r in grouped.to_pylist() if grouped is not None else []:
-        pages_ok = int(r["ok_sum"] or 0)
-        slices.append(
-            RunSlice(
-                run_id=r["run_id"],
-                model=model_label(r["model_id"], r["model_mode"]),
-                prune=prune_label(r["prune_method"], r["prune_config_hash"]),
-                pages_ok=pages_ok,
-                pages_failed=int(r["status_count"]) - pages_ok,
-                gpu_s=r["gpu_s_sum"],
-                cpu_s=r["cpu_s_sum"],
-                visual_tokens=int(r["visual_tokens_sum"]),
-                visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
-                cost_direct_usd=r["cost_direct_usd_sum"],
-                pages_retried=int(r["retried_sum"] or 0),
-                pages_recovered=int(r["recovered_sum"] or 0),
-                pages_text_layer=int(r["text_layer_sum"] or 0),
-                routing=summed_routing(r),
-            )
-        )
+    slices = [_slice_of(r) for r in (grouped.to_pylist() if grouped is not None else [])]
     seen = {s.run_id for s in slices}
     for s in summaries:
         if s.run_id not in seen:
@@ -202,9 +191,34 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
     return slices
 
 
+def _slice_of(r: dict[str, Any]) -> RunSlice:
+    """One aggregated (run, setting) group as a RunSlice."""
+    pages_ok = int(r["ok_sum"] or 0)
+    return RunSlice(
+        run_id=r["run_id"],
+        model=model_label(r["model_id"], r["model_mode"]),
+        prune=prune_label(r["prune_method"], r["prune_config_hash"]),
+        pages_ok=pages_ok,
+        pages_failed=int(r["status_count"]) - pages_ok,
+        gpu_s=r["gpu_s_sum"],
+        cpu_s=r["cpu_s_sum"],
+        visual_tokens=int(r["visual_tokens_sum"]),
+        visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
+        cost_direct_usd=r["cost_direct_usd_sum"],
+        pages_retried=int(r["retried_sum"] or 0),
+        pages_recovered=int(r["recovered_sum"] or 0),
+        pages_text_layer=int(r["text_layer_sum"] or 0),
+        routing=summed_routing(r),
+        tables=int(r["n_tables_sum"] or 0),
+        formulas=int(r["n_formulas_sum"] or 0),
+        figures=int(r["n_figures_sum"] or 0),
+    )
+
+
 def _with_ok_column(pages: pa.Table) -> pa.Table:
-    """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) so one Arrow
-    group_by counts them all. Tables from before the page policy count 0 for the last three."""
+    """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) and the layout
+    counts, so one Arrow group_by sums them all. Tables from before the page policy (or the layout) count 0
+    for those."""
     import pyarrow.compute as pc
 
     def flag(mask) -> pa.ChunkedArray | pa.Array:  # a null (a row built without the column) counts 0
@@ -223,6 +237,8 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
     routed = {"route", "ocr_attempts", "gpu_usd_per_s"} <= has  # tables from before routing count 0
     for name, column in routing_columns(pages).items() if routed else ((c, zeros) for c in ROUTING_COLUMNS):
         table = table.append_column(name, column)
+    for name in _LAYOUT:
+        table = table.append_column(name, pc.cast(pages[name], pa.int64()) if name in has else zeros)
     return table
 
 
@@ -353,4 +369,63 @@ def _row(
         pages_routed=routing.pages_routed,
         gpu_s_avoided=routing.gpu_s_avoided,
         cost_avoided_usd=routing.usd_avoided,
+        tables=sum(s.tables for s in slices),
+        formulas=sum(s.formulas for s in slices),
+        figures=sum(s.figures for s in slices),
     )
+
+
+# (header, how to format a row). Dollars per 1,000 pages are the headline numbers; totals follow.
+_COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
+    ("runs", lambda r: f"{r.runs}"),
+    ("pages ok", lambda r: f"{r.pages_ok:,}"),
+    ("failed", lambda r: f"{r.pages_failed:,}"),
+    ("retried", lambda r: f"{r.pages_retried:,}"),
+    ("recovered", lambda r: f"{r.pages_recovered:,}"),
+    ("text layer", lambda r: f"{r.pages_text_layer:,}"),
+    ("tables", lambda r: f"{r.tables:,}"),
+    ("formulas", lambda r: f"{r.formulas:,}"),
+    ("figures", lambda r: f"{r.figures:,}"),
+    ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
+    ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
+    ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),
+    ("kept", lambda r: _pct(r.kept_share)),
+    ("util", lambda r: _pct(r.utilisation)),
+    ("$ direct", lambda r: _money(r.cost_direct_usd)),
+    ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
+]
+
+
+def _money(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:,.4f}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _cells(table: CostTable) -> tuple[list[str], list[list[str]]]:
+    header = [table.dimension] + [h for h, _ in _COLUMNS]
+    body = [[r.group] + [f(r) for _, f in _COLUMNS] for r in [*table.rows, table.total]]
+    return header, body
+
+
+def format_text(table: CostTable) -> str:
+    """Fixed-width table for a terminal; the last line is the total."""
+    header, body = _cells(table)
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    rule = "-" * len(line(header))
+    return "\n".join([line(header), rule, *(line(r) for r in body[:-1]), rule, line(body[-1])])
+
+
+def format_markdown(table: CostTable) -> str:
+    header, body = _cells(table)
+    body[-1] = [f"**{c}**" for c in body[-1]]
+    rows = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
+    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows)

@@ -1,5 +1,6 @@
 """Driver-side streaming commit: collect each document's rows as they arrive, commit complete documents
-in parts (part file, then ledger record), and keep the slim totals the run summary needs."""
+in parts (their figures, the part file, then the ledger record), and keep the slim totals the run summary
+needs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pyarrow.compute as pc
 
 from pipeline.cost.accounting import price_pages
 from pipeline.cost.pricing import Pricing
+from pipeline.stages.figures import attach_figures
 from pipeline.stages.page_policy import flag_document
+from pipeline.stages.rows import FIGURE_FIELDS, FIGURES_PNG
 from pipeline.store.output import Output, commit_part
 
 log = logging.getLogger("pipeline")
@@ -33,6 +36,10 @@ SUMMARY_COLUMNS = [
     "ocr_attempts",
     "doc_flagged",
     "route",
+    "layout_parsed",
+    "n_tables",
+    "n_formulas",
+    "n_figures",
 ]
 
 
@@ -50,6 +57,13 @@ class CommitStats:
     pages_ok: int = 0
     pages_failed: int = 0
     slim: list[pa.Table] = field(default_factory=list)  # committed rows without text, for the summary
+
+
+def with_figure_column(batch: pa.Table) -> pa.Table:
+    """A batch with the figures column (empty where a stage made none), so a document's batches concatenate."""
+    if FIGURES_PNG in batch.column_names:
+        return batch
+    return batch.append_column(FIGURE_FIELDS[0], pa.array([[]] * batch.num_rows, FIGURE_FIELDS[0].type))
 
 
 class Committer:
@@ -82,6 +96,7 @@ class Committer:
         self.documents_complete = 0  # committed or about to be: what the progress display counts as done
 
     def add(self, batch: pa.Table) -> None:
+        batch = with_figure_column(batch)
         for doc_id in pc.unique(batch["doc_id"]).to_pylist():
             parts = self._partial.setdefault(doc_id, [])
             parts.append(batch.filter(pc.equal(batch["doc_id"], doc_id)))
@@ -110,7 +125,8 @@ class Committer:
             )
 
     def _commit(self) -> None:
-        table = price_pages(pa.concat_tables(self._complete), self._pricing)
+        priced = price_pages(pa.concat_tables(self._complete), self._pricing)
+        table, figures = attach_figures(priced, self._run_id, self._seq)
         docs = [
             {
                 "doc_id": t["doc_id"][0].as_py(),
@@ -120,17 +136,19 @@ class Committer:
             }
             for t in self._complete
         ]
-        commit_part(self._out, self._run_id, self._seq, table, docs, self._hash)
+        commit_part(self._out, self._run_id, self._seq, table, docs, self._hash, figures)
         ok = int(pc.sum(pc.equal(table["status"], "ok")).as_py() or 0)
         s = self.stats
         s.parts, s.documents = s.parts + 1, s.documents + len(docs)
         s.pages_ok, s.pages_failed = s.pages_ok + ok, s.pages_failed + table.num_rows - ok
         s.slim.append(table.select(SUMMARY_COLUMNS))
         log.info(
-            "committed part %06d: %d documents, %d rows (run total: %d documents, %d pages ok, %d failed)",
+            "committed part %06d: %d documents, %d rows, %d figures (run total: %d documents, %d pages ok, "
+            "%d failed)",
             self._seq,
             len(docs),
             table.num_rows,
+            len(figures),
             s.documents,
             s.pages_ok,
             s.pages_failed,

@@ -23,6 +23,9 @@ class ExportConfig(BaseModel):
     # One Markdown file per document. Off writes JSONL only: at hundreds of millions of documents, one
     # small object per document costs more requests (and listing time) than the JSONL shards.
     markdown: bool = True
+    # Beside each Markdown file, an HTML viewer of the document (its pages' layouts drawn beside their
+    # Markdown; docs/structured_pages.md): one more small file per document.
+    viewer: bool = True
     # Uncompressed bytes per JSONL shard (a record larger than this gets a shard of its own). Larger
     # shards mean fewer files for downstream readers; smaller ones less memory here and finer parallelism.
     shard_max_bytes: int = Field(default=128 * 1024 * 1024, ge=1)

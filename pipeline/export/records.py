@@ -13,7 +13,8 @@ from typing import Any
 
 # Bump when the Markdown or JSONL format changes: every document's fingerprint changes with it, so the
 # next export rewrites everything in the new format.
-# 2: page text made inert in the Markdown (raw HTML escaped, markers and failure notes unforgeable).
+# 2: page text made inert in the Markdown (raw HTML escaped, markers and failure notes unforgeable),
+# clean Markdown (layout tags removed), figures beside it, page layouts in JSONL.
 FORMAT_VERSION = 2
 # Between the texts of consecutive ok pages in a JSONL record's text (page_spans locate each page).
 PAGE_SEPARATOR = "\n\n"
@@ -42,6 +43,15 @@ class Page:
     error: str
     visual_tokens: int
     visual_tokens_kept: int
+    markdown: str = ""  # the page's clean Markdown (figure links are figure keys of the output)
+    blocks: tuple[dict[str, Any], ...] = ()  # BLOCK_TYPE records (pipeline/schema.py)
+    width_pt: float = 0.0
+    height_pt: float = 0.0
+
+    @property
+    def body(self) -> str:
+        """What the page says: its clean Markdown (the raw text where no Markdown was stored)."""
+        return self.markdown or self.text
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,21 @@ def document_file_name(doc_id: str, source_uri: str) -> str:
     return f"{slug}-{hashlib.sha256(doc_id.encode()).hexdigest()[:20]}.md"
 
 
-def jsonl_record(doc: Document, added: str) -> dict[str, Any]:
+def relink(markdown: str, hrefs: dict[str, str]) -> str:
+    """Markdown whose figure links are figure keys -> the same with each key in `hrefs` replaced."""
+    for key, href in hrefs.items():
+        markdown = markdown.replace(f"]({key})", f"]({href})")
+    return markdown
+
+
+def jsonl_record(doc: Document, added: str, figures: dict[str, str] | None = None) -> dict[str, Any]:
     """One record per document in the shape LLM data pipelines read (Dolma: id, text, source, added,
-    metadata; datatrove's JsonlReader takes the same keys). `text` is the ok pages' text joined by
-    PAGE_SEPARATOR; metadata.page_spans holds [start, end, page_index] per ok page, so
-    text[start:end] is that page's text (offsets in Unicode code points, as Python indexes str)."""
+    metadata; datatrove's JsonlReader takes the same keys). `text` is the ok pages' clean Markdown joined
+    by PAGE_SEPARATOR; metadata.page_spans holds [start, end, page_index] per ok page, so
+    text[start:end] is that page's text (offsets in Unicode code points, as Python indexes str);
+    metadata.pages holds each ok page's size and layout blocks. `figures`: figure key -> the path its
+    links and blocks name instead (the copy beside the Markdown)."""
+    figures = figures or {}
     parts: list[str] = []
     spans: list[list[int]] = []
     pos = 0
@@ -99,9 +119,10 @@ def jsonl_record(doc: Document, added: str) -> dict[str, Any]:
             continue
         if parts:
             pos += len(PAGE_SEPARATOR)
-        spans.append([pos, pos + len(page.text), page.index])
-        parts.append(page.text)
-        pos += len(page.text)
+        text = relink(page.body, figures)
+        spans.append([pos, pos + len(text), page.index])
+        parts.append(text)
+        pos += len(text)
     failed = [
         {"page_index": p.index, "stage": p.error_stage, "reason": p.error}
         for p in doc.pages
@@ -121,10 +142,37 @@ def jsonl_record(doc: Document, added: str) -> dict[str, Any]:
         "prune_config_hash": doc.prune_config_hash,
         "visual_tokens": sum(p.visual_tokens for p in doc.pages),
         "visual_tokens_kept": sum(p.visual_tokens_kept for p in doc.pages),
+        "pages": [_page_layout(p, figures) for p in doc.pages if p.status == "ok"],
+        **{name: sum(b["kind"] == kind for p in doc.pages for b in p.blocks) for name, kind in _COUNTED},
         "export_format": FORMAT_VERSION,
     }
     text = PAGE_SEPARATOR.join(parts)
     return {"id": doc.doc_id, "text": text, "source": doc.source_uri, "added": added, "metadata": metadata}
+
+
+_COUNTED = (("tables", "table"), ("formulas", "formula"), ("figures", "figure"))
+
+
+def _page_layout(page: Page, figures: dict[str, str]) -> dict[str, Any]:
+    """An ok page's size and blocks (boxes in PDF points and 0-999; figures as their copies' paths)."""
+    blocks = [
+        {
+            "order": b["order"],
+            "label": b["label"],
+            "kind": b["kind"],
+            "text": b["text"],
+            "box_pt": b["box_pt"],
+            "box_model": b["box_model"],
+            "figure": figures.get(b["figure"], b["figure"]),
+        }
+        for b in page.blocks
+    ]
+    return {
+        "page_index": page.index,
+        "width_pt": page.width_pt,
+        "height_pt": page.height_pt,
+        "blocks": blocks,
+    }
 
 
 def page_marker(index: int, page_count: int) -> str:
@@ -132,10 +180,11 @@ def page_marker(index: int, page_count: int) -> str:
     return f"<!-- page {index + 1} of {page_count} -->"
 
 
-def markdown(doc: Document) -> str:
+def markdown(doc: Document, figures: dict[str, str] | None = None) -> str:
     """The document as Markdown: a short header, then every page in order, each opened by page_marker and
     separated by a rule; a failed page (or a document that failed as a whole) is a quoted line with its
-    stage and reason, never dropped."""
+    stage and reason, never dropped. `figures`: figure key -> the link written instead (relative to the
+    Markdown file)."""
     name = doc.source_uri.rstrip("/").rsplit("/", 1)[-1] or doc.source_uri
     setting = f"{_code(doc.prune_method)}" + (
         f" [{_code(doc.prune_config_hash)}]" if doc.prune_config_hash else ""
@@ -162,7 +211,7 @@ def markdown(doc: Document) -> str:
             lines += ["---", ""]
         lines += [page_marker(page.index, doc.page_count), ""]
         body = (
-            markdown_page_text(page.text)
+            markdown_page_text(relink(page.body, figures or {}))
             if page.status == "ok"
             else _failure(f"Page {page.index + 1} failed", page)
         )

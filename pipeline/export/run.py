@@ -1,4 +1,5 @@
-"""run_export: committed pages -> Markdown per document + JSONL shards, incrementally.
+"""run_export: committed pages -> Markdown per document (with its figures and an HTML viewer beside it) +
+JSONL shards, incrementally.
 
 Reads only through pipeline.store.read.read_committed (ledgered parts, each document's newest commit per
 engine config), so a part without its ledger record is never seen and no document is emitted half
@@ -19,6 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.export.config import ExportConfig
+from pipeline.export.figures import (
+    clear_folders,
+    copy_figures,
+    figure_copies,
+    figure_folder,
+    relative_to,
+)
 from pipeline.export.records import (
     Document,
     Page,
@@ -28,6 +36,7 @@ from pipeline.export.records import (
     markdown,
 )
 from pipeline.export.state import DocState, ExportState, commit_state, export_id, load_state
+from pipeline.export.viewer import viewer_html
 from pipeline.redact import loggable_name, redact_uri
 from pipeline.store.output import Output
 from pipeline.store.presence import require_digitize_output
@@ -48,6 +57,10 @@ _PAGE_COLUMNS = [
     "error",
     "visual_tokens",
     "visual_tokens_kept",
+    "markdown",
+    "blocks",
+    "width_pt",
+    "height_pt",
 ]
 MARKDOWN_DIR = "markdown"
 JSONL_DIR = "jsonl"
@@ -76,6 +89,8 @@ class ExportResult:
     markdown_files: int = 0
     unchanged: int = 0  # committed documents already exported in their latest version
     markdown_removed: int = 0  # stale Markdown files of documents changed while Markdown is off
+    figure_files: int = 0  # figures copied beside the Markdown
+    viewer_files: int = 0  # HTML viewers written beside the Markdown
 
 
 def latest_versions(pages: pa.Table) -> list[Version]:
@@ -137,6 +152,10 @@ def read_documents(pages: pa.Table, versions: list[Version]) -> list[Document]:
                         r["error"],
                         r["visual_tokens"],
                         r["visual_tokens_kept"],
+                        r["markdown"],
+                        tuple(r["blocks"]),
+                        r["width_pt"],
+                        r["height_pt"],
                     )
                     for r in rs
                 ),
@@ -252,7 +271,8 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     wanted = {v.doc_id for v in work.markdown} | {v.doc_id for v in work.records}
     docs = {d.doc_id: d for d in read_documents(pages, [v for v in versions if v.doc_id in wanted])}
     del pages  # the documents to export are all that is needed from here on
-    _put_many(dest, {names[v.doc_id]: markdown(docs[v.doc_id]).encode() for v in work.markdown})
+    md_docs = [docs[v.doc_id] for v in work.markdown]
+    copies = _write_documents(source, dest, md_docs, names, state, cfg.viewer)
     for (
         path
     ) in work.stale:  # before the commit: until it, the state still names them, and a rerun redoes this
@@ -260,7 +280,10 @@ def run_export(cfg: ExportConfig) -> ExportResult:
             dest.fs.rm_file(dest.path(path))
     added = datetime.now(UTC).isoformat(timespec="seconds")
     exported = [docs[v.doc_id] for v in work.records]
-    lines = [(json.dumps(jsonl_record(d, added), ensure_ascii=False) + "\n").encode() for d in exported]
+    lines = [
+        (json.dumps(jsonl_record(d, added, copies.get(d.doc_id)), ensure_ascii=False) + "\n").encode()
+        for d in exported
+    ]
     shards = _write_shards(dest, eid, lines, cfg)
     result = ExportResult(
         eid,
@@ -273,6 +296,8 @@ def run_export(cfg: ExportConfig) -> ExportResult:
         len(names),
         len(versions) - len(exported),
         len(work.stale),
+        sum(len(c) for c in copies.values()),
+        len(names) if cfg.viewer else 0,
     )
     commit_state(
         dest, seq, _next_state(state, work, names, shards, eid), _manifest(cfg, result, added, shards)
@@ -281,6 +306,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
 
 
 def _manifest(cfg: ExportConfig, result: ExportResult, added: str, shards: list[dict]) -> dict:
+    """What the export's manifest says about it."""
     return {
         "exported_at": added,
         "output": redact_uri(cfg.output),
@@ -294,8 +320,40 @@ def _manifest(cfg: ExportConfig, result: ExportResult, added: str, shards: list[
         "markdown_dir": MARKDOWN_DIR,
         "markdown_files": result.markdown_files,
         "markdown_removed": result.markdown_removed,
+        "figure_files": result.figure_files,
+        "viewer_files": result.viewer_files,
         "compression": cfg.compression,
     }
+
+
+def viewer_path(markdown_path: str) -> str:
+    """The document's HTML viewer, beside its Markdown."""
+    return markdown_path.removesuffix(".md") + ".html"
+
+
+def _write_documents(
+    source: Output,
+    dest: Output,
+    docs: list[Document],
+    names: dict[str, str],
+    state: ExportState,
+    viewer: bool,
+) -> dict[str, dict[str, str]]:
+    """Each document's figures (copied first: the files below link to them), Markdown and viewer; returns
+    doc_id -> {figure key: its copy's path under dest} (empty without Markdown: nothing is copied)."""
+    docs = [d for d in docs if d.doc_id in names]
+    copies = {d.doc_id: figure_copies(d, names[d.doc_id]) for d in docs}
+    clear_folders(dest, [figure_folder(names[d.doc_id]) for d in docs if d.doc_id in state.documents])
+    copy_figures(source, dest, {k: v for c in copies.values() for k, v in c.items()})
+    files = {}
+    for d in docs:
+        md = names[d.doc_id]
+        links = relative_to(copies[d.doc_id], md)
+        files[md] = markdown(d, links).encode()
+        if viewer:
+            files[viewer_path(md)] = viewer_html(d, relative_to(copies[d.doc_id], viewer_path(md))).encode()
+    _put_many(dest, files)
+    return copies
 
 
 def _next_state(

@@ -1,6 +1,7 @@
 """The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation, and
-the page policy's second chances (retries, then the text layer) for pages that loop or hit the cap; OcrStage, its
-Ray Data class on the static-batch (transformers) engine."""
+the page policy's second chances (retries, then the text layer) for pages that loop or hit the cap, then each
+page's layout read from the text it kept (pipeline/stages/structure.py); OcrStage, its Ray Data class on the
+static-batch (transformers) engine."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pyarrow as pa
 
 from pipeline.config import PagePolicy
 from pipeline.redact import describe_error
-from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.gpu_share import page_seconds
 from pipeline.stages.page_policy import fall_back, needs_retry, ocr_result_row, retry_plan, with_attempt
 from pipeline.stages.rasterizer import decode_page
-from pipeline.stages.rows import PageFailure, from_batch, goes_to_ocr, mark_error, to_table
+from pipeline.stages.rows import OCR_OUTPUT_SCHEMA, PageFailure, from_batch, goes_to_ocr, mark_error, to_table
+from pipeline.stages.structure import structure_row
 from rtprune.engines.contract import Engine, EngineConfig, PageResult
 
 T = TypeVar("T")
@@ -111,9 +112,11 @@ def ocr_pages(
     oom: tuple[type[BaseException], ...],
     on_oom: Callable[[], None] = lambda: None,
     policy: PagePolicy | None = None,
+    figures: bool = True,
 ) -> list[dict[str, Any]]:
-    """OCR every ok row (error rows and pages routed to their text layer pass through untouched), then give
-    pages that failed the policy's second chances; returns rows in input order."""
+    """OCR every ok row (error rows and pages routed to their text layer pass through untouched), give pages
+    that failed the policy's second chances, then read each page's layout from the text it kept (figures
+    cropped when `figures`); returns rows in input order."""
     policy = policy if policy is not None else PagePolicy()
     out = list(rows)
     todo = [i for i, r in enumerate(rows) if goes_to_ocr(r)]
@@ -124,12 +127,18 @@ def ocr_pages(
             if isinstance(result, PageFailure)
             else ocr_result_row(rows[i], result, identity, page_seconds(result.usage))
         )
-    return second_chances(
+    out = second_chances(
         engine,
         out,
         policy,
         lambda fn, indices: _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom),
     )
+    return [structure_row(r, partial(page_image, r), figures) for r in out]
+
+
+def page_image(row: dict[str, Any]) -> Any:
+    """The row's page image (PIL), decoded from the render stage's bytes."""
+    return decode_page(row["image"], row["width_px"], row["height_px"], row["page_format"])
 
 
 def second_chances(
@@ -166,10 +175,16 @@ def _empty_cuda_cache() -> None:
 
 
 class OcrStage:
-    """Page rows in, OCR'd page rows (PAGES_SCHEMA) out. Loads the engine once per actor. Pages that loop or
+    """Page rows in, OCR'd page rows (OCR_OUTPUT_SCHEMA: the page columns and the cropped figures) out. Loads the engine once per actor. Pages that loop or
     hit the token cap get the page policy's second chances (retries, text layer) inside the same call."""
 
-    def __init__(self, engine: EngineConfig, sub_batch_size: int, policy: PagePolicy | None = None) -> None:
+    def __init__(
+        self,
+        engine: EngineConfig,
+        sub_batch_size: int,
+        policy: PagePolicy | None = None,
+        figures: bool = True,
+    ) -> None:
         import torch
 
         from rtprune.engines import create_engine
@@ -178,9 +193,16 @@ class OcrStage:
         self._sub_batch_size = sub_batch_size
         self._policy = policy if policy is not None else PagePolicy()
         self._oom = (torch.OutOfMemoryError,)
+        self._figures = figures
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = ocr_pages(
-            self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache, self._policy
+            self._engine,
+            from_batch(batch),
+            self._sub_batch_size,
+            self._oom,
+            _empty_cuda_cache,
+            self._policy,
+            self._figures,
         )
-        return to_table(rows, PAGES_SCHEMA)
+        return to_table(rows, OCR_OUTPUT_SCHEMA)

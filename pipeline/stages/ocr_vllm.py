@@ -3,7 +3,7 @@ once (continuous batching), each page charged its share of the engine's busy tim
 
 Shape: `ocr_row` is the whole life of one page attempt (decode its image, run the engine, make its row, or an
 error row); `ocr_row_with_policy` wraps it in the page policy (retries, text-layer fallback);
-`VllmOcrStage.__call__` only fans a batch out to it.
+`VllmOcrStage.__call__` only fans a batch out to it and reads each page's layout from the text it kept.
 
 Faults:
 - a page the engine rejects or fails on (too long for the model, bad image) -> an `ocr` error row with the
@@ -26,14 +26,15 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline.config import PagePolicy, PoolConfig
 from pipeline.redact import describe_error
-from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.gpu_share import BusyClock, PhaseWork, page_seconds, split_phases
+from pipeline.stages.ocr import page_image
 from pipeline.stages.page_policy import (
     USAGE_COLUMNS,
     add_attempt,
@@ -43,7 +44,8 @@ from pipeline.stages.page_policy import (
     retry_plan,
 )
 from pipeline.stages.rasterizer import decode_page
-from pipeline.stages.rows import from_batch, goes_to_ocr, mark_error, to_table
+from pipeline.stages.rows import OCR_OUTPUT_SCHEMA, from_batch, goes_to_ocr, mark_error, to_table
+from pipeline.stages.structure import structure_row
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import AsyncEngine, EngineConfig
 
@@ -179,12 +181,15 @@ def build_vllm_engine(engine: EngineConfig, pool: PoolConfig) -> AsyncEngine:
 
 
 class VllmOcrStage:
-    """Page rows in, OCR'd page rows (PAGES_SCHEMA) out, on one vLLM engine per actor. Async: Ray Data
+    """Page rows in, OCR'd page rows (OCR_OUTPUT_SCHEMA) out, on one vLLM engine per actor. Async: Ray Data
     runs up to `pools.ocr_batches_in_flight` calls at once in the actor's event loop, so the engine holds
     pages of several batches and a batch's slow page does not idle the GPU."""
 
-    def __init__(self, engine: EngineConfig, pool: PoolConfig, policy: PagePolicy | None = None) -> None:
+    def __init__(
+        self, engine: EngineConfig, pool: PoolConfig, policy: PagePolicy | None = None, figures: bool = True
+    ) -> None:
         self._engine = build_vllm_engine(engine, pool)
+        self._figures = figures
         self._policy = policy if policy is not None else PagePolicy()
         self._meter = EngineMeter(pool.ocr_vllm.max_num_seqs)
         self._fatal = engine_dead_errors()
@@ -197,12 +202,15 @@ class VllmOcrStage:
     async def __call__(self, batch: pa.Table) -> pa.Table:
         rows = from_batch(batch)
         try:
-            out = await asyncio.gather(
-                *(ocr_row_with_policy(self._engine, r, self._meter, self._fatal, self._policy) for r in rows)
-            )
+            out = await asyncio.gather(*(self._page(r) for r in rows))
         except self._fatal as exc:
             self._exit_for_restart(exc)
-        return to_table(out, PAGES_SCHEMA)
+        return to_table(out, OCR_OUTPUT_SCHEMA)
+
+    async def _page(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One page through the policy, then its layout (parsing and figure crops off the event loop)."""
+        out = await ocr_row_with_policy(self._engine, row, self._meter, self._fatal, self._policy)
+        return await asyncio.to_thread(structure_row, out, partial(page_image, out), self._figures)
 
     def _exit_for_restart(self, exc: BaseException) -> None:
         """The engine cannot serve again: close it (its processes end with it), then exit the process so

@@ -27,6 +27,9 @@ class RenderedPage:
     markdown: str = ""
     work_s: float = 0.0  # seconds this page took in the child (0: not measured; the stage shares evenly)
     route_s: float = 0.0  # of work_s: reading the layer, its features, the decision and the Markdown
+    # The page's size in PDF points (page.rect: /Rotate applied): maps layout boxes to the page's points.
+    width_pt: float = 0.0
+    height_pt: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,15 @@ def _render_page(page, cfg: RenderConfig, text: str | None = None) -> RenderedPa
     data = pix.tobytes("png") if cfg.page_format == "png" else bytes(pix.samples)
     if text is None:
         text = text_layer(page, cfg.text_layer_max_chars)
-    return RenderedPage(pix.width, pix.height, data, zoom * 72.0, text_layer=text)
+    return RenderedPage(
+        pix.width,
+        pix.height,
+        data,
+        zoom * 72.0,
+        text_layer=text,
+        width_pt=float(page.rect.width),
+        height_pt=float(page.rect.height),
+    )
 
 
 def text_layer(page, max_chars: int) -> str:

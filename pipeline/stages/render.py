@@ -85,6 +85,8 @@ def render_document(
             width_px=page.width_px,
             height_px=page.height_px,
             page_format=cfg.page_format,
+            width_pt=page.width_pt,
+            height_pt=page.height_pt,
             text_layer=page.text_layer,
             **route_columns(page),
         )

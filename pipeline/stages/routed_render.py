@@ -76,14 +76,31 @@ def decide(reads: list[LayerRead], routing: RoutingConfig) -> list[RouteDecision
 
 def finish_page(doc, index: int, read: LayerRead, decision: RouteDecision, cfg: RenderConfig) -> RenderedPage:
     """A routed page as its Markdown; any other page rasterized (its text layer from the first pass)."""
-    common = {"route": decision.route, "route_reason": decision.reason, "features": read.features}
     if decision.route == "text_layer":
-        seconds = {"work_s": read.seconds, "route_s": read.seconds}
-        return RenderedPage(0, 0, b"", 0.0, text_layer=read.text, markdown=read.markdown, **seconds, **common)
+        return RenderedPage(
+            0,
+            0,
+            b"",
+            0.0,
+            text_layer=read.text,
+            markdown=read.markdown,
+            work_s=read.seconds,
+            route_s=read.seconds,
+            route=decision.route,
+            route_reason=decision.reason,
+            features=read.features,
+        )
     start = time.perf_counter()
     text = read.text if read.features is not None else None  # unread: PyMuPDF's own get_text
     page = render_page_or_error(doc, index, cfg, text)
-    return replace(page, work_s=read.seconds + time.perf_counter() - start, route_s=read.seconds, **common)
+    return replace(
+        page,
+        work_s=read.seconds + time.perf_counter() - start,
+        route_s=read.seconds,
+        route=decision.route,
+        route_reason=decision.reason,
+        features=read.features,
+    )
 
 
 def render_routed_pdf(data: bytes, cfg: RenderConfig, routing: RoutingConfig) -> RenderOutcome:

@@ -1,7 +1,7 @@
 """Page rows: the typed record every stage passes on, and its conversion to and from Arrow.
 
-Between the render and OCR stages a row also carries the page image and its text layer (IMAGE_FIELDS);
-the OCR stage drops them. Every row leaving the pipeline conforms to PAGES_SCHEMA: no nulls, "" for not applicable."""
+Between the render and OCR stages a row also carries the page image and its text layer (IMAGE_FIELDS); the OCR stage drops them, and hands the driver the page's cropped figures instead
+(FIGURE_FIELDS), which the committer writes and drops. Every row leaving the pipeline conforms to PAGES_SCHEMA: no nulls, "" for not applicable."""
 
 from __future__ import annotations
 
@@ -23,10 +23,19 @@ IMAGE_FIELDS = [
     pa.field("text_layer", pa.string(), nullable=False),  # the PDF's own text, for the page policy's fallback
 ]
 RENDERED_SCHEMA = pa.schema(list(PAGES_SCHEMA) + IMAGE_FIELDS)
+# The figures cropped from the page image (PNG), one per figure block with a box, in block order: the OCR
+# stage has the image, the driver commits them (pipeline/stages/figures.py) and drops the column.
+FIGURES_PNG = "figures_png"
+FIGURE_FIELDS = [
+    pa.field(FIGURES_PNG, pa.list_(pa.field("item", pa.binary(), nullable=False)), nullable=False)
+]
+OCR_OUTPUT_SCHEMA = pa.schema(list(PAGES_SCHEMA) + FIGURE_FIELDS)
 
 _DEFAULTS: dict[str, Any] = {
     f.name: (
-        ""
+        []
+        if pa.types.is_list(f.type)
+        else ""
         if pa.types.is_string(f.type)
         else 0.0
         if pa.types.is_floating(f.type)
@@ -34,9 +43,23 @@ _DEFAULTS: dict[str, Any] = {
         if pa.types.is_boolean(f.type)
         else 0
     )
-    for f in RENDERED_SCHEMA
+    for f in pa.schema(list(RENDERED_SCHEMA) + FIGURE_FIELDS)
 }
 _DEFAULTS["image"] = b""
+
+
+# A page without a layout (error rows, and rows before the OCR stage read one).
+NO_STRUCTURE: dict[str, Any] = {
+    "markdown": "",
+    "blocks": [],
+    "layout_parsed": False,
+    "layout_truncated": False,
+    "layout_flags": "",
+    "n_tables": 0,
+    "n_formulas": 0,
+    "n_figures": 0,
+    FIGURES_PNG: [],
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +102,8 @@ def new_row(stamp: RunStamp, doc: dict[str, Any], page_index: int, page_count: i
 
 
 def mark_error(row: dict[str, Any], stage: str | PageFailure, reason: str = "") -> dict[str, Any]:
-    """The same row as an error of `stage` (or the stage and reason of a PageFailure); the text and image are
-    dropped (nothing half-done survives)."""
+    """The same row as an error of `stage` (or the stage and reason of a PageFailure); the text, its layout,
+    figures and image are dropped (nothing half-done survives)."""
     failure = stage if isinstance(stage, PageFailure) else PageFailure(stage, reason)
     return {
         **row,
@@ -92,6 +115,7 @@ def mark_error(row: dict[str, Any], stage: str | PageFailure, reason: str = "") 
         "text_source": "",
         "image": b"",
         "text_layer": "",
+        **NO_STRUCTURE,
     }
 
 

@@ -1,12 +1,14 @@
-"""The output root and the commit protocol: a part file is written first, then its ledger record (the commit
-point, atomically). The layout of the root is pipeline/store/paths.py's.
+"""The output root and the commit protocol: a part's figures are written first, then its part file, then
+its ledger record (the commit point, atomically). The layout of the root is pipeline/store/paths.py's.
 
-A part file exists for readers only once its ledger record does, so a crash leaves at most orphan part
-files (ignored, later cleaned) and never half a commit. Reading committed output is pipeline/store/read.py's.
+A part file and its figure folder exist for readers only once their ledger record does, so a crash leaves
+at most orphan part files and figures (ignored, later cleaned) and never half a commit. Reading committed
+output is pipeline/store/read.py's.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -113,8 +115,11 @@ def commit_part(
     table: pa.Table,
     documents: list[dict[str, Any]],
     engine_config_hash: str,
+    figures: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Write one part file, then its ledger record (the commit point). Returns the record."""
+    """Write the part's figures ({key: PNG}, keys in its figure folder), then the part file, then its
+    ledger record (the commit point). Returns the record."""
+    write_figures(out, run_id, seq, figures or {})
     part = out.part_path(run_id, seq)
     out.fs.makedirs(out.path(paths.part_folder_key(run_id)), exist_ok=True)
     data = table_bytes(table)
@@ -128,8 +133,32 @@ def commit_part(
         "engine_config_hash": engine_config_hash,
         "committed_at": datetime.now(UTC).isoformat(),
     }
+    if figures:  # the folder the record makes visible (records without the keys have no figures)
+        record |= {"figure_folder": paths.figure_folder_key(run_id, seq), "figures": len(figures)}
     out.put_atomic(out.ledger_path(run_id, seq), json.dumps(record, sort_keys=True).encode())
     return record
+
+
+_PUT_BATCH = 64  # figure files handed to the store at once (object stores upload them concurrently)
+
+
+def write_figures(out: Output, run_id: str, seq: int, figures: dict[str, bytes]) -> None:
+    """The part's figure files, into a folder emptied first: what an earlier attempt at this run and seq
+    left there (it crashed before its record) must not become visible with this commit, figures or not."""
+    folder_key = paths.figure_folder_key(run_id, seq)
+    folder = out.path(folder_key)
+    if out.fs.exists(folder):
+        out.fs.rm(folder, recursive=True)
+    stray = [k for k in figures if not k.startswith(folder_key + "/")]
+    if stray:
+        raise ValueError(f"figures outside the folder of part {run_id}/{seq}: {stray[:3]}")
+    if not figures:
+        return
+    out.fs.makedirs(folder, exist_ok=True)
+    items = [(out.path(k), v) for k, v in figures.items()]
+    for i in range(0, len(items), _PUT_BATCH):
+        batch = dict(items[i : i + _PUT_BATCH])
+        retry(functools.partial(out.fs.pipe, batch))
 
 
 def read_ledger(out: Output) -> list[dict[str, Any]]:
@@ -148,14 +177,19 @@ def committed_documents(records: Iterable[dict[str, Any]]) -> dict[tuple[str, st
 
 
 def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) -> list[str]:
-    """Delete part files without a ledger record that are older than grace_s (younger ones may belong to
-    a run still writing). Returns what was deleted."""
+    """Delete part files and figures without a ledger record that are older than grace_s (younger ones may
+    belong to a run still writing). Returns what was deleted."""
     ledgered = {out.path(r["file"]) for r in records}
+    parts = {(r["run_id"], int(r["seq"])) for r in records}
+    orphans = [p for p in out.glob(paths.PART_GLOB) if p not in ledgered]
+    orphans += [p for p in out.glob(paths.FIGURE_GLOB) if paths.figure_part(p) not in parts]
+    return _remove_old(out, orphans, grace_s)
+
+
+def _remove_old(out: Output, candidates: list[str], grace_s: float) -> list[str]:
     now = time.time()
     removed = []
-    for path in out.glob(paths.PART_GLOB):
-        if path in ledgered:
-            continue
+    for path in candidates:
         mtime = _mtime(out.fs.info(path))  # one HEAD per object
         if now - mtime >= grace_s:
             out.fs.rm_file(path)
@@ -164,19 +198,12 @@ def clean_orphans(out: Output, records: list[dict[str, Any]], grace_s: float) ->
 
 
 def clean_run_orphans(out: Output, run_id: str, grace_s: float) -> list[str]:
-    """clean_orphans for one run, from names alone (part-{seq} pairs with ledger {seq}): for runs that
-    may have crashed between a part and its record, without reading any record."""
+    """clean_orphans for one run, from names alone (part-{seq} and figures/{run}/{seq} pair with ledger
+    {seq}): for runs that may have crashed between a part and its record, without reading any record."""
     ledgered = {paths.ledger_seq(p) for p in out.glob(paths.run_ledger_glob(run_id))}
-    now = time.time()
-    removed = []
-    for path in out.glob(paths.run_part_glob(run_id)):
-        if paths.part_seq(path) in ledgered:
-            continue
-        mtime = _mtime(out.fs.info(path))
-        if now - mtime >= grace_s:
-            out.fs.rm_file(path)
-            removed.append(path)
-    return removed
+    orphans = [p for p in out.glob(paths.run_part_glob(run_id)) if paths.part_seq(p) not in ledgered]
+    orphans += [p for p in out.glob(paths.run_figure_glob(run_id)) if paths.figure_part(p)[1] not in ledgered]
+    return _remove_old(out, orphans, grace_s)
 
 
 def _mtime(info: dict[str, Any]) -> float:

@@ -1,6 +1,8 @@
 """The layout of an output root: every key under it is built, globbed and parsed here and nowhere else.
 
     {output}/pages/{run_id}/part-{seq:06d}.parquet   page rows (PAGES_SCHEMA), written first
+    {output}/figures/{run_id}/{seq:06d}/{doc_id}-{page:05d}-{block:03d}.png   figures cropped from the
+                                                     part's pages, written before the part
     {output}/_ledger/{run_id}/{seq:06d}.json         commit record, written last and atomically
     {output}/runs/{run_id}/summary.json              RunSummary, at the end of a run
     {output}/_index/manifest-{gen:010d}.json      {gen, nonce, buckets, files, watermark, rows}: written last
@@ -8,7 +10,8 @@
     {output}/_index/open/{run_id}                 a run that may have ledger records the index lacks
     {output}/_lease/run.json                      the run lease: which run holds the output (lease.py)
 
-A part file exists for readers only once its ledger record does (the commit protocol: output.py); the index
+A part file, and the figure folder of the same run and seq, exist for readers only once their ledger
+record does (the commit protocol: output.py); the index
 and its open markers are index.py's (what they guarantee is said there).
 
 Keys are relative to the output root (Output.path makes them paths). Parsers take a key or a full path and
@@ -17,6 +20,7 @@ read only its last components, so they work on what a listing returns."""
 from __future__ import annotations
 
 PAGES = "pages"
+FIGURES = "figures"
 LEDGER = "_ledger"
 RUNS = "runs"
 INDEX = "_index"
@@ -25,6 +29,7 @@ LEASE_KEY = "_lease/run.json"
 
 LEDGER_GLOB = f"{LEDGER}/*/*.json"
 PART_GLOB = f"{PAGES}/*/part-*.parquet"
+FIGURE_GLOB = f"{FIGURES}/*/*/*.png"
 SUMMARY_GLOB = f"{RUNS}/*/summary.json"
 INDEX_MANIFEST_GLOB = f"{INDEX}/manifest-*.json"
 INDEX_FOLDER_GLOB = f"{INDEX}/g*"
@@ -41,6 +46,26 @@ def part_folder_key(run_id: str) -> str:
 
 def part_key(run_id: str, seq: int) -> str:
     return f"{part_folder_key(run_id)}/{_PART_PREFIX}{seq:06d}{_PART_SUFFIX}"
+
+
+def figure_folder_key(run_id: str, seq: int) -> str:
+    """The folder of the figures of one part (run and seq): committed by the part's ledger record."""
+    return f"{FIGURES}/{run_id}/{seq:06d}"
+
+
+def figure_key(run_id: str, seq: int, doc_id: str, page_index: int, block_order: int) -> str:
+    """The figure of block `block_order` of a page, committed with part `seq` of `run_id`."""
+    return f"{figure_folder_key(run_id, seq)}/{doc_id}-{page_index:05d}-{block_order:03d}.png"
+
+
+def run_figure_glob(run_id: str) -> str:
+    return f"{FIGURES}/{run_id}/*/*.png"
+
+
+def figure_part(path: str) -> tuple[str, int]:
+    """(run_id, seq) of the part a figure file belongs to, from its path (`figures/<run>/<seq>/<name>`)."""
+    run_id, seq = path.rstrip("/").rsplit("/", 3)[-3:-1]
+    return run_id, int(seq)
 
 
 def ledger_key(run_id: str, seq: int) -> str:

@@ -126,3 +126,24 @@ def test_small_and_thin_pages_read_the_same_in_both_engines(engines, name):
         assert type(result).__name__ == "PageResult", (size, result)
         assert result.usage.visual_tokens_kept == len(kept_index), size
         assert outcome(result) == outcome(expected), f"{size}, {name}"
+
+
+def test_both_engines_keep_the_grounding_tags_of_the_same_ids(engines):
+    """The ids of a grounding page (tags are special tokens) through each engine's own output step: the
+    same text, tags kept, end-of-sentence and padding gone."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from rtprune.engines.hf.batch import PrunedPage
+    from rtprune.engines.hf.engine import Generation
+
+    vllm, hf = engines
+    page = "<|ref|>title<|/ref|><|det|>[[65, 50, 545, 78]]<|/det|>\n# Title\n\ntext"
+    tok = hf.backend.tokenizer
+    ids = [*tok.encode(page, add_special_tokens=False), tok.eos_token_id]
+    final = SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids)], prompt_token_ids=[0] * 3, metrics=None)
+    from_vllm = vllm._result(final, 1, 1).text
+    pruned = PrunedPage(torch.zeros(1, 4), torch.tensor([0]), 1)
+    from_hf = hf.results([pruned], Generation([torch.tensor(ids)], ["eos"], [3], 0.0, 0.0), 0.0, 0.0)[0].text
+    assert from_vllm == from_hf == page

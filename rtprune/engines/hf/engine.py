@@ -23,6 +23,7 @@ import torch
 from rtprune.api import PruneConfig, prune_batch
 from rtprune.deepseek.repetition import RepetitionGuard, whitelist_ids
 from rtprune.engines.contract import EngineConfig, EngineIdentity, FinishReason, PageResult, PageUsage
+from rtprune.engines.decoding import decode_output
 from rtprune.engines.hf.batch import (
     PromptBatch,
     PrunedPage,
@@ -340,7 +341,7 @@ class OcrEngine:
                 decode_s=decode[i],
                 finish_reason=gen.finish_reasons[i],
             )
-            text = self.backend.tokenizer.decode(gen.output_ids[i], skip_special_tokens=True)
+            text = decode_output(self.backend.tokenizer, gen.output_ids[i].tolist())
             scored = tuple(gen.token_logprobs[i].tolist()) if gen.token_logprobs else ()
             results.append(PageResult(text=text, usage=usage, token_logprobs=scored))
         return results

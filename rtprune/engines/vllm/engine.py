@@ -35,6 +35,7 @@ from typing import Any
 
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import EngineConfig, EngineIdentity, PageResult, PageUsage
+from rtprune.engines.decoding import decode_output
 from rtprune.engines.support import vllm_problem
 from rtprune.engines.vllm.pages import (
     EngineDied,
@@ -348,7 +349,7 @@ class VllmEngine:
             finish_reason=reason,
         )
         return PageResult(
-            text=self._tokenizer.decode(ids[:n_text], skip_special_tokens=True),
+            text=decode_output(self._tokenizer, list(ids[:n_text])),
             usage=usage,
             token_logprobs=sampled_logprobs(ids[:n_text], completion.logprobs),
         )
