@@ -12,6 +12,7 @@ from pipeline.driver.console import ConsoleProgress
 from pipeline.driver.progress import format_failure
 from pipeline.redact import describe_error, escape_controls
 from pipeline.stages.rows import RunStamp, mark_error, new_row, to_table
+from rtprune.engines.contract import EngineIdentity
 
 FORGED = "file:///in/a.pdf\n07:51:22 pipeline committed part 000099: 8 documents\x1b[31m.pdf"
 RAW = ("\n", "\r", "\x1b", "\u202e", "\x00")
@@ -34,7 +35,7 @@ def test_a_failure_line_escapes_the_name_and_the_reason():
 
 
 def test_the_console_logs_hostile_names_on_one_line(caplog):
-    stamp = RunStamp("run-1", "tiny", "tiny", "none", "h")
+    stamp = RunStamp("run-1", EngineIdentity("tiny", "tiny", "none", "h"))
     row = new_row(stamp, {"doc_id": "d", "source_uri": FORGED, "content_hash": "c"}, -1, -1)
     progress = ConsoleProgress(io.StringIO(), interval_s=3600)
     progress.start(documents_total=1)

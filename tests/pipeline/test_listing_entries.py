@@ -21,6 +21,7 @@ from pipeline.store.listing import ListingNotes, list_documents
 from pipeline.store.output import Output, commit_part
 from pipeline.store.plan import plan_run
 from pipeline.summary import RunSummary
+from rtprune.engines.contract import EngineIdentity
 from tests.fixture_entries import unlistable_folder
 
 PDF = b"%PDF-1.4 "
@@ -94,7 +95,7 @@ def test_a_changed_link_target_is_redone_by_the_next_run(tmp_path: Path) -> None
     cfg = PipelineConfig(input=str(folder), output=str(tmp_path / "out"), plan={"buckets": 8})
     out = Output.open(cfg.output)
     docs = list_documents(cfg.input, cfg.storage)
-    stamp = RunStamp("first", "m", "tiny", "rtprune", "h")
+    stamp = RunStamp("first", EngineIdentity("m", "tiny", "rtprune", "h"))
     rows = [
         new_row(stamp, {"doc_id": d.doc_id, "source_uri": d.source_uri, "content_hash": d.content_hash}, 0, 1)
         for d in docs

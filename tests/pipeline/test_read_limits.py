@@ -18,8 +18,9 @@ from pipeline.stages.render import render_document
 from pipeline.stages.rows import RunStamp
 from pipeline.store.fs import read_bytes
 from pipeline.store.listing import list_documents
+from rtprune.engines.contract import EngineIdentity
 
-STAMP = RunStamp("r1", "tiny-random-v1", "tiny", "rtprune", "abc")
+STAMP = RunStamp("r1", EngineIdentity("tiny-random-v1", "tiny", "rtprune", "abc"))
 
 
 def _rows(uri: str, size_bytes: int, cfg: RenderConfig) -> list[dict[str, Any]]:
