@@ -59,6 +59,24 @@ def engine():
     return OcrEngine(EngineConfig(**ENGINE_OVERRIDES))
 
 
+# What routing decides and the OCR stages must leave as it is (the layout step after OCR adds a routed page's
+# layout columns, which are not the engine's doing).
+_ROUTED_KEYS = (
+    "text",
+    "status",
+    "route",
+    "route_reason",
+    "text_source",
+    "gpu_s",
+    "visual_tokens",
+    "output_tokens",
+)
+
+
+def _routing_view(rows):
+    return [{k: r[k] for k in _ROUTED_KEYS} for r in rows]
+
+
 class Counting:
     """The real engine, counting the pages each call receives."""
 
@@ -78,7 +96,9 @@ def test_routed_pages_pass_the_static_batch_stage_untouched(engine, rows):
     assert [r["route"] for r in rows] == ["text_layer", "text_layer", "ocr"]
     counting = Counting(engine)
     out = ocr_pages(counting, rows, sub_batch_size=4, oom=OOM, policy=PagePolicy(greedy_retry=False))
-    assert out[:2] == rows[:2] and counting.pages == 1  # only the scan reached the engine
+    assert (
+        _routing_view(out[:2]) == _routing_view(rows[:2]) and counting.pages == 1
+    )  # only the scan reached the engine
     assert all(r["text_source"] == TEXT_SOURCE_ROUTED and r["ocr_attempts"] == 0 for r in out[:2])
     assert out[2]["status"] == "ok" and out[2]["ocr_attempts"] == 1 and out[2]["gpu_s"] > 0
 
@@ -88,7 +108,11 @@ def test_the_page_policy_retries_only_ocr_pages(engine, rows):
     (unpruned); the routed pages have no finish reason to retry and are not touched."""
     counting = Counting(engine)
     out = ocr_pages(counting, rows, sub_batch_size=4, oom=OOM, policy=PagePolicy())
-    assert out[:2] == rows[:2] and counting.pages == 2 and out[2]["ocr_attempts"] == 2
+    assert (
+        _routing_view(out[:2]) == _routing_view(rows[:2])
+        and counting.pages == 2
+        and out[2]["ocr_attempts"] == 2
+    )
 
 
 class Refusing:
