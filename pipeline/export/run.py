@@ -273,11 +273,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     del pages  # the documents to export are all that is needed from here on
     md_docs = [docs[v.doc_id] for v in work.markdown]
     copies = _write_documents(source, dest, md_docs, names, state, cfg.viewer)
-    for (
-        path
-    ) in work.stale:  # before the commit: until it, the state still names them, and a rerun redoes this
-        if dest.fs.exists(dest.path(path)):
-            dest.fs.rm_file(dest.path(path))
+    _remove_stale(dest, work.stale)  # before the commit: the state still names them, and a rerun redoes it
     added = datetime.now(UTC).isoformat(timespec="seconds")
     exported = [docs[v.doc_id] for v in work.records]
     lines = [
@@ -331,6 +327,15 @@ def viewer_path(markdown_path: str) -> str:
     return markdown_path.removesuffix(".md") + ".html"
 
 
+def _remove_stale(dest: Output, stale: list[str]) -> None:
+    """Remove the Markdown of each document that changed while Markdown is off, with its viewer and figures
+    (none of them is current any more)."""
+    clear_folders(dest, [figure_folder(md) for md in stale])
+    for path in [p for md in stale for p in (md, viewer_path(md))]:
+        if dest.fs.exists(dest.path(path)):
+            dest.fs.rm_file(dest.path(path))
+
+
 def _write_documents(
     source: Output,
     dest: Output,
@@ -352,6 +357,8 @@ def _write_documents(
         files[md] = markdown(d, links).encode()
         if viewer:
             files[viewer_path(md)] = viewer_html(d, relative_to(copies[d.doc_id], viewer_path(md))).encode()
+        elif d.doc_id in state.documents and dest.fs.exists(dest.path(viewer_path(md))):
+            dest.fs.rm_file(dest.path(viewer_path(md)))  # a viewer of an older version is not current
     _put_many(dest, files)
     return copies
 

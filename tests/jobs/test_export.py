@@ -19,6 +19,7 @@ from pipeline.export.records import PAGE_SEPARATOR, document_file_name, markdown
 from pipeline.export.run import shard_lines
 from pipeline.samples import corrupt_pdf_bytes, sample_pdf_bytes
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.rows import NO_STRUCTURE
 from pipeline.store.output import Output, commit_part, table_bytes
 from pipeline.store.read import read_committed
 
@@ -175,6 +176,7 @@ def _commit_copy(
             "content_hash": f"{doc_id}-{run_id}",
             "page_index": i,
             "page_count": len(texts),
+            **NO_STRUCTURE,  # the template's layout describes its own text, not this one
             "text": text,
         }
         if i == fail_page:
@@ -211,8 +213,10 @@ def test_export_matches_the_committed_pages(output, tmp_path):
     ]
     broken = next(rows for rows in docs.values() if rows[0]["source_uri"].endswith("broken.pdf"))
     assert broken[0]["status"] == "error"  # marked in both outputs (checked above), not dropped
-    names = sorted(p.name for p in (tmp_path / "export" / "markdown").iterdir())
-    assert all(re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{20}\.md", n) for n in names)
+    files = sorted(p.name for p in (tmp_path / "export" / "markdown").iterdir())
+    names = [n for n in files if n.endswith(".md")]
+    assert len(names) == 4 and all(re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{20}\.md", n) for n in names)
+    assert files == sorted([*names, *(n.removesuffix(".md") + ".html" for n in names)])  # a viewer each
     assert any(n.startswith("cafe-menu-") for n in names) and any(n.startswith("it-s-odd-") for n in names)
 
 
@@ -296,6 +300,7 @@ def test_the_latest_commit_wins_across_engine_settings(output, tmp_path):
             "content_hash": "twice-run-2",
             "page_index": 0,
             "page_count": 1,
+            **NO_STRUCTURE,
             "text": "with setting e2",
         }
     ]

@@ -12,32 +12,15 @@ import pyarrow as pa
 from pipeline.export import ExportConfig, run_export
 from pipeline.export.run import MARKDOWN_DIR
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.rows import RunStamp, new_row
 from pipeline.store.output import Output, commit_part
+from rtprune.engines.contract import EngineIdentity
 
 
 def _row(run_id: str, doc_id: str, page: int, pages: int) -> dict:
-    row = {}
-    for f in PAGES_SCHEMA:
-        if pa.types.is_string(f.type):
-            row[f.name] = ""
-        elif pa.types.is_boolean(f.type):
-            row[f.name] = False
-        else:
-            row[f.name] = 0
-    return row | {
-        "run_id": run_id,
-        "doc_id": doc_id,
-        "source_uri": f"file:///in/{doc_id}.pdf",
-        "content_hash": f"{doc_id}-{run_id}",
-        "page_index": page,
-        "page_count": pages,
-        "status": "ok",
-        "text": f"text of {doc_id} page {page} in {run_id}",
-        "model_id": "m",
-        "model_mode": "tiny",
-        "prune_method": "none",
-        "prune_config_hash": "h",
-    }
+    stamp = RunStamp(run_id, EngineIdentity("m", "tiny", "none", "h"))
+    doc = {"doc_id": doc_id, "source_uri": f"file:///in/{doc_id}.pdf", "content_hash": f"{doc_id}-{run_id}"}
+    return new_row(stamp, doc, page, pages) | {"text": f"text of {doc_id} page {page} in {run_id}"}
 
 
 def commit(out_dir: Path, run_id: str, seq: int, docs: dict[str, int]) -> None:
@@ -52,8 +35,12 @@ def commit(out_dir: Path, run_id: str, seq: int, docs: dict[str, int]) -> None:
 
 
 def _markdown(dest: Path) -> dict[str, str]:
+    """The Markdown files of the export; each has its HTML viewer beside it and nothing else is there."""
     folder = dest / MARKDOWN_DIR
-    return {p.name: p.read_text() for p in folder.iterdir()} if folder.exists() else {}
+    files = {p.name: p.read_text() for p in folder.iterdir()} if folder.exists() else {}
+    markdown = {n: t for n, t in files.items() if n.endswith(".md")}
+    assert set(files) == set(markdown) | {n.removesuffix(".md") + ".html" for n in markdown}, sorted(files)
+    return markdown
 
 
 def test_an_output_no_run_wrote_to_is_an_error_and_nothing_is_created(tmp_path, capsys):
@@ -112,3 +99,16 @@ def test_a_document_changed_while_markdown_is_off_loses_its_stale_markdown(tmp_p
     again = run_export(cfg)  # Markdown back on: only a's file is missing, and it is written current
     assert (again.documents, again.markdown_files) == (0, 1)
     assert any("in run-2" in t for t in _markdown(dest).values())
+
+
+def test_a_viewer_turned_off_leaves_no_viewer_of_an_older_version(tmp_path):
+    out, dest = tmp_path / "out", tmp_path / "exp"
+    commit(out, "run-1", 0, {"a": 1})
+    cfg = ExportConfig(output=str(out), dest=str(dest))
+    assert run_export(cfg).viewer_files == 1
+    commit(out, "run-2", 0, {"a": 1})
+    result = run_export(cfg.model_copy(update={"viewer": False}))
+    assert (result.changed, result.markdown_files, result.viewer_files) == (1, 1, 0)
+    names = [p.name for p in (dest / MARKDOWN_DIR).iterdir()]
+    assert len(names) == 1 and names[0].endswith(".md")
+    assert "in run-2" in (dest / MARKDOWN_DIR / names[0]).read_text()
