@@ -44,8 +44,10 @@ def session_ray():
     CPU on a small machine); workers import this checkout. Tests take it through the `local_ray` fixture
     (tests/pipeline/pipeline_fixtures.py) or reliability's pipeline_harness.local_ray(). A pipeline run
     leaves nothing behind in it: its actors end with the run."""
-    ray = pytest.importorskip("ray")
-    ray.init(
+    pytest.importorskip("ray")
+    from ray_start import init_local_ray
+
+    ray = init_local_ray(
         address="local",
         num_cpus=8,
         num_gpus=2,
