@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.config import PipelineConfig
 from rtprune.engines.contract import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +24,7 @@ def test_engine_section_is_a_valid_engine_config(nightly):
 
 
 def test_whole_file_is_a_valid_pipeline_config(nightly):
-    config = pytest.importorskip("pipeline.config", reason="PipelineConfig not merged yet")
-    parsed = config.PipelineConfig.model_validate(nightly)
+    parsed = PipelineConfig.model_validate(nightly)
     assert parsed.input.startswith("s3://") and parsed.output.startswith("s3://")
 
 
@@ -58,8 +58,7 @@ def test_render_actors_fit_the_cpu_workers(nightly):
 
 
 def test_nightly_runs_the_vllm_engine_with_enough_batches_to_fill_it(nightly):
-    config = pytest.importorskip("pipeline.config")
-    parsed = config.PipelineConfig.model_validate(nightly)
+    parsed = PipelineConfig.model_validate(nightly)
     assert parsed.engine.backend == "vllm"  # "auto" would resolve on the GPU-less head to hf
     p = parsed.pools
     # Batches in flight must hold the engine's pages plus one batch arriving and one leaving.

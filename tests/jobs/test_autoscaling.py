@@ -82,8 +82,6 @@ def test_gpu_workers_scale_from_zero_for_a_gpu_actor_stage_and_back(tmp_path):
 @pytest.mark.slow
 @pytest.mark.ray
 def test_the_digitize_pipeline_scales_gpu_workers_from_zero_and_back(tmp_path):
-    for module in ("pipeline.driver.run", "rtprune.engines.hf.engine"):
-        pytest.importorskip(module, reason="the pipeline and engine are not merged yet")
     r = _run_scenario(tmp_path, "pipeline")
     # Every page of the generated PDFs committed as text, by OCR actors that only a GPU node could host.
     assert r["pages_ok"] == r["pages_expected"] > 0 and r["pages_failed"] == 0

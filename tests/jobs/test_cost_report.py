@@ -13,8 +13,10 @@ import yaml
 from jobs.cost_report import CHART_NAME, MARKDOWN_NAME, CostReportConfig, parse_args, report
 from pipeline.cost.pricing import Pricing, default_pricing_text, load_pricing
 from pipeline.cost.report import ReportError, build_tables, parse_dimensions
-from pipeline.schema import FEATURE_COLUMNS, PAGES_SCHEMA
+from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.rows import RunStamp, new_row
 from pipeline.summary import RunSummary
+from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()
 
@@ -23,13 +25,9 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
     # Deterministic but uneven usage per page, so sums are not trivially n x constant.
     gpu_s, cpu_s = (0.5 + 0.1 * (i % 7), 0.05 + 0.01 * (i % 3)) if ok else (0.0, 0.02)
     visual = 400 if ok else 0
-    return {
-        "run_id": run_id,
-        "doc_id": f"d{i // 4}",
-        "source_uri": f"file:///in/d{i // 4}.pdf",
-        "content_hash": "h",
-        "page_index": i % 4,
-        "page_count": 4,
+    stamp = RunStamp(run_id, EngineIdentity(model, "large", prune, f"{prune}-hash"))
+    doc = {"doc_id": f"d{i // 4}", "source_uri": f"file:///in/d{i // 4}.pdf", "content_hash": "h"}
+    return new_row(stamp, doc, i % 4, 4) | {
         "status": "ok" if ok else "error",
         "error_stage": "" if ok else "render",
         "error": "" if ok else "timeout",
@@ -38,10 +36,6 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
         "text_source": "ocr" if ok else "",
         "ocr_attempts": int(ok),
         "doc_flagged": False,
-        "model_id": model,
-        "model_mode": "large",
-        "prune_method": prune,
-        "prune_config_hash": f"{prune}-hash",
         "visual_tokens": visual,
         "visual_tokens_kept": int(visual * 0.84),
         "prompt_tokens": 350,
@@ -61,7 +55,6 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
         "route": "ocr" if ok else "",
         "route_reason": "ocr_mode" if ok else "",
         "route_s": 0.0,
-        **dict.fromkeys(FEATURE_COLUMNS, 0),
     }
 
 
@@ -309,10 +302,9 @@ def test_cli_pricing_file_reprices(corpus, tmp_path):
 def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
     """Two runs written through the pipeline's own commit protocol and run summaries; the second re-does
     a changed document. The report reads them back with the pipeline's readers."""
-    output = pytest.importorskip("pipeline.store.output", reason="pipeline/store/output.py not merged yet")
-    accounting = pytest.importorskip("pipeline.cost.accounting")
     from jobs.cost_report import main
-    from rtprune.engines.contract import EngineIdentity
+    from pipeline.cost import accounting
+    from pipeline.store import output
 
     out = output.Output.open(str(tmp_path / "out"))
     runs = [("r1", "2025-11-03T02:00:00+00:00", ["d0", "d1"]), ("r2", "2025-11-04T02:00:00+00:00", ["d0"])]
@@ -361,8 +353,8 @@ def test_cli_end_to_end_on_output_committed_by_the_pipeline(tmp_path, capsys):
 
 
 def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
-    output = pytest.importorskip("pipeline.store.output", reason="pipeline/store/output.py not merged yet")
     from jobs.cost_report import main
+    from pipeline.store import output
 
     _, summary = _run("r1", "2025-11-03T01:00:00Z", 2, 0)
     output.write_summary(output.Output.open(str(tmp_path / "out")), summary)

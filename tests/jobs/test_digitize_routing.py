@@ -55,7 +55,8 @@ def test_embedded_default_with_routing(local_ray, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     pages = _input(tmp_path)
     console = io.StringIO()
-    summary = run_pipeline(_config("routed-1"), ConsoleProgress(console, tty=False))
+    cfg = _config("routed-1")
+    summary = run_pipeline(cfg, ConsoleProgress(console, tty=False))
     table = read_committed(str(tmp_path / "out"))
     assert _page_counts(table) == Counter({(n, i): 1 for n, c in pages.items() for i in range(c)})
     routed = table.filter(pc.equal(table["route"], "text_layer"))
@@ -73,7 +74,7 @@ def test_embedded_default_with_routing(local_ray, tmp_path, monkeypatch):
     assert summary.usd_per_1k_pages_direct_without_routing > summary.usd_per_1k_pages_direct
     assert "12 routed" in console.getvalue().splitlines()[-1]  # the progress line's last state
     assert "routing: 12 pages took their own text layer (no GPU), 2 went to OCR" in human_summary(
-        summary, "out"
+        summary, cfg
     )
     again = run_pipeline(_config("routed-2"))
     assert (again.documents, again.pages_ok, again.pages_routed) == (0, 0, 0)

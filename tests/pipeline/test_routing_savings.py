@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from pipeline.config import PipelineConfig
 from pipeline.cost.accounting import RunInfo, price_pages, summarize
 from pipeline.cost.pricing import load_pricing
 from pipeline.cost.report import build_tables
@@ -21,6 +22,7 @@ from rtprune.engines.contract import EngineIdentity
 
 PRICING = load_pricing()
 STAMP = RunStamp("r1", EngineIdentity("m", "tiny", "rtprune", "h"))
+OUT = PipelineConfig(input="in", output="out")
 INFO = RunInfo("r1", "2025-01-01T00:00:00+00:00", "2025-01-01T00:01:00+00:00", 60.0, STAMP.identity)
 
 
@@ -72,12 +74,12 @@ def test_the_digitize_job_prints_the_routing_lines():
     from jobs.digitize import human_summary
 
     s = summarize(price_pages(to_table(_rows([1.0, 3.0], routed=6)), PRICING), INFO, {}, PRICING)
-    text = human_summary(s, "out")
+    text = human_summary(s, OUT)
     assert "routing: 6 pages took their own text layer (no GPU), 2 went to OCR" in text
     assert "GPU seconds avoided: about 12.0 (estimate: 6 routed pages x 2.000" in text
     assert f"without: about ${s.usd_per_1k_pages_direct_without_routing:.4f} (estimate" in text
     off = summarize(price_pages(to_table(_rows([1.0], routed=0)), PRICING), INFO, {}, PRICING)
-    assert "routing" not in human_summary(off, "out")
+    assert "routing" not in human_summary(off, OUT)
 
 
 def test_the_progress_line_counts_routed_pages_and_gpu_seconds_avoided():

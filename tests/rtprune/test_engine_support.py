@@ -73,15 +73,20 @@ def test_the_check_loads_no_engine(tmp_path):
     assert done.stdout.strip() == "none"
 
 
-def test_digitize_stops_on_an_engine_model_mismatch_before_ray_starts(tmp_path, monkeypatch, capsys):
-    ray = pytest.importorskip("ray")
-    from jobs.digitize import main
-
-    monkeypatch.chdir(tmp_path)
-    assert not ray.is_initialized()
-    argv = ["engine.backend=vllm", "engine.model=tiny-random-v2"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
+def test_digitize_stops_on_an_engine_model_mismatch_before_ray_starts(tmp_path):
+    """In a process of its own: the tests' shared Ray would hide whether the job started one."""
+    code = (
+        "import sys\n"
+        "from jobs.digitize import main\n"
+        "rc = main(['engine.backend=vllm', 'engine.model=tiny-random-v2'])\n"
+        "ray = sys.modules.get('ray')\n"
+        "print(rc, bool(ray and ray.is_initialized()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.stdout.strip() == "2 False", done.stderr
+    err = done.stderr.strip()
     assert len(err.splitlines()) == 1 and "tiny-random-v2" in err and err.startswith("digitize: "), err
-    assert not ray.is_initialized()
-    assert not (tmp_path / "out").exists()  # not even the sample input was written
+    assert list(tmp_path.iterdir()) == []  # not even the sample input was written

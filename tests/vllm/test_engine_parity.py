@@ -142,8 +142,9 @@ def test_both_engines_keep_the_grounding_tags_of_the_same_ids(engines):
     page = "<|ref|>title<|/ref|><|det|>[[65, 50, 545, 78]]<|/det|>\n# Title\n\ntext"
     tok = hf.backend.tokenizer
     ids = [*tok.encode(page, add_special_tokens=False), tok.eos_token_id]
-    final = SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids)], prompt_token_ids=[0] * 3, metrics=None)
-    from_vllm = vllm._result(final, 1, 1).text
+    completion = SimpleNamespace(token_ids=ids, logprobs=None)
+    final = SimpleNamespace(outputs=[completion], prompt_token_ids=[0] * 3, metrics=None)
+    from_vllm = vllm._result(final, 1, 1, None).text  # no stream guard: the whole output is read
     pruned = PrunedPage(torch.zeros(1, 4), torch.tensor([0]), 1)
     from_hf = hf.results([pruned], Generation([torch.tensor(ids)], ["eos"], [3], 0.0, 0.0), 0.0, 0.0)[0].text
     assert from_vllm == from_hf == page
