@@ -256,18 +256,16 @@ def walk_files(
     fs.walk would do, but its recursion drops on_error below the top folder (fsspec 2026.9), so an
     unreadable subfolder vanished without a word; here each one is a skipped entry in notes. top itself
     missing yields nothing (the caller says "not found"); top unreadable raises (the whole input is)."""
-    stack = [(top.rstrip("/") or "/", 1)]
+    first = top.rstrip("/") or "/"
+    stack = [(first, 1)]
     while stack:
         folder, level = stack.pop()
         try:
             infos = fs.ls(folder, detail=True)
-        except FileNotFoundError:
-            if folder == stack_top(top):
-                return
-            notes.skip(fs.unstrip_protocol(folder), "folder vanished while it was listed")
-            continue
-        except OSError as exc:
-            if folder == stack_top(top):
+        except OSError as exc:  # FileNotFoundError included: a folder removed while the walk ran
+            if folder == first:
+                if isinstance(exc, FileNotFoundError):
+                    return
                 raise
             notes.unlisted(exc)
             continue
@@ -279,10 +277,6 @@ def walk_files(
             elif name != folder and (max_depth is None or level < max_depth):
                 stack.append((name, level + 1))
         yield files
-
-
-def stack_top(top: str) -> str:
-    return top.rstrip("/") or "/"
 
 
 def _s3_pages(fs: Any, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
