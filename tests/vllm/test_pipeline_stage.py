@@ -13,9 +13,8 @@ from PIL import Image
 from pipeline_vllm_fixtures import FIXTURE, VLLM_CPU_ENV, cmdline, engine_section, model_dir, pools_section  # noqa: E402
 
 from pipeline.config import PoolConfig
-from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.gpu_share import PHASES
-from pipeline.stages.rows import RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
+from pipeline.stages.rows import OCR_OUTPUT_SCHEMA, RENDERED_SCHEMA, RunStamp, mark_error, new_row, to_table
 from rtprune.engines.contract import EngineConfig, EngineIdentity
 
 pytestmark = pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason="v1 fixture not found")
@@ -75,7 +74,7 @@ def outputs(stage):
 def test_every_row_comes_back_in_order_with_the_pages_schema(outputs):
     batches, tables = outputs
     for batch, table in zip(batches, tables, strict=True):
-        assert table.schema == PAGES_SCHEMA
+        assert table.schema == OCR_OUTPUT_SCHEMA  # the page columns and the cropped figures
         assert [(r["doc_id"], r["page_index"]) for r in table.to_pylist()] == [
             (r["doc_id"], r["page_index"]) for r in batch
         ]
