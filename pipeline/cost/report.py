@@ -151,29 +151,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
         if pages.num_rows
         else None
     )
-    slices = []
-    for r in grouped.to_pylist() if grouped is not None else []:
-        pages_ok = int(r["ok_sum"] or 0)
-        slices.append(
-            RunSlice(
-                run_id=r["run_id"],
-                model=model_label(r["model_id"], r["model_mode"]),
-                prune=prune_label(r["prune_method"], r["prune_config_hash"]),
-                pages_ok=pages_ok,
-                pages_failed=int(r["status_count"]) - pages_ok,
-                gpu_s=r["gpu_s_sum"],
-                cpu_s=r["cpu_s_sum"],
-                visual_tokens=int(r["visual_tokens_sum"]),
-                visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
-                cost_direct_usd=r["cost_direct_usd_sum"],
-                pages_retried=int(r["retried_sum"] or 0),
-                pages_recovered=int(r["recovered_sum"] or 0),
-                pages_text_layer=int(r["text_layer_sum"] or 0),
-                tables=int(r["n_tables_sum"] or 0),
-                formulas=int(r["n_formulas_sum"] or 0),
-                figures=int(r["n_figures_sum"] or 0),
-            )
-        )
+    slices = [_slice(r) for r in (grouped.to_pylist() if grouped is not None else [])]
     seen = {s.run_id for s in slices}
     for s in summaries:
         if s.run_id not in seen:
@@ -192,6 +170,29 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
                 )
             )
     return slices
+
+
+def _slice(r: dict) -> RunSlice:
+    """One group of slice_runs' aggregation as a RunSlice."""
+    pages_ok = int(r["ok_sum"] or 0)
+    return RunSlice(
+        run_id=r["run_id"],
+        model=model_label(r["model_id"], r["model_mode"]),
+        prune=prune_label(r["prune_method"], r["prune_config_hash"]),
+        pages_ok=pages_ok,
+        pages_failed=int(r["status_count"]) - pages_ok,
+        gpu_s=r["gpu_s_sum"],
+        cpu_s=r["cpu_s_sum"],
+        visual_tokens=int(r["visual_tokens_sum"]),
+        visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
+        cost_direct_usd=r["cost_direct_usd_sum"],
+        pages_retried=int(r["retried_sum"] or 0),
+        pages_recovered=int(r["recovered_sum"] or 0),
+        pages_text_layer=int(r["text_layer_sum"] or 0),
+        tables=int(r["n_tables_sum"] or 0),
+        formulas=int(r["n_formulas_sum"] or 0),
+        figures=int(r["n_figures_sum"] or 0),
+    )
 
 
 def _with_ok_column(pages: pa.Table) -> pa.Table:
@@ -355,9 +356,6 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("retried", lambda r: f"{r.pages_retried:,}"),
     ("recovered", lambda r: f"{r.pages_recovered:,}"),
     ("text layer", lambda r: f"{r.pages_text_layer:,}"),
-    ("tables", lambda r: f"{r.tables:,}"),
-    ("formulas", lambda r: f"{r.formulas:,}"),
-    ("figures", lambda r: f"{r.figures:,}"),
     ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
     ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
     ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),
@@ -365,6 +363,9 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("util", lambda r: _pct(r.utilisation)),
     ("$ direct", lambda r: _money(r.cost_direct_usd)),
     ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
+    ("tables", lambda r: f"{r.tables:,}"),
+    ("formulas", lambda r: f"{r.formulas:,}"),
+    ("figures", lambda r: f"{r.figures:,}"),
 ]
 
 
