@@ -226,6 +226,7 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
         "counts pages that came out as text. Kept: share of visual tokens the language model saw after pruning.",
         "Util: direct / fully loaded. Retried: pages OCR'd more than once (every attempt is in their cost);",
         "recovered: text from a retry; text layer: pages that fell back to the PDF's own text.",
+        "Tables, formulas, figures: blocks of those kinds in the pages' layouts (docs/structured_pages.md).",
         "",
     ]
     if any(t.total.pages_routed for t in tables):

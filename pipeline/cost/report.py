@@ -383,9 +383,6 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("retried", lambda r: f"{r.pages_retried:,}"),
     ("recovered", lambda r: f"{r.pages_recovered:,}"),
     ("text layer", lambda r: f"{r.pages_text_layer:,}"),
-    ("tables", lambda r: f"{r.tables:,}"),
-    ("formulas", lambda r: f"{r.formulas:,}"),
-    ("figures", lambda r: f"{r.figures:,}"),
     ("$/1k direct", lambda r: _money(r.usd_per_1k_pages_direct)),
     ("$/1k loaded", lambda r: _money(r.usd_per_1k_pages_fully_loaded)),
     ("GPU-h", lambda r: f"{r.gpu_hours:.3f}"),
@@ -393,6 +390,9 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("util", lambda r: _pct(r.utilisation)),
     ("$ direct", lambda r: _money(r.cost_direct_usd)),
     ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
+    ("tables", lambda r: f"{r.tables:,}"),
+    ("formulas", lambda r: f"{r.formulas:,}"),
+    ("figures", lambda r: f"{r.figures:,}"),
 ]
 
 

@@ -100,12 +100,17 @@ def _records(dest: Output, export_id: str) -> dict[str, dict]:
     return records
 
 
+def _body(row: dict) -> str:
+    """What a page says in the export: its clean Markdown (its text where none was stored)."""
+    return row["markdown"] or row["text"]
+
+
 def _check_record(record: dict, rows: list[dict]) -> None:
-    """The record holds the text of every ok page in order, each span slices back to its page."""
+    """The record holds the Markdown of every ok page in order, each span slices back to its page."""
     ok = [r for r in rows if r["status"] == "ok"]
-    assert record["text"] == PAGE_SEPARATOR.join(r["text"] for r in ok)
+    assert record["text"] == PAGE_SEPARATOR.join(_body(r) for r in ok)
     spans = record["metadata"]["page_spans"]
-    assert [record["text"][s:e] for s, e, _ in spans] == [r["text"] for r in ok]
+    assert [record["text"][s:e] for s, e, _ in spans] == [_body(r) for r in ok]
     assert [i for _, _, i in spans] == [r["page_index"] for r in ok]
     meta = record["metadata"]
     assert (meta["pages_ok"], meta["pages_failed"]) == (len(ok), len(rows) - len(ok))
@@ -131,7 +136,7 @@ def _check_markdown(text: str, rows: list[dict]) -> None:
             marker = page_marker(r["page_index"], r["page_count"])
             pos = text.index(marker, pos) + len(marker)
             expected = (
-                markdown_page_text(r["text"])
+                markdown_page_text(_body(r))
                 if r["status"] == "ok"
                 else f"> **Page {r['page_index'] + 1} failed** at stage `{r['error_stage']}`: `{r['error']}`"
             )
@@ -178,6 +183,8 @@ def _commit_copy(
             "page_count": len(texts),
             **NO_STRUCTURE,  # the template's layout describes its own text, not this one
             "text": text,
+            "markdown": text,
+            "blocks": [],
         }
         if i == fail_page:
             row |= {"status": "error", "error_stage": "ocr", "error": "RuntimeError: CUDA error", "text": ""}
@@ -213,10 +220,10 @@ def test_export_matches_the_committed_pages(output, tmp_path):
     ]
     broken = next(rows for rows in docs.values() if rows[0]["source_uri"].endswith("broken.pdf"))
     assert broken[0]["status"] == "error"  # marked in both outputs (checked above), not dropped
-    files = sorted(p.name for p in (tmp_path / "export" / "markdown").iterdir())
-    names = [n for n in files if n.endswith(".md")]
+    names = sorted(p.name for p in (tmp_path / "export" / "markdown").glob("*.md"))
     assert len(names) == 4 and all(re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{20}\.md", n) for n in names)
-    assert files == sorted([*names, *(n.removesuffix(".md") + ".html" for n in names)])  # a viewer each
+    viewers = sorted(p.name for p in (tmp_path / "export" / "markdown").glob("*.html"))
+    assert viewers == [n.removesuffix(".md") + ".html" for n in names]  # one viewer beside each
     assert any(n.startswith("cafe-menu-") for n in names) and any(n.startswith("it-s-odd-") for n in names)
 
 
@@ -302,6 +309,7 @@ def test_the_latest_commit_wins_across_engine_settings(output, tmp_path):
             "page_count": 1,
             **NO_STRUCTURE,
             "text": "with setting e2",
+            "markdown": "with setting e2",
         }
     ]
     commit_part(

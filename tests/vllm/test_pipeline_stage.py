@@ -96,6 +96,19 @@ def test_ok_pages_have_text_tokens_and_gpu_seconds(outputs):
         assert r["model_id"].endswith("deepseek-ocr-v1-tiny") and r["model_mode"] == "tiny"
 
 
+def test_ok_pages_get_the_layout_of_the_text_they_kept(outputs):
+    """The stage reads each kept text as the parser does (the tiny model's text has no layout to find)."""
+    from rtprune.deepseek.grounding import parse_grounding
+
+    ok = [r for t in outputs[1] for r in t.to_pylist() if r["status"] == "ok"]
+    assert ok and all(r["text_source"] in ("ocr", "ocr_retry") for r in ok)
+    for r in ok:
+        page = parse_grounding(r["text"], hit_token_cap=r["finish_reason"] == "length")
+        assert r["markdown"] == page.markdown and len(r["blocks"]) == len(page.blocks)
+        assert r["layout_truncated"] == page.truncated and r["figures_png"] == []
+    assert any(r["blocks"] for r in ok)  # some page has text, so the layout was really read
+
+
 def test_pages_the_engine_cannot_take_become_error_rows_with_the_reason(outputs):
     rows = {(r["doc_id"], r["page_index"]): r for t in outputs[1] for r in t.to_pylist()}
     tiny = rows[("d1", 1)]
