@@ -14,7 +14,8 @@ token of the cluster's own.
 Each scenario runs in its own Python process (this file as a script), as tests/jobs/test_autoscaling.py
 does, and stops only the processes of its own cluster (found by its temp dir). Measured on the shared
 2-core development machine at a load average of 20-40: plain 8 minutes (the nodes 1.5 of them, the OCR
-actor's start 4), worker killed KILL_TIME; both are marked slow. Above a load of about 20 there, `ray start`
+actor's start 4), worker killed 12.5 minutes (the second GPU node needed three tries of
+`ray start`); both are marked slow. Above a load of about 20 there, `ray start`
 often fails: the raylet gives the dashboard agent 15 s to come up (see LocalCluster._start).
 """
 
@@ -95,7 +96,9 @@ def test_killing_the_gpu_nodes_raylet_mid_run_loses_and_repeats_no_page(tmp_path
     assert r["killed_raylet"] and 0 < r["pages_committed_at_kill"] < r["pages_expected"], r
     assert r["job_statuses"][-1] == "SUCCEEDED", r  # the job itself, or its resubmission
     _check_run(r)
-    assert len(r["gpu_nodes"]) == 2 and r["first_gpu_node"] in r["ocr_nodes"]
+    # The OCR actor lost with the node was restarted on the new GPU node (or the rerun's ran there).
+    assert len(r["gpu_nodes"]) == 2 and r["ocr_nodes"] == [r["gpu_node_b"]], r
+    assert r["ocr_restarts"] >= 1 or len(r["job_statuses"]) == 2, r
 
 
 # ---------------------------------------------------------------- the cluster (its own processes)
@@ -272,23 +275,30 @@ def _placement(cluster: LocalCluster, job_ids: list[str]) -> dict:
     actors = [
         a
         for job_id in job_ids
-        for a in list_actors(address=cluster.dashboard, filters=[("job_id", "=", job_id)], limit=1000)
+        for a in list_actors(
+            address=cluster.dashboard, filters=[("job_id", "=", job_id)], limit=1000, detail=True
+        )
     ]
     return {
         "head_node": head,
         "gpu_nodes": sorted(gpu),
-        "first_gpu_node": next((n for n, name in gpu.items() if name.endswith("-a")), ""),
+        "gpu_node_a": next((n for n, name in gpu.items() if name.endswith("-a")), ""),
+        "gpu_node_b": next((n for n, name in gpu.items() if name.endswith("-b")), ""),
         "render_nodes": sorted({a.node_id for a in actors if "RenderStage" in a.class_name}),
         "ocr_nodes": sorted({a.node_id for a in actors if "OcrStage" in a.class_name}),
+        # A restarted actor keeps its id; the state API shows where it lives now and how often it restarted.
+        "ocr_restarts": sum(int(a.num_restarts or 0) for a in actors if "OcrStage" in a.class_name),
     }
 
 
 def _committed(s3, output: str, docs: dict[str, int]) -> dict:
     from pipeline.config import StorageConfig
+    from pipeline.store.fs import filesystem
     from pipeline.store.output import read_committed
     from tests.reliability.pipeline_harness import exactly_once_problems
 
     storage = StorageConfig(endpoint_url=s3.url, key=s3.access.key, secret=s3.access.secret)
+    filesystem(output, storage)[0].invalidate_cache()  # fsspec keeps listings of an earlier read
     table = read_committed(output, storage, latest_only=False)  # every row ever committed
     expected = {f"s3://rtp-jobs-in/pdfs/{name}": pages for name, pages in docs.items()}
     return {
