@@ -11,7 +11,9 @@ import pyarrow.compute as pc
 
 from pipeline.cost.pricing import Pricing
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.adaptive import adaptive_counts
 from pipeline.stages.page_policy import recovery_counts
+from pipeline.stages.page_quality import suspect_count
 from pipeline.stages.rows import identity_columns
 from pipeline.summary import RunSummary
 
@@ -116,7 +118,12 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     direct = _sum(rows, "cost_direct_usd")
     loaded = fully_loaded_usd(seconds, pricing)
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
-    counts: dict[str, Any] = {**recovery_counts(rows), **identity_columns(info.identity)}
+    counts: dict[str, Any] = {
+        **recovery_counts(rows),
+        **adaptive_counts(rows),
+        "pages_suspect": suspect_count(rows),
+        **identity_columns(info.identity),
+    }
     return RunSummary(
         run_id=info.run_id,
         started_at=info.started_at,

@@ -24,8 +24,9 @@ DIMENSIONS = ("run", "day", "model", "prune")
 # Aggregating in Arrow first keeps the Python side proportional to runs x settings, not to pages.
 _SLICE_KEYS = ["run_id", "model_id", "model_mode", "prune_method", "prune_config_hash"]
 _SUMMED = ["status", "gpu_s", "cpu_s", "visual_tokens", "visual_tokens_kept", "cost_direct_usd"]
-# The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py).
-_RECOVERY = ["retried", "recovered", "text_layer"]
+# The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py), and
+# adaptive pruning's re-reads: 0/1, their GPU seconds, and those at each row's GPU rate.
+_RECOVERY = ["retried", "recovered", "text_layer", "adaptive", "adaptive_gpu_s", "adaptive_usd"]
 
 
 class ReportError(ValueError):
@@ -49,6 +50,9 @@ class RunSlice:
     pages_retried: int = 0  # more than one OCR attempt (every attempt's cost is in the page's)
     pages_recovered: int = 0  # text from a retry
     pages_text_layer: int = 0  # fell back to the PDF's text layer
+    pages_adaptive: int = 0  # re-read unpruned by adaptive pruning (pipeline/stages/adaptive.py)
+    adaptive_gpu_s: float = 0.0  # those re-reads' GPU seconds (inside gpu_s)
+    adaptive_cost_usd: float = 0.0  # the same at the rows' GPU rate (inside cost_direct_usd)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class CostRow:
     pages_retried: int = 0
     pages_recovered: int = 0
     pages_text_layer: int = 0
+    pages_adaptive: int = 0
+    adaptive_cost_usd: float = 0.0  # direct cost of adaptive pruning's unpruned re-reads
 
     @property
     def gpu_hours(self) -> float:
@@ -143,26 +149,7 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
         if pages.num_rows
         else None
     )
-    slices = []
-    for r in grouped.to_pylist() if grouped is not None else []:
-        pages_ok = int(r["ok_sum"] or 0)
-        slices.append(
-            RunSlice(
-                run_id=r["run_id"],
-                model=model_label(r["model_id"], r["model_mode"]),
-                prune=prune_label(r["prune_method"], r["prune_config_hash"]),
-                pages_ok=pages_ok,
-                pages_failed=int(r["status_count"]) - pages_ok,
-                gpu_s=r["gpu_s_sum"],
-                cpu_s=r["cpu_s_sum"],
-                visual_tokens=int(r["visual_tokens_sum"]),
-                visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
-                cost_direct_usd=r["cost_direct_usd_sum"],
-                pages_retried=int(r["retried_sum"] or 0),
-                pages_recovered=int(r["recovered_sum"] or 0),
-                pages_text_layer=int(r["text_layer_sum"] or 0),
-            )
-        )
+    slices = [_slice(r) for r in (grouped.to_pylist() if grouped is not None else [])]
     seen = {s.run_id for s in slices}
     for s in summaries:
         if s.run_id not in seen:
@@ -183,6 +170,29 @@ def slice_runs(pages: pa.Table, summaries: list[RunSummary]) -> list[RunSlice]:
     return slices
 
 
+def _slice(r: dict) -> RunSlice:
+    """One row of slice_runs' aggregation as a RunSlice."""
+    pages_ok = int(r["ok_sum"] or 0)
+    return RunSlice(
+        run_id=r["run_id"],
+        model=model_label(r["model_id"], r["model_mode"]),
+        prune=prune_label(r["prune_method"], r["prune_config_hash"]),
+        pages_ok=pages_ok,
+        pages_failed=int(r["status_count"]) - pages_ok,
+        gpu_s=r["gpu_s_sum"],
+        cpu_s=r["cpu_s_sum"],
+        visual_tokens=int(r["visual_tokens_sum"]),
+        visual_tokens_kept=int(r["visual_tokens_kept_sum"]),
+        cost_direct_usd=r["cost_direct_usd_sum"],
+        pages_retried=int(r["retried_sum"] or 0),
+        pages_recovered=int(r["recovered_sum"] or 0),
+        pages_text_layer=int(r["text_layer_sum"] or 0),
+        pages_adaptive=int(r["adaptive_sum"] or 0),
+        adaptive_gpu_s=float(r["adaptive_gpu_s_sum"] or 0.0),
+        adaptive_cost_usd=float(r["adaptive_usd_sum"] or 0.0),
+    )
+
+
 def _with_ok_column(pages: pa.Table) -> pa.Table:
     """Add int 'ok', 'retried', 'recovered' and 'text_layer' columns (1 when the row is one) so one Arrow
     group_by counts them all. Tables from before the page policy count 0 for the last three."""
@@ -201,7 +211,25 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
     for name, source in (("recovered", "ocr_retry"), ("text_layer", "text_layer")):
         column = flag(pc.equal(pages["text_source"], source)) if "text_source" in has else zeros
         table = table.append_column(name, column)
-    return table
+    return _with_adaptive_columns(table, pages)
+
+
+def _with_adaptive_columns(table: pa.Table, pages: pa.Table) -> pa.Table:
+    """Add 'adaptive' (1 when adaptive pruning re-read the row's page), 'adaptive_gpu_s' and 'adaptive_usd'
+    (that re-read's GPU seconds, and those at the row's GPU rate); 0 for tables from before it."""
+    if "adaptive_rerun" not in pages.column_names:
+        zeros = pa.array([0.0] * pages.num_rows, pa.float64())
+        return (
+            table.append_column("adaptive", pa.array([0] * pages.num_rows, pa.int64()))
+            .append_column("adaptive_gpu_s", zeros)
+            .append_column("adaptive_usd", zeros)
+        )
+    seconds = pc.fill_null(pages["adaptive_rerun_gpu_s"], 0.0)
+    return (
+        table.append_column("adaptive", pc.cast(pc.not_equal(pages["adaptive_rerun"], ""), pa.int64()))
+        .append_column("adaptive_gpu_s", seconds)
+        .append_column("adaptive_usd", pc.multiply(seconds, pc.fill_null(pages["gpu_usd_per_s"], 0.0)))
+    )
 
 
 def runs_without_summary(pages: pa.Table, summaries: list[RunSummary]) -> list[str]:
@@ -327,7 +355,14 @@ def _row(
         pages_retried=sum(s.pages_retried for s in slices),
         pages_recovered=sum(s.pages_recovered for s in slices),
         pages_text_layer=sum(s.pages_text_layer for s in slices),
+        pages_adaptive=sum(s.pages_adaptive for s in slices),
+        adaptive_cost_usd=sum(adaptive_cost(s, pricing) for s in slices),
     )
+
+
+def adaptive_cost(s: RunSlice, pricing: Pricing | None) -> float:
+    """Direct cost of a slice's adaptive re-reads: as stored, or their GPU seconds repriced."""
+    return s.adaptive_cost_usd if pricing is None else s.adaptive_gpu_s * pricing.gpu_usd_per_s
 
 
 # (header, how to format a row). Dollars per 1,000 pages are the headline numbers; totals follow.
@@ -345,6 +380,8 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("util", lambda r: _pct(r.utilisation)),
     ("$ direct", lambda r: _money(r.cost_direct_usd)),
     ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
+    ("re-read", lambda r: f"{r.pages_adaptive:,}"),
+    ("$ re-read", lambda r: _money(r.adaptive_cost_usd)),
 ]
 
 

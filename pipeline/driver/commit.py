@@ -32,6 +32,10 @@ SUMMARY_COLUMNS = [
     "text_source",
     "ocr_attempts",
     "doc_flagged",
+    "suspect",
+    "adaptive_rerun",
+    "adaptive_rerun_gpu_s",
+    "gpu_usd_per_s",
 ]
 
 

@@ -149,6 +149,7 @@ def build_dataset(cfg: PipelineConfig, docs: Plan | list[DocRef], stamp: RunStam
             "engine": cfg.engine,
             "sub_batch_size": p.ocr_sub_batch_size,
             "policy": cfg.page_policy,
+            "quality": cfg.quality,
         },
         batch_size=p.ocr_batch_size,
         batch_format="pyarrow",
@@ -179,7 +180,12 @@ def _vllm_ocr(ds, cfg: PipelineConfig):  # -> ray.data.Dataset
     )
     return ds.map_batches(
         VllmOcrStage,
-        fn_constructor_kwargs={"engine": cfg.engine, "pool": p, "policy": cfg.page_policy},
+        fn_constructor_kwargs={
+            "engine": cfg.engine,
+            "pool": p,
+            "policy": cfg.page_policy,
+            "quality": cfg.quality,
+        },
         batch_size=p.ocr_batch_size,
         batch_format="pyarrow",
         compute=compute,

@@ -1,6 +1,7 @@
-"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation, and
-the page policy's second chances (retries, then the text layer) for pages that loop or hit the cap; OcrStage, its
-Ray Data class on the static-batch (transformers) engine."""
+"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation,
+adaptive pruning's unpruned re-read of low-confidence pages, the page policy's second chances (retries, then
+the text layer) for pages that loop or hit the cap, and the pages' quality columns; OcrStage, its Ray Data
+class on the static-batch (transformers) engine."""
 
 from __future__ import annotations
 
@@ -11,11 +12,21 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from pipeline.config import PagePolicy
+from pipeline.config import PagePolicy, QualityConfig
 from pipeline.redact import describe_error
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.adaptive import needs_second_look, with_second_look
 from pipeline.stages.gpu_share import page_seconds
-from pipeline.stages.page_policy import fall_back, needs_retry, ocr_result_row, retry_plan, with_attempt
+from pipeline.stages.page_policy import (
+    fall_back,
+    low_token_probability,
+    needs_retry,
+    ocr_result_row,
+    retry_plan,
+    usage_columns,
+    with_attempt,
+)
+from pipeline.stages.page_quality import assess_rows, confidence_columns
 from pipeline.stages.rasterizer import decode_page
 from pipeline.stages.rows import PageFailure, from_batch, mark_error, to_table
 from rtprune.engines.contract import Engine, EngineConfig, PageResult
@@ -111,10 +122,13 @@ def ocr_pages(
     oom: tuple[type[BaseException], ...],
     on_oom: Callable[[], None] = lambda: None,
     policy: PagePolicy | None = None,
+    quality: QualityConfig | None = None,
 ) -> list[dict[str, Any]]:
-    """OCR every ok row (error rows pass through untouched), then give pages that failed the policy's
-    second chances; returns rows in input order."""
+    """OCR every ok row (error rows pass through untouched), re-read the low-confidence pruned pages
+    unpruned (adaptive pruning, when the policy turns it on), give pages that failed the policy's second
+    chances, and assess every page's final text; returns rows in input order."""
     policy = policy if policy is not None else PagePolicy()
+    quality = quality if quality is not None else QualityConfig()
     out = list(rows)
     todo = [i for i, r in enumerate(rows) if r["status"] == "ok"]
     identity = engine.identity
@@ -122,14 +136,45 @@ def ocr_pages(
         out[i] = (
             mark_error(rows[i], result)
             if isinstance(result, PageFailure)
-            else ocr_result_row(rows[i], result, identity, page_seconds(result.usage))
+            else ocr_result_row(rows[i], result, identity, page_seconds(result.usage), quality)
         )
-    return second_chances(
-        engine,
-        out,
-        policy,
-        lambda fn, indices: _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom),
-    )
+
+    def run_pass(fn: OcrFn, indices: list[int]) -> dict[int, Outcome]:
+        return _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom)
+
+    out = second_looks(engine, out, policy, quality, run_pass)
+    return assess_rows(second_chances(engine, out, policy, run_pass, quality), quality)
+
+
+def second_looks(
+    engine: Engine,
+    out: list[dict[str, Any]],
+    policy: PagePolicy,
+    quality: QualityConfig,
+    run_pass: Callable[[OcrFn, list[int]], dict[int, Outcome]],
+) -> list[dict[str, Any]]:
+    """Adaptive pruning (pipeline/stages/adaptive.py): the pages whose pruned attempt the model was unsure
+    of, read again unpruned in one pass (so they batch), each keeping its better attempt."""
+    pending = [i for i, r in enumerate(out) if needs_second_look(r, policy)]
+    if not pending:
+        return out
+    from rtprune.api import PruneConfig
+
+    results = run_pass(partial(engine.ocr, prune=PruneConfig(method="none")), pending)
+    low = low_token_probability(quality)
+    for i in pending:
+        result = results[i]
+        if isinstance(result, PageFailure):
+            out[i] = with_second_look(out[i], None, None, policy)
+            continue
+        attempt = {
+            "text": result.text,
+            "finish_reason": result.usage.finish_reason,
+            **confidence_columns(result.token_logprobs, low),
+        }
+        usage = usage_columns(result.usage, page_seconds(result.usage))
+        out[i] = with_second_look(out[i], usage, attempt, policy)
+    return out
 
 
 def second_chances(
@@ -137,6 +182,7 @@ def second_chances(
     out: list[dict[str, Any]],
     policy: PagePolicy,
     run_pass: Callable[[OcrFn, list[int]], dict[int, Outcome]],
+    quality: QualityConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Retry the pages whose OCR ended in one of policy.retry_on, all failing pages together in each round
     (so they batch), with the plan's overrides; a page leaves the rounds once an attempt ends otherwise.
@@ -150,7 +196,8 @@ def second_chances(
         for i in pending:
             result = results[i]
             reason = "" if isinstance(result, PageFailure) else result.usage.finish_reason
-            out[i] = with_attempt(out[i], result, accepted=bool(reason) and reason not in policy.retry_on)
+            accepted = bool(reason) and reason not in policy.retry_on
+            out[i] = with_attempt(out[i], result, accepted, quality)
             last_reason[i] = reason or last_reason[i]
         pending = [i for i in pending if out[i]["text_source"] == "ocr"]
     for i in pending:
@@ -169,7 +216,13 @@ class OcrStage:
     """Page rows in, OCR'd page rows (PAGES_SCHEMA) out. Loads the engine once per actor. Pages that loop or
     hit the token cap get the page policy's second chances (retries, text layer) inside the same call."""
 
-    def __init__(self, engine: EngineConfig, sub_batch_size: int, policy: PagePolicy | None = None) -> None:
+    def __init__(
+        self,
+        engine: EngineConfig,
+        sub_batch_size: int,
+        policy: PagePolicy | None = None,
+        quality: QualityConfig | None = None,
+    ) -> None:
         import torch
 
         from rtprune.engines import create_engine
@@ -177,10 +230,17 @@ class OcrStage:
         self._engine = create_engine(engine)
         self._sub_batch_size = sub_batch_size
         self._policy = policy if policy is not None else PagePolicy()
+        self._quality = quality if quality is not None else QualityConfig()
         self._oom = (torch.OutOfMemoryError,)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = ocr_pages(
-            self._engine, from_batch(batch), self._sub_batch_size, self._oom, _empty_cuda_cache, self._policy
+            self._engine,
+            from_batch(batch),
+            self._sub_batch_size,
+            self._oom,
+            _empty_cuda_cache,
+            self._policy,
+            self._quality,
         )
         return to_table(rows, PAGES_SCHEMA)

@@ -13,10 +13,16 @@ import yaml
 from jobs.cost_report import CHART_NAME, MARKDOWN_NAME, CostReportConfig, parse_args, report
 from pipeline.cost.pricing import Pricing, default_pricing_text, load_pricing
 from pipeline.cost.report import ReportError, build_tables, parse_dimensions
-from pipeline.schema import PAGES_SCHEMA
+from pipeline.schema import PAGES_SCHEMA, QUALITY_COLUMN_NAMES
 from pipeline.summary import RunSummary
 
 PRICING = load_pricing()
+# The quality columns of a page nothing was assessed on (the values conform gives older output).
+UNASSESSED = {
+    f.name: "" if pa.types.is_string(f.type) else False if pa.types.is_boolean(f.type) else 0
+    for f in PAGES_SCHEMA
+    if f.name in QUALITY_COLUMN_NAMES
+}
 
 
 def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricing) -> dict:
@@ -58,6 +64,7 @@ def _page(run_id: str, i: int, ok: bool, model: str, prune: str, pricing: Pricin
         "gpu_node_type": pricing.gpu_node_type,
         "gpu_usd_per_s": pricing.gpu_usd_per_s,
         "cpu_usd_per_s": pricing.cpu_usd_per_s,
+        **UNASSESSED,
     }
 
 
