@@ -225,7 +225,9 @@ def write_markdown(tables: list[CostTable], path: Path, note: str, trend: CostTa
         "during the run x its hourly rate (idle, ramp-up, model load and head node included). Per 1,000 pages",
         "counts pages that came out as text. Kept: share of visual tokens the language model saw after pruning.",
         "Util: direct / fully loaded. Retried: pages OCR'd more than once (every attempt is in their cost);",
-        "recovered: text from a retry; text layer: pages that fell back to the PDF's own text.",
+        "recovered: text from a retry; text layer: pages that fell back to the PDF's own text. Re-read: pages",
+        "adaptive pruning read again unpruned because the model was unsure of the pruned reading",
+        "(docs/quality.md); $ re-read: what those second readings cost (inside $ direct).",
         "Tables, formulas, figures: blocks of those kinds in the pages' layouts (docs/structured_pages.md).",
         "",
     ]

@@ -201,6 +201,49 @@ class PagePolicy(BaseModel):
     # a loop or at the cap) exceeds this is flagged (doc_flagged, RunSummary.documents_flagged) for review.
     # Lower flags more documents.
     flag_document_share: float = Field(default=0.2, ge=0, le=1)
+    # Adaptive pruning: a page whose pruned attempt ended normally but with a mean token log-probability
+    # (natural log) below this is read again unpruned, and the better attempt kept (pipeline/stages/
+    # adaptive.py); both attempts are charged. None: off. Prune every page, pay full price only where the
+    # model says it was unsure: a higher threshold re-reads more pages (more cost, fewer pages that pruning
+    # hurt). Calibrate it with python -m jobs.quality on a pruned run (its confidence distribution).
+    adaptive_min_mean_logprob: float | None = Field(default=None, le=0)
+
+
+class QualityConfig(BaseModel):
+    """Thresholds of the page-quality signals (pipeline/stages/quality.py, docs/quality.md). The defaults
+    are starting points, to be calibrated on a corpus's own pages (python -m jobs.quality shows their
+    distribution): a tighter threshold flags more good pages for review, a looser one lets more bad pages
+    pass as trusted."""
+
+    model_config = _FROZEN
+
+    # Fewer non-space characters than this reads as an (almost) empty page: blank pages and pages the
+    # model gave up on look alike here.
+    min_characters: int = Field(default=20, ge=0)
+    # Below this share of letters plus digits among the non-space characters, the text is mostly symbols
+    # (rules, pipes, stray punctuation). Formula-heavy pages sit near 0.6; a higher bound flags them too.
+    min_alphanumeric_share: float = Field(default=0.5, ge=0, le=1)
+    # Word n-gram of the copy count: shorter n-grams find shorter loops and also legitimate repeated
+    # phrases (form labels, table headers); a CJK or Thai character counts as a word.
+    repeat_ngram_words: int = Field(default=5, ge=1)
+    # From this share of words that repeat an earlier n-gram, the page reads as looping.
+    max_repeated_ngram_share: float = Field(default=0.3, gt=0, le=1)
+    # Letters needed before a language is read, in UTF-8 bytes (what the identifier reads): 30 is about
+    # six Latin words, 15 Cyrillic or Greek letters, 10 CJK characters. Shorter texts are guessed wrongly
+    # too often to be worth a name.
+    min_language_bytes: int = Field(default=30, ge=1)
+    # Below this probability of the best language the page's language is "" (unknown): higher is more
+    # sure of the languages it names and calls more mixed or noisy pages unknown.
+    min_language_probability: float = Field(default=0.5, ge=0, le=1)
+    # Only the first this many characters of the readable text are identified: language costs time linear
+    # in length, and a page's language shows long before its end.
+    language_sample_characters: int = Field(default=4000, ge=1)
+    # A chosen token below this probability counts as a low-probability token.
+    low_token_probability: float = Field(default=0.1, gt=0, lt=1)
+    # low_confidence when the mean log-probability of the chosen tokens is below this (natural log; -1.0
+    # is a geometric-mean probability of 0.37) or when more than this share of them is low-probability.
+    min_mean_logprob: float = Field(default=-1.0, le=0)
+    max_low_probability_share: float = Field(default=0.2, ge=0, le=1)
 
 
 class PlanConfig(BaseModel):
@@ -282,6 +325,8 @@ class PipelineConfig(BaseModel):
     lease: LeaseConfig = Field(default_factory=LeaseConfig)
     # Pages whose own text layer is exact skip the GPU (docs/routing.md). The default OCRs every page.
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    # Per-page quality signals and the `suspect` flag's thresholds (docs/quality.md).
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     pricing: str = ""  # pricing YAML path; "" = pipeline/cost/pricing.yaml
     # Crop each figure block of the model's layout from the page image and store it as a PNG under
     # figures/ (committed with its part; the page's Markdown links to it). Off: no image files are stored,

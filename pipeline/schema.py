@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 
@@ -125,6 +127,39 @@ _COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("gpu_usd_per_s", pa.float64(), "GPU-second rate used"),
     ("cpu_usd_per_s", pa.float64(), "CPU-second rate used"),
 ]
+# Quality (pipeline/stages/quality.py, docs/quality.md): signals of the final text, the decoder's confidence
+# in the kept attempt, whether anything speaks against the page, and adaptive pruning's re-read. Error rows
+# keep 0 / '' / False.
+_QUALITY_COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("characters", pa.int32(), "non-space characters of the readable text (grounding boxes, tags removed)"),
+    ("letter_share", pa.float64(), "letters / characters"),
+    ("digit_share", pa.float64(), "digits / characters"),
+    ("repeated_ngram_share", pa.float64(), "share of words that repeat an earlier word n-gram of the page"),
+    ("language", pa.string(), "ISO 639-1 code (639-3 without one); '' when too short or unsure"),
+    ("language_probability", pa.float64(), "probability of the best language guess; 0 when not read"),
+    ("script", pa.string(), "script of most letters (Latin, Cyrillic, Han, Japanese...); '' without letters"),
+    (
+        "scored_tokens",
+        pa.int32(),
+        "output tokens of the kept attempt with a log-probability; 0: no confidence (text layer, not collected)",
+    ),
+    ("mean_logprob", pa.float64(), "mean natural-log probability of those tokens; 0 when none"),
+    ("min_logprob", pa.float64(), "lowest of them; 0 when none"),
+    ("low_probability_share", pa.float64(), "share of them chosen with a probability under the threshold"),
+    ("suspect", pa.bool_(), "some quality check speaks against the page (suspect_reasons says which)"),
+    (
+        "suspect_reasons",
+        pa.string(),
+        "comma-separated, in pipeline.stages.quality.REASONS order; '' when not suspect",
+    ),
+    (
+        "adaptive_rerun",
+        pa.string(),
+        "adaptive pruning re-read the page unpruned: 'kept_unpruned' | 'kept_pruned' (which attempt's "
+        "text stayed); '' when not re-read",
+    ),
+    ("adaptive_rerun_gpu_s", pa.float64(), "GPU seconds of that unpruned re-read (inside gpu_s)"),
+]
 
 # The router's page features (pipeline/stages/page_features.py PageFeatures, one column each, prefixed
 # feat_): 0 when routing is off or the page's layer could not be read. Shares are of the page's characters
@@ -158,21 +193,25 @@ _COLUMNS += [(FEATURE_PREFIX + n, t, "router feature: " + d) for n, t, d in _FEA
 
 # Per-page counts of the layout's blocks (the run summary and the cost report sum them).
 STRUCTURE_COUNTS = ("n_tables", "n_formulas", "n_figures")
+_COLUMNS += _QUALITY_COLUMNS
 PAGES_SCHEMA = pa.schema([pa.field(n, t, nullable=False, metadata={"doc": d}) for n, t, d in _COLUMNS])
 COLUMN_NAMES = [n for n, _, _ in _COLUMNS]
+QUALITY_COLUMN_NAMES = [n for n, _, _ in _QUALITY_COLUMNS]
 
 
 def conform(table: pa.Table) -> pa.Table:
     """A pages table written by an older version -> PAGES_SCHEMA: columns added since get the values the
     old rows meant (their text came from one OCR attempt, nothing was flagged, every page that reached OCR
-    was sent there because routing did not exist: route "ocr", reason "ocr_mode"; no features were read; no layout was read: their Markdown is their text);
-    columns no longer in the schema are dropped. A column of the wrong type still fails the cast: that is not an old file."""
+    was sent there because routing did not exist: route "ocr", reason "ocr_mode"; no features were read; no
+    layout was read: their Markdown is their text; no quality was assessed: 0 / '' / False, as on an error
+    row); columns no longer in the schema are dropped. A column of the wrong type still fails the cast: that
+    is not an old file."""
     import pyarrow.compute as pc
 
     ok = pc.equal(table["status"], "ok")
     reached_ocr = pc.or_(ok, pc.equal(table["error_stage"], "ocr"))
     n = table.num_rows
-    filled = {
+    filled: dict[str, Any] = {
         "text_source": pc.if_else(ok, "ocr", ""),
         "ocr_attempts": pc.cast(reached_ocr, pa.int32()),
         "doc_flagged": pa.array([False] * n, pa.bool_()),
@@ -190,5 +229,9 @@ def conform(table: pa.Table) -> pa.Table:
     }
     for name in FEATURE_COLUMNS:
         filled[name] = pa.array([0] * n, PAGES_SCHEMA.field(name).type)
+    for name in QUALITY_COLUMN_NAMES:
+        field = PAGES_SCHEMA.field(name)
+        default = "" if pa.types.is_string(field.type) else False if pa.types.is_boolean(field.type) else 0
+        filled[name] = pa.array([default] * n, field.type)
     columns = [table[name] if name in table.column_names else filled[name] for name in COLUMN_NAMES]
     return pa.Table.from_arrays(columns, schema=PAGES_SCHEMA)

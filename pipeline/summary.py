@@ -42,6 +42,15 @@ class RunSummary(BaseModel):
     tables: int = 0
     formulas: int = 0
     figures: int = 0
+    # Quality (0 in summaries written before it existed): pages some quality check speaks against
+    # (suspect), pages adaptive pruning re-read unpruned, how many of those kept the unpruned text, and what
+    # the re-reads cost (their GPU seconds, and those at the rows' GPU rate; both inside gpu_s and
+    # cost_direct_usd).
+    pages_suspect: int = 0
+    pages_adaptive_rerun: int = 0
+    pages_adaptive_unpruned: int = 0
+    adaptive_rerun_gpu_s: float = 0.0
+    adaptive_rerun_cost_usd: float = 0.0
     visual_tokens: int
     visual_tokens_kept: int
     gpu_s: float

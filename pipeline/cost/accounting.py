@@ -13,7 +13,9 @@ import pyarrow.compute as pc
 from pipeline.cost.pricing import Pricing
 from pipeline.cost.routing_savings import routing_savings
 from pipeline.schema import PAGES_SCHEMA
+from pipeline.stages.adaptive import adaptive_counts
 from pipeline.stages.page_policy import recovery_counts
+from pipeline.stages.page_quality import suspect_count
 from pipeline.stages.rows import identity_columns
 from pipeline.summary import RunSummary
 
@@ -135,6 +137,8 @@ def summarize(rows: pa.Table, info: RunInfo, seconds: dict[str, float], pricing:
     flagged = rows.filter(rows["doc_flagged"])["doc_id"] if rows.num_rows else pa.array([], pa.string())
     counts: dict[str, Any] = {
         **recovery_counts(rows),
+        **adaptive_counts(rows),
+        "pages_suspect": suspect_count(rows),
         **identity_columns(info.identity),
         **structure_counts(rows),
     }

@@ -32,8 +32,9 @@ DIMENSIONS = ("run", "day", "model", "prune")
 # Aggregating in Arrow first keeps the Python side proportional to runs x settings, not to pages.
 _SLICE_KEYS = ["run_id", "model_id", "model_mode", "prune_method", "prune_config_hash"]
 _SUMMED = ["status", "gpu_s", "cpu_s", "visual_tokens", "visual_tokens_kept", "cost_direct_usd"]
-# The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py).
-_RECOVERY = ["retried", "recovered", "text_layer"]
+# The page policy's outcomes, as 0/1 columns summed per slice (see pipeline/stages/page_policy.py), and
+# adaptive pruning's re-reads: 0/1, their GPU seconds, and those at each row's GPU rate.
+_RECOVERY = ["retried", "recovered", "text_layer", "adaptive", "adaptive_gpu_s", "adaptive_usd"]
 # The pages' layout counts (pipeline/schema.py STRUCTURE_COUNTS), summed per slice; 0 for older tables.
 _LAYOUT = ["n_tables", "n_formulas", "n_figures"]
 
@@ -63,6 +64,9 @@ class RunSlice:
     tables: int = 0  # table, formula and figure blocks of the pages' layouts
     formulas: int = 0
     figures: int = 0
+    pages_adaptive: int = 0  # re-read unpruned by adaptive pruning (pipeline/stages/adaptive.py)
+    adaptive_gpu_s: float = 0.0  # those re-reads' GPU seconds (inside gpu_s)
+    adaptive_cost_usd: float = 0.0  # the same at the rows' GPU rate (inside cost_direct_usd)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class CostRow:
     tables: int = 0
     formulas: int = 0
     figures: int = 0
+    pages_adaptive: int = 0
+    adaptive_cost_usd: float = 0.0  # direct cost of adaptive pruning's unpruned re-reads
 
     @property
     def gpu_hours(self) -> float:
@@ -212,6 +218,9 @@ def _slice_of(r: dict[str, Any]) -> RunSlice:
         tables=int(r["n_tables_sum"] or 0),
         formulas=int(r["n_formulas_sum"] or 0),
         figures=int(r["n_figures_sum"] or 0),
+        pages_adaptive=int(r["adaptive_sum"] or 0),
+        adaptive_gpu_s=float(r["adaptive_gpu_s_sum"] or 0.0),
+        adaptive_cost_usd=float(r["adaptive_usd_sum"] or 0.0),
     )
 
 
@@ -239,7 +248,25 @@ def _with_ok_column(pages: pa.Table) -> pa.Table:
         table = table.append_column(name, column)
     for name in _LAYOUT:
         table = table.append_column(name, pc.cast(pages[name], pa.int64()) if name in has else zeros)
-    return table
+    return _with_adaptive_columns(table, pages)
+
+
+def _with_adaptive_columns(table: pa.Table, pages: pa.Table) -> pa.Table:
+    """Add 'adaptive' (1 when adaptive pruning re-read the row's page), 'adaptive_gpu_s' and 'adaptive_usd'
+    (that re-read's GPU seconds, and those at the row's GPU rate); 0 for tables from before it."""
+    if "adaptive_rerun" not in pages.column_names:
+        zeros = pa.array([0.0] * pages.num_rows, pa.float64())
+        return (
+            table.append_column("adaptive", pa.array([0] * pages.num_rows, pa.int64()))
+            .append_column("adaptive_gpu_s", zeros)
+            .append_column("adaptive_usd", zeros)
+        )
+    seconds = pc.fill_null(pages["adaptive_rerun_gpu_s"], 0.0)
+    return (
+        table.append_column("adaptive", pc.cast(pc.not_equal(pages["adaptive_rerun"], ""), pa.int64()))
+        .append_column("adaptive_gpu_s", seconds)
+        .append_column("adaptive_usd", pc.multiply(seconds, pc.fill_null(pages["gpu_usd_per_s"], 0.0)))
+    )
 
 
 def runs_without_summary(pages: pa.Table, summaries: list[RunSummary]) -> list[str]:
@@ -372,7 +399,14 @@ def _row(
         tables=sum(s.tables for s in slices),
         formulas=sum(s.formulas for s in slices),
         figures=sum(s.figures for s in slices),
+        pages_adaptive=sum(s.pages_adaptive for s in slices),
+        adaptive_cost_usd=sum(adaptive_cost(s, pricing) for s in slices),
     )
+
+
+def adaptive_cost(s: RunSlice, pricing: Pricing | None) -> float:
+    """Direct cost of a slice's adaptive re-reads: as stored, or their GPU seconds repriced."""
+    return s.adaptive_cost_usd if pricing is None else s.adaptive_gpu_s * pricing.gpu_usd_per_s
 
 
 # (header, how to format a row). Dollars per 1,000 pages are the headline numbers; totals follow.
@@ -393,6 +427,8 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("tables", lambda r: f"{r.tables:,}"),
     ("formulas", lambda r: f"{r.formulas:,}"),
     ("figures", lambda r: f"{r.figures:,}"),
+    ("re-read", lambda r: f"{r.pages_adaptive:,}"),
+    ("$ re-read", lambda r: _money(r.adaptive_cost_usd)),
 ]
 
 

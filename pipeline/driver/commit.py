@@ -40,6 +40,10 @@ SUMMARY_COLUMNS = [
     "n_tables",
     "n_formulas",
     "n_figures",
+    "suspect",
+    "adaptive_rerun",
+    "adaptive_rerun_gpu_s",
+    "gpu_usd_per_s",
 ]
 
 

@@ -1,7 +1,8 @@
-"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation, and
-the page policy's second chances (retries, then the text layer) for pages that loop or hit the cap, then each
-page's layout read from the text it kept (pipeline/stages/structure.py); OcrStage, its Ray Data class on the
-static-batch (transformers) engine."""
+"""The OCR step for a batch of page rows: cost-sorted sub-batches, OOM splitting, per-page isolation,
+adaptive pruning's unpruned re-read of low-confidence pages, the page policy's second chances (retries, then
+the text layer) for pages that loop or hit the cap, the pages' quality columns, then each page's layout read
+from the text it kept (pipeline/stages/structure.py); OcrStage, its Ray Data class on the static-batch
+(transformers) engine."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from pipeline.config import PagePolicy
+from pipeline.config import PagePolicy, QualityConfig
 from pipeline.redact import describe_error
+from pipeline.stages.adaptive import needs_second_look, with_second_look
 from pipeline.stages.gpu_share import page_seconds
-from pipeline.stages.page_policy import fall_back, needs_retry, ocr_result_row, retry_plan, with_attempt
+from pipeline.stages.page_policy import (
+    fall_back,
+    low_token_probability,
+    needs_retry,
+    ocr_result_row,
+    retry_plan,
+    usage_columns,
+    with_attempt,
+)
+from pipeline.stages.page_quality import assess_rows, confidence_columns
 from pipeline.stages.rasterizer import decode_page
 from pipeline.stages.rows import OCR_OUTPUT_SCHEMA, PageFailure, from_batch, goes_to_ocr, mark_error, to_table
 from pipeline.stages.structure import structure_row
@@ -113,11 +124,14 @@ def ocr_pages(
     on_oom: Callable[[], None] = lambda: None,
     policy: PagePolicy | None = None,
     figures: bool = True,
+    quality: QualityConfig | None = None,
 ) -> list[dict[str, Any]]:
-    """OCR every ok row (error rows and pages routed to their text layer pass through untouched), give pages
-    that failed the policy's second chances, then read each page's layout from the text it kept (figures
-    cropped when `figures`); returns rows in input order."""
+    """OCR every ok row (error rows and pages routed to their text layer pass through untouched), re-read the
+    low-confidence pruned pages unpruned (adaptive pruning, when the policy turns it on), give pages that
+    failed the policy's second chances, assess every page's final text, then read each page's layout from
+    the text it kept (figures cropped when `figures`); returns rows in input order."""
     policy = policy if policy is not None else PagePolicy()
+    quality = quality if quality is not None else QualityConfig()
     out = list(rows)
     todo = [i for i, r in enumerate(rows) if goes_to_ocr(r)]
     identity = engine.identity
@@ -125,14 +139,14 @@ def ocr_pages(
         out[i] = (
             mark_error(rows[i], result)
             if isinstance(result, PageFailure)
-            else ocr_result_row(rows[i], result, identity, page_seconds(result.usage))
+            else ocr_result_row(rows[i], result, identity, page_seconds(result.usage), quality)
         )
-    out = second_chances(
-        engine,
-        out,
-        policy,
-        lambda fn, indices: _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom),
-    )
+
+    def run_pass(fn: OcrFn, indices: list[int]) -> dict[int, Outcome]:
+        return _run_pass(engine, fn, out, indices, sub_batch_size, oom, on_oom)
+
+    out = second_looks(engine, out, policy, quality, run_pass)
+    out = assess_rows(second_chances(engine, out, policy, run_pass, quality), quality)
     return [structure_row(r, partial(page_image, r), figures) for r in out]
 
 
@@ -141,11 +155,43 @@ def page_image(row: dict[str, Any]) -> Any:
     return decode_page(row["image"], row["width_px"], row["height_px"], row["page_format"])
 
 
+def second_looks(
+    engine: Engine,
+    out: list[dict[str, Any]],
+    policy: PagePolicy,
+    quality: QualityConfig,
+    run_pass: Callable[[OcrFn, list[int]], dict[int, Outcome]],
+) -> list[dict[str, Any]]:
+    """Adaptive pruning (pipeline/stages/adaptive.py): the pages whose pruned attempt the model was unsure
+    of, read again unpruned in one pass (so they batch), each keeping its better attempt."""
+    pending = [i for i, r in enumerate(out) if needs_second_look(r, policy)]
+    if not pending:
+        return out
+    from rtprune.api import PruneConfig
+
+    results = run_pass(partial(engine.ocr, prune=PruneConfig(method="none")), pending)
+    low = low_token_probability(quality)
+    for i in pending:
+        result = results[i]
+        if isinstance(result, PageFailure):
+            out[i] = with_second_look(out[i], None, None, policy)
+            continue
+        attempt = {
+            "text": result.text,
+            "finish_reason": result.usage.finish_reason,
+            **confidence_columns(result.token_logprobs, low),
+        }
+        usage = usage_columns(result.usage, page_seconds(result.usage))
+        out[i] = with_second_look(out[i], usage, attempt, policy)
+    return out
+
+
 def second_chances(
     engine: Engine,
     out: list[dict[str, Any]],
     policy: PagePolicy,
     run_pass: Callable[[OcrFn, list[int]], dict[int, Outcome]],
+    quality: QualityConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Retry the pages whose OCR ended in one of policy.retry_on, all failing pages together in each round
     (so they batch), with the plan's overrides; a page leaves the rounds once an attempt ends otherwise.
@@ -159,7 +205,8 @@ def second_chances(
         for i in pending:
             result = results[i]
             reason = "" if isinstance(result, PageFailure) else result.usage.finish_reason
-            out[i] = with_attempt(out[i], result, accepted=bool(reason) and reason not in policy.retry_on)
+            accepted = bool(reason) and reason not in policy.retry_on
+            out[i] = with_attempt(out[i], result, accepted, quality)
             last_reason[i] = reason or last_reason[i]
         pending = [i for i in pending if out[i]["text_source"] == "ocr"]
     for i in pending:
@@ -184,6 +231,7 @@ class OcrStage:
         sub_batch_size: int,
         policy: PagePolicy | None = None,
         figures: bool = True,
+        quality: QualityConfig | None = None,
     ) -> None:
         import torch
 
@@ -192,6 +240,7 @@ class OcrStage:
         self._engine = create_engine(engine)
         self._sub_batch_size = sub_batch_size
         self._policy = policy if policy is not None else PagePolicy()
+        self._quality = quality if quality is not None else QualityConfig()
         self._oom = (torch.OutOfMemoryError,)
         self._figures = figures
 
@@ -204,5 +253,6 @@ class OcrStage:
             _empty_cuda_cache,
             self._policy,
             self._figures,
+            self._quality,
         )
         return to_table(rows, OCR_OUTPUT_SCHEMA)

@@ -2,8 +2,9 @@
 once (continuous batching), each page charged its share of the engine's busy time.
 
 Shape: `ocr_row` is the whole life of one page attempt (decode its image, run the engine, make its row, or an
-error row); `ocr_row_with_policy` wraps it in the page policy (retries, text-layer fallback);
-`VllmOcrStage.__call__` only fans a batch out to it and reads each page's layout from the text it kept.
+error row); `ocr_row_with_policy` wraps it in the page policy (adaptive pruning's unpruned re-read, retries,
+text-layer fallback) and assesses the page's final text; `VllmOcrStage.__call__` only fans a batch out to it
+and reads each page's layout from the text it kept.
 
 Faults:
 - a page the engine rejects or fails on (too long for the model, bad image) -> an `ocr` error row with the
@@ -31,8 +32,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import PagePolicy, PoolConfig
+from pipeline.config import PagePolicy, PoolConfig, QualityConfig
 from pipeline.redact import describe_error
+from pipeline.stages.adaptive import needs_second_look, with_second_look
 from pipeline.stages.gpu_share import BusyClock, PhaseWork, page_seconds, split_phases
 from pipeline.stages.ocr import page_image
 from pipeline.stages.page_policy import (
@@ -43,6 +45,7 @@ from pipeline.stages.page_policy import (
     ocr_result_row,
     retry_plan,
 )
+from pipeline.stages.page_quality import CONFIDENCE_COLUMNS, assess_row
 from pipeline.stages.rasterizer import decode_page
 from pipeline.stages.rows import OCR_OUTPUT_SCHEMA, from_batch, goes_to_ocr, mark_error, to_table
 from pipeline.stages.structure import structure_row
@@ -100,10 +103,11 @@ async def ocr_row(
     *,
     prune: PruneConfig | None = None,
     temperature: float = 0.0,
+    quality: QualityConfig | None = None,
 ) -> dict[str, Any]:
-    """One page row through the engine: the ok row with text and usage, or an `ocr` error row. Rows that
-    are already errors, and pages routed to their text layer, pass through. Exceptions in `fatal` (the
-    engine itself is gone) propagate."""
+    """One page row through the engine: the ok row with text, usage and confidence, or an `ocr` error row.
+    Rows that are already errors, and pages routed to their text layer, pass through. Exceptions in `fatal`
+    (the engine itself is gone) propagate."""
     if not goes_to_ocr(row):
         return row
     try:  # ~14 ms of PNG decoding a page: off the event loop, which feeds the engine
@@ -119,7 +123,8 @@ async def ocr_row(
         raise
     except Exception as exc:  # the engine rejected or failed this page: it fails alone
         return failed_row(row, page_reason(exc), share.seconds)
-    return ocr_result_row(row, result, engine.identity, page_seconds(result.usage, share.seconds))
+    seconds = page_seconds(result.usage, share.seconds)
+    return ocr_result_row(row, result, engine.identity, seconds, quality)
 
 
 def failed_row(row: dict[str, Any], reason: str, share_s: float) -> dict[str, Any]:
@@ -140,20 +145,45 @@ async def ocr_row_with_policy(
     meter: EngineMeter,
     fatal: tuple[type[BaseException], ...],
     policy: PagePolicy,
+    quality: QualityConfig | None = None,
 ) -> dict[str, Any]:
-    """ocr_row, then the page policy's second chances for a page that ended in one of policy.retry_on:
-    the same retry plan as the static-batch stage (pipeline/stages/ocr.py second_chances), one page at a time
-    since the engine batches in-flight pages by itself. Every attempt's usage is added to the page."""
-    out = await ocr_row(engine, row, meter, fatal)
-    if not needs_retry(out, policy):
-        return out
+    """ocr_row, then the page policy: adaptive pruning's unpruned re-read of a page the model was unsure
+    of, the second chances for a page that ended in one of policy.retry_on (the same rules as the
+    static-batch stage, pipeline/stages/ocr.py, one page at a time since the engine batches in-flight pages
+    by itself); then the quality columns of the page's final text (off the event loop). Every attempt's
+    usage is added to the page."""
+    quality = quality if quality is not None else QualityConfig()
+    out = await ocr_row(engine, row, meter, fatal, quality=quality)
+    if needs_second_look(out, policy):
+        again = await ocr_row(engine, row, meter, fatal, prune=PruneConfig(method="none"), quality=quality)
+        unpruned = again if again["status"] == "ok" else None
+        out = with_second_look(out, {k: again[k] for k in USAGE_COLUMNS}, unpruned, policy)
+    elif needs_retry(out, policy):
+        out = await _second_chances(engine, row, out, meter, fatal, policy, quality)
+    return await asyncio.to_thread(assess_row, out, quality)
+
+
+async def _second_chances(
+    engine: AsyncEngine,
+    row: dict[str, Any],
+    out: dict[str, Any],
+    meter: EngineMeter,
+    fatal: tuple[type[BaseException], ...],
+    policy: PagePolicy,
+    quality: QualityConfig,
+) -> dict[str, Any]:
+    """The retry plan for a page whose first attempt `out` ended in one of policy.retry_on, then its
+    text layer if every retry failed."""
     last_reason = out["finish_reason"]
     for attempt in retry_plan(policy, engine.identity.prune_method):
-        again = await ocr_row(engine, row, meter, fatal, prune=attempt.prune, temperature=attempt.temperature)
+        again = await ocr_row(
+            engine, row, meter, fatal, prune=attempt.prune, temperature=attempt.temperature, quality=quality
+        )
         reason = again["finish_reason"] if again["status"] == "ok" else ""
         usage = {k: again[k] for k in USAGE_COLUMNS}
+        accepted = bool(reason) and reason not in policy.retry_on
         out = add_attempt(
-            out, usage, again["text"], reason, accepted=bool(reason) and reason not in policy.retry_on
+            out, usage, again["text"], reason, accepted, {k: again[k] for k in CONFIDENCE_COLUMNS}
         )
         last_reason = reason or last_reason
         if out["text_source"] != "ocr":
@@ -186,11 +216,17 @@ class VllmOcrStage:
     pages of several batches and a batch's slow page does not idle the GPU."""
 
     def __init__(
-        self, engine: EngineConfig, pool: PoolConfig, policy: PagePolicy | None = None, figures: bool = True
+        self,
+        engine: EngineConfig,
+        pool: PoolConfig,
+        policy: PagePolicy | None = None,
+        figures: bool = True,
+        quality: QualityConfig | None = None,
     ) -> None:
         self._engine = build_vllm_engine(engine, pool)
         self._figures = figures
         self._policy = policy if policy is not None else PagePolicy()
+        self._quality = quality if quality is not None else QualityConfig()
         self._meter = EngineMeter(pool.ocr_vllm.max_num_seqs)
         self._fatal = engine_dead_errors()
 
@@ -209,7 +245,9 @@ class VllmOcrStage:
 
     async def _page(self, row: dict[str, Any]) -> dict[str, Any]:
         """One page through the policy, then its layout (parsing and figure crops off the event loop)."""
-        out = await ocr_row_with_policy(self._engine, row, self._meter, self._fatal, self._policy)
+        out = await ocr_row_with_policy(
+            self._engine, row, self._meter, self._fatal, self._policy, self._quality
+        )
         return await asyncio.to_thread(structure_row, out, partial(page_image, out), self._figures)
 
     def _exit_for_restart(self, exc: BaseException) -> None:

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.stages.gpu_share import PHASES, page_seconds
+from pipeline.stages.page_quality import NEUTRAL_CONFIDENCE, confidence_columns
 from pipeline.stages.rows import PageFailure, goes_to_ocr, identity_columns
 
 if TYPE_CHECKING:  # the report and the summary count with this module; they need no torch
-    from pipeline.config import PagePolicy
+    from pipeline.config import PagePolicy, QualityConfig
     from rtprune.api import PruneConfig
     from rtprune.engines.contract import EngineIdentity, PageResult, PageUsage
 
@@ -62,15 +63,29 @@ def usage_columns(usage: PageUsage, seconds: Mapping[str, float]) -> dict[str, A
     return {**{c: getattr(usage, c) for c in TOKEN_COLUMNS}, **seconds}
 
 
+def low_token_probability(quality: QualityConfig | None) -> float:
+    """The confidence's low-probability threshold of `quality` (None: QualityConfig's default)."""
+    if quality is None:
+        from pipeline.config import QualityConfig
+
+        quality = QualityConfig()
+    return quality.low_token_probability
+
+
 def ocr_result_row(
-    row: dict[str, Any], result: PageResult, identity: EngineIdentity, seconds: Mapping[str, float]
+    row: dict[str, Any],
+    result: PageResult,
+    identity: EngineIdentity,
+    seconds: Mapping[str, float],
+    quality: QualityConfig | None = None,
 ) -> dict[str, Any]:
     """The ok row of a page's first OCR attempt, on either engine: its text, the engine's identity, its
-    usage with `seconds` as its GPU seconds."""
+    usage with `seconds` as its GPU seconds, its confidence (pipeline/stages/page_quality.py)."""
     return {
         **row,
         **usage_columns(result.usage, seconds),
         **identity_columns(identity),
+        **confidence_columns(result.token_logprobs, low_token_probability(quality)),
         "text": result.text,
         "finish_reason": result.usage.finish_reason,
         "text_source": "ocr",
@@ -78,24 +93,38 @@ def ocr_result_row(
     }
 
 
-def with_attempt(row: dict[str, Any], result: PageResult | PageFailure, accepted: bool) -> dict[str, Any]:
+def with_attempt(
+    row: dict[str, Any],
+    result: PageResult | PageFailure,
+    accepted: bool,
+    quality: QualityConfig | None = None,
+) -> dict[str, Any]:
     """The row after one more attempt (static batches): its usage added (a PageFailure is an attempt that
-    raised: no usage was reported), and its text and finish reason taken when the policy accepts it."""
+    raised: no usage was reported), and its text, finish reason and confidence taken when the policy
+    accepts it."""
     if isinstance(result, PageFailure):
         return add_attempt(row, None, "", "", accepted=False)
     usage = usage_columns(result.usage, page_seconds(result.usage))
-    return add_attempt(row, usage, result.text, result.usage.finish_reason, accepted)
+    confidence = confidence_columns(result.token_logprobs, low_token_probability(quality))
+    return add_attempt(row, usage, result.text, result.usage.finish_reason, accepted, confidence)
 
 
 def add_attempt(
-    row: dict[str, Any], usage: dict[str, Any] | None, text: str, finish_reason: str, accepted: bool
+    row: dict[str, Any],
+    usage: dict[str, Any] | None,
+    text: str,
+    finish_reason: str,
+    accepted: bool,
+    confidence: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """with_attempt over plain values: `usage` holds USAGE_COLUMNS (None: the attempt reported none)."""
+    """with_attempt over plain values: `usage` holds USAGE_COLUMNS (None: the attempt reported none),
+    `confidence` the attempt's CONFIDENCE_COLUMNS (None: neutral)."""
     out = {**row, "ocr_attempts": row["ocr_attempts"] + 1}
     if usage:
         out.update({k: row[k] + usage[k] for k in USAGE_COLUMNS})
     if accepted:
         out.update(text=text, finish_reason=finish_reason, text_source="ocr_retry")
+        out.update(confidence if confidence is not None else NEUTRAL_CONFIDENCE)
     return out
 
 
@@ -110,6 +139,7 @@ def fall_back(row: dict[str, Any], policy: PagePolicy, last_finish_reason: str) 
     if policy.text_layer_fallback and usable_text_layer(row.get("text_layer", ""), policy):
         return {
             **row,
+            **NEUTRAL_CONFIDENCE,  # no decoder read the text layer
             "text": row["text_layer"],
             "text_source": "text_layer",
             "finish_reason": last_finish_reason,

@@ -24,9 +24,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+if TYPE_CHECKING:  # the report reads these signals without the pipeline's config (and its torch)
+    from pipeline.config import QualityConfig
 
 # Every reason suspect_reasons can give, in the order it gives them.
 REASONS = (
@@ -88,42 +89,6 @@ _FOLD = {
 _JAPANESE_KANA_SHARE = 0.1
 
 
-class QualityConfig(BaseModel):
-    """Thresholds of the page-quality signals. The defaults are starting points, to be calibrated on a
-    corpus's own pages: a tighter threshold flags more good pages for review, a looser one lets more bad
-    pages pass as trusted."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    # Fewer non-space characters than this reads as an (almost) empty page: blank pages and pages the
-    # model gave up on look alike here.
-    min_characters: int = Field(default=20, ge=0)
-    # Below this share of letters plus digits among the non-space characters, the text is mostly symbols
-    # (rules, pipes, stray punctuation). Formula-heavy pages sit near 0.6; a higher bound flags them too.
-    min_alphanumeric_share: float = Field(default=0.5, ge=0, le=1)
-    # Word n-gram of the copy count: shorter n-grams find shorter loops and also legitimate repeated
-    # phrases (form labels, table headers); a CJK or Thai character counts as a word.
-    repeat_ngram_words: int = Field(default=5, ge=1)
-    # From this share of words that repeat an earlier n-gram, the page reads as looping.
-    max_repeated_ngram_share: float = Field(default=0.3, gt=0, le=1)
-    # Letters needed before a language is read, in UTF-8 bytes (what the identifier reads): 30 is about
-    # six Latin words, 15 Cyrillic or Greek letters, 10 CJK characters. Shorter texts are guessed wrongly
-    # too often to be worth a name.
-    min_language_bytes: int = Field(default=30, ge=1)
-    # Below this probability of the best language the page's language is "" (unknown): higher is more
-    # sure of the languages it names and calls more mixed or noisy pages unknown.
-    min_language_probability: float = Field(default=0.5, ge=0, le=1)
-    # Only the first this many characters of the readable text are identified: language costs time linear
-    # in length, and a page's language shows long before its end.
-    language_sample_characters: int = Field(default=4000, ge=1)
-    # A chosen token below this probability counts as a low-probability token.
-    low_token_probability: float = Field(default=0.1, gt=0, lt=1)
-    # low_confidence when the mean log-probability of the chosen tokens is below this (natural log; -1.0
-    # is a geometric-mean probability of 0.37) or when more than this share of them is low-probability.
-    min_mean_logprob: float = Field(default=-1.0, le=0)
-    max_low_probability_share: float = Field(default=0.2, ge=0, le=1)
-
-
 @dataclass(frozen=True)
 class TextSignals:
     """What the final text of a page says about itself; plain values, each one a Parquet column."""
@@ -158,8 +123,9 @@ class PageQuality:
     reasons: tuple[str, ...]
 
     def columns(self) -> dict[str, Any]:
-        """Flat row columns: the text signals under their own names, the confidence under
-        scored_tokens / mean_logprob / min_logprob / low_probability_share, and suspect_reasons."""
+        """Flat row columns (pipeline/schema.py): the text signals under their own names, the confidence
+        under scored_tokens / mean_logprob / min_logprob / low_probability_share, `suspect`, and
+        `suspect_reasons` comma-separated."""
         c = self.confidence
         return {
             **asdict(self.signals),
@@ -167,8 +133,15 @@ class PageQuality:
             "mean_logprob": c.mean_logprob,
             "min_logprob": c.min_logprob,
             "low_probability_share": c.low_probability_share,
-            "suspect_reasons": list(self.reasons),
+            "suspect": bool(self.reasons),
+            "suspect_reasons": ",".join(self.reasons),
         }
+
+
+def _default_config() -> QualityConfig:
+    from pipeline.config import QualityConfig
+
+    return QualityConfig()
 
 
 def readable_text(text: str) -> str:
@@ -268,7 +241,7 @@ def identify_language(letters: str, config: QualityConfig) -> tuple[str, float]:
 
 def text_signals(text: str, config: QualityConfig | None = None) -> TextSignals:
     """The signals of one page's final text (see TextSignals)."""
-    config = config or QualityConfig()
+    config = config or _default_config()
     counts, token_view, letters_view = _views(readable_text(text), config.language_sample_characters)
     characters = counts["letters"] + counts["digits"] + counts["other"]
     scripts = {k.removeprefix("script:"): n for k, n in counts.items() if k.startswith("script:")}
@@ -344,7 +317,7 @@ def assess_page(
     text: str, token_logprobs: Sequence[float], finish_reason: str, config: QualityConfig | None = None
 ) -> PageQuality:
     """The text signals, confidence summary and suspect reasons of one page in one call."""
-    config = config or QualityConfig()
+    config = config or _default_config()
     signals = text_signals(text, config)
     confidence = confidence_summary(token_logprobs, config.low_token_probability)
     return PageQuality(

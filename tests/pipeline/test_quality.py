@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from benchmarks.multilingual_text import SCRIPTS, SENTENCES, page_text
+from pipeline.config import QualityConfig
 from pipeline.stages.quality import (
     REASONS,
     ConfidenceSummary,
-    QualityConfig,
     assess_page,
     confidence_summary,
     dominant_script,
@@ -163,12 +163,17 @@ def test_config_is_frozen_and_strict():
         QualityConfig().min_characters = 3
 
 
-def test_columns_are_flat_plain_values():
+def test_columns_are_the_schemas_plain_values():
+    from pipeline.schema import PAGES_SCHEMA
+
     columns = assess_page("\n\n".join([CLEAN_EN] * 3), [math.log(0.5)] * 4, "length").columns()
-    assert columns["suspect_reasons"] == ["hit_token_cap", "repeated_ngrams"]
+    assert columns["suspect"] and columns["suspect_reasons"] == "hit_token_cap,repeated_ngrams"
     assert columns["language"] == "en" and columns["script"] == "Latin"
     assert columns["scored_tokens"] == 4 and columns["mean_logprob"] == pytest.approx(math.log(0.5))
-    assert all(isinstance(v, int | float | str | list) for v in columns.values())
+    assert all(isinstance(v, int | float | str) for v in columns.values())
+    assert set(columns) <= set(PAGES_SCHEMA.names)
+    clean = assess_page(CLEAN_EN, CONFIDENT, "eos").columns()
+    assert (clean["suspect"], clean["suspect_reasons"]) == (False, "")
 
 
 @pytest.mark.parametrize(

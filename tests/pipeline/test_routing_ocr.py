@@ -11,6 +11,7 @@ import pytest
 from pipeline.config import PagePolicy, RenderConfig, StorageConfig
 from pipeline.routing_config import RoutingConfig
 from pipeline.samples import sample_pdf_bytes, scanned_pdf_bytes
+from pipeline.schema import QUALITY_COLUMN_NAMES
 from pipeline.stages.ocr import ocr_pages
 from pipeline.stages.render import render_document
 from pipeline.stages.routed_render import TEXT_SOURCE_ROUTED, render_routed_pdf
@@ -133,4 +134,11 @@ def test_routed_pages_pass_the_vllm_stage_untouched(rows):
             *(ocr_row_with_policy(Refusing(), r, meter, (), PagePolicy()) for r in rows[:2])
         )
 
-    assert asyncio.run(run()) == rows[:2]
+    out = asyncio.run(run())
+    assert _routing_view(out) == _routing_view(rows[:2])
+    # Only their quality columns are added: the signals of their text, no decoder confidence.
+    quality = set(QUALITY_COLUMN_NAMES)
+    assert [{k: v for k, v in r.items() if k not in quality} for r in out] == [
+        {k: v for k, v in r.items() if k not in quality} for r in rows[:2]
+    ]
+    assert all(r["characters"] > 100 and r["scored_tokens"] == 0 for r in out)

@@ -2,7 +2,8 @@
 
 Stages, each public so a benchmark or a sweep can time or vary one of them on the same inputs:
   prepare (PIL -> PreparedPage) -> encode (backend's get_image_features) -> prune (rtprune.prune_batch, then
-  newline collapse) -> generate (pruned prompt ids + mm_encoder_outputs, greedy, repetition guard).
+  newline collapse) -> generate (pruned prompt ids + mm_encoder_outputs, greedy, repetition guard, and the
+  log-probability of each chosen token: rtprune.engines.hf.confidence).
 The model sees real prompt ids with one `<image>` placeholder per kept token, and the kept features replace
 those placeholders (mm_encoder_outputs), so generate and its logits processors run unchanged.
 
