@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.multilingual_text import SENTENCES, page_text
+from pipeline.config import QualityConfig
 from pipeline.stages import quality
 from rtprune.deepseek.repetition import repeats_in_window
 from rtprune.deepseek.stream_guard import StreamLoopGuard
@@ -66,7 +67,7 @@ def parts_ms(text: str, config: quality.QualityConfig, repeats: int) -> dict[str
 
 
 def bench_signals(repeats: int) -> None:
-    config = quality.QualityConfig()
+    config = QualityConfig()
     start = time.perf_counter()
     quality.text_signals(" ".join(SENTENCES["en"]), config)
     print(f"language identifier load (once per process): {time.perf_counter() - start:.2f} s\n")
