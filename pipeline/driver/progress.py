@@ -82,10 +82,16 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+STARTING = "starting the OCR engine"
+
+
 def format_progress(snap: ProgressSnapshot) -> str:
     """One line: documents 3/6 | pages 9 (1 failed) | 0.8 pages/s | elapsed 12s | ETA 12s; with routing,
-    pages 9 (1 failed, 6 routed, ~4.2 GPU-s avoided)."""
+    pages 9 (1 failed, 6 routed, ~4.2 GPU-s avoided); before the first page comes back, "starting the OCR
+    engine" in place of the rate."""
     rate = "? pages/s" if snap.pages_per_s is None else f"{snap.pages_per_s:.2f} pages/s"
+    if snap.pages_done == 0 and snap.documents_done < snap.documents_total:
+        rate = STARTING  # the OCR actors load their engine (minutes for vLLM) before any page comes back
     notes = [f"{snap.pages_failed} failed"] if snap.pages_failed else []
     if snap.pages_routed:
         avoided = "?" if snap.gpu_s_avoided is None else f"~{snap.gpu_s_avoided:.1f}"

@@ -2,7 +2,8 @@
 loaded, so a driver checks the pairing before anything starts (jobs.digitize, before Ray).
 
 The transformers engine serves both DeepSeek-OCR generations and the tiny random models built in code; the
-vLLM engine serves v1 checkpoints (folders or hub ids) only."""
+vLLM engine serves v1 checkpoints (folders or hub ids) and tiny-random-v1 (a folder it makes and caches on
+first use: rtprune.engines.vllm.tiny_model), never v2."""
 
 from __future__ import annotations
 
@@ -52,12 +53,6 @@ def known_generation(config: EngineConfig) -> str | None:
 
 def vllm_problem(config: EngineConfig) -> str | None:
     """Why the vLLM engine cannot serve config's model (one line), or None when it can as far as is known."""
-    if config.model in TINY_MODELS:
-        return (
-            f"engine.model {config.model!r} is built in code for the transformers engine only: use "
-            "engine.backend=hf, or a checkpoint folder with the vLLM engine (tests make one with "
-            "rtprune.engines.vllm.plugin.fixture.prepare_model_dir)"
-        )
     if known_generation(config) == "v2":
         return (
             f"engine.model {config.model!r} is DeepSeek-OCR v2, which the vLLM engine does not serve "

@@ -50,27 +50,52 @@ def resolve_checkpoint(path_or_hub_id: str) -> Path:
         ) from exc
 
 
-def tiny_random_config(vocab_size: int = 1024, image_token_id: int = 815):
-    """A tiny UnlimitedOcrConfig in v1's shape (dense layer then MoE, full attention) for CPU tests."""
+def tiny_random_config(
+    vocab_size: int = 1024,
+    image_token_id: int = 815,
+    text_heads: int = 4,
+    sam: dict[str, Any] | None = None,
+    clip: dict[str, Any] | None = None,
+):
+    """A tiny UnlimitedOcrConfig in v1's shape (dense layer then MoE, full attention) for CPU tests.
+
+    text_heads: attention heads of the 64-wide language model (head size 64 / text_heads); sam / clip:
+    fields of the vision encoders' configs to change (vLLM's tiny model needs other sizes)."""
     from transformers import UnlimitedOcrConfig
 
     text = {
         "vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 4, "n_routed_experts": 4, "n_shared_experts": 1,
+        "num_attention_heads": text_heads, "num_key_value_heads": text_heads, "n_routed_experts": 4, "n_shared_experts": 1,
         "num_experts_per_tok": 2, "moe_intermediate_size": 32, "max_position_embeddings": 4096,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "tie_word_embeddings": False,
         "layer_types": ["full_attention"] * 2, "mlp_layer_types": ["dense", "sparse"], "sliding_window": 128,
     }  # fmt: skip
-    sam = {
+    sam_cfg = {
         "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "global_attn_indexes": [1],
         "mlp_dim": 64, "output_channels": 32, "downsample_channels": [48, 64], "initializer_range": 0.02,
     }  # fmt: skip
-    clip = {"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64}
+    clip_cfg = {"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "intermediate_size": 64}
     return UnlimitedOcrConfig(
         text_config=text,
-        vision_config={"sam_config": sam, "encoder_config": clip},
+        vision_config={"sam_config": sam_cfg | (sam or {}), "encoder_config": clip_cfg | (clip or {})},
         image_token_id=image_token_id,
     )
+
+
+def tiny_random_model(cfg: Any, seed: int) -> Any:
+    """UnlimitedOcrForConditionalGeneration with seeded random weights (fp32, CPU), the caller's RNG untouched."""
+    from transformers import UnlimitedOcrForConditionalGeneration
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        model = UnlimitedOcrForConditionalGeneration(cfg)
+        # transformers zero-inits these; random values make the tokens position-aware
+        sam = model.model.vision_tower.sam_encoder
+        sam.pos_embed.normal_(0.0, 0.5)
+        for layer in sam.layers:
+            layer.attn.rel_pos_h.normal_(0.0, 0.5)
+            layer.attn.rel_pos_w.normal_(0.0, 0.5)
+    return model.eval()
 
 
 class DeepseekOcrV1Backend:
@@ -107,21 +132,10 @@ class DeepseekOcrV1Backend:
     def tiny_random(cls, *, mode: str = "large", seed: int = 0, dtype: torch.dtype = torch.float32,
                     device: str = "cpu", prompt: str = DEFAULT_PROMPT) -> DeepseekOcrV1Backend:  # fmt: skip
         """Random weights in a tiny v1-shaped config: runs in seconds on CPU; its text is meaningless."""
-        from transformers import UnlimitedOcrForConditionalGeneration
-
         from rtprune.models.tiny_tokenizer import build_tiny_tokenizer
 
         cfg = tiny_random_config()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():  # seeded without touching the caller's RNG
-            torch.manual_seed(seed)
-            model = UnlimitedOcrForConditionalGeneration(cfg)
-            # transformers zero-inits these; random values make the tokens position-aware
-            sam = model.model.vision_tower.sam_encoder
-            sam.pos_embed.normal_(0.0, 0.5)
-            for layer in sam.layers:
-                layer.attn.rel_pos_h.normal_(0.0, 0.5)
-                layer.attn.rel_pos_w.normal_(0.0, 0.5)
-        model = model.to(device=device, dtype=dtype)
+        model = tiny_random_model(cfg, seed).to(device=device, dtype=dtype)
         tokenizer = build_tiny_tokenizer(cfg.text_config.vocab_size, cfg.image_token_id)
         return cls(model, tokenizer, model_id=TINY_MODEL_ID, mode=mode, prompt=prompt)
 

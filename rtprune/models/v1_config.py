@@ -231,6 +231,12 @@ def v1_config_json(cfg: Any) -> dict[str, Any]:
         "rms_norm_eps": text.rms_norm_eps,
         "routed_scaling_factor": text.routed_scaling_factor,
         "use_mla": False,
+        # plain multi-head attention, said as v1's hub config says it (vLLM reads a rank as MLA)
+        "kv_lora_rank": None,
+        "q_lora_rank": None,
+        "qk_nope_head_dim": 0,
+        "qk_rope_head_dim": 0,
+        "v_head_dim": 0,
         "lm_head": True,
         "architectures": ["DeepseekV2ForCausalLM"],
     }
@@ -266,7 +272,7 @@ def v1_config_json(cfg: Any) -> dict[str, Any]:
         "tile_tag": "2D",
         "global_view_pos": "head",
         "image_token_id": cfg.image_token_id,
-        **lang,
+        **{k: v for k, v in lang.items() if k != "architectures"},  # v1 copies the LM settings up here
     }
 
 

@@ -56,9 +56,17 @@ def test_the_progress_line_says_documents_pages_failures_rate_and_eta():
     line = format_progress(counter.snapshot(12.0))
     assert line == "documents 3/6 | pages 9 (2 failed) | 0.75 pages/s | elapsed 12s | ETA 12s"
     clean = ProgressCounter(documents_total=2, started_s=0.0)
-    assert "failed" not in format_progress(clean.snapshot(1.0)) and "? pages/s" in format_progress(
-        clean.snapshot(1.0)
+    assert "failed" not in format_progress(clean.snapshot(1.0))
+
+
+def test_until_the_first_page_comes_back_the_line_says_the_engine_is_starting():
+    counter = ProgressCounter(documents_total=2, started_s=0.0)
+    assert format_progress(counter.snapshot(5.0)) == (
+        "documents 0/2 | pages 0 | starting the OCR engine | elapsed 5s | ETA ?"
     )
+    counter.add(pages=1, pages_failed=0, documents_done=0)
+    assert "starting" not in format_progress(counter.snapshot(10.0))
+    assert "0.10 pages/s" in format_progress(counter.snapshot(10.0))
 
 
 def test_a_failure_line_names_the_document_page_stage_and_reason():

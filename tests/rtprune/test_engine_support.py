@@ -1,6 +1,6 @@
 """Which engine serves which model, checked from the config alone (no vLLM, transformers or weights): the
-vLLM engine serves DeepSeek-OCR v1 checkpoints; the built-in tiny models and v2 are the transformers
-engine's. A digitize job with a pairing no engine serves stops before Ray starts, with one line."""
+vLLM engine serves DeepSeek-OCR v1 checkpoints and the built-in tiny-random-v1 (as a folder it makes); v2,
+tiny-random-v2 included, is the transformers engine's. A digitize job with a pairing no engine serves stops before Ray starts, with one line."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ def _checkpoint(tmp_path: Path, model_type: str) -> str:
     ("fields", "words"),
     [
         ({"model": "tiny-random-v2"}, ["'tiny-random-v2'", "engine.backend=hf"]),
-        ({"model": "tiny-random-v1"}, ["'tiny-random-v1'", "engine.backend=hf"]),
         ({"model": "some/hub-id", "generation": "v2"}, ["v2", "engine.backend=hf"]),
     ],
 )
@@ -47,10 +46,17 @@ def test_vllm_refuses_a_v2_checkpoint_folder_and_takes_a_v1_one(tmp_path):
     check_engine(EngineConfig(backend="vllm", model=_checkpoint(tmp_path, "deepseek_vl_v2")))
 
 
+def test_vllm_takes_the_built_in_tiny_v1_but_not_a_v2_generation_of_it():
+    check_engine(EngineConfig(backend="vllm", model="tiny-random-v1"))
+    with pytest.raises(ValueError, match="DeepSeek-OCR v2"):
+        check_engine(EngineConfig(backend="vllm", model="tiny-random-v1", generation="v2"))
+
+
 def test_the_transformers_engine_takes_every_model_and_auto_never_picks_vllm_for_one_it_cannot_serve(
     tmp_path,
 ):
-    for model in ("tiny-random-v1", "tiny-random-v2", _checkpoint(tmp_path, "deepseek_ocr2")):
+    check_engine(EngineConfig(backend="hf", model="tiny-random-v1"))
+    for model in ("tiny-random-v2", _checkpoint(tmp_path, "deepseek_ocr2")):
         check_engine(EngineConfig(backend="hf", model=model))
         check_engine(EngineConfig(backend="auto", model=model))
         assert resolve_backend(EngineConfig(backend="auto", model=model)) == "hf"

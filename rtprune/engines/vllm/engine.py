@@ -46,6 +46,7 @@ from rtprune.engines.vllm.pages import (
     share_busy_time,
 )
 from rtprune.engines.vllm.settings import VllmSettings
+from rtprune.engines.vllm.startup import model_source, quiet_vllm, runs_on_cpu
 from rtprune.engines.vllm.stream import StreamWatch, sampled_logprobs, stream_outcome
 
 REPETITION_PROCESSOR = "rtprune.engines.vllm.plugin.logits:RepetitionGuardProcessor"
@@ -83,6 +84,8 @@ class VllmEngine:
         if problem is not None:
             raise ValueError(problem)
         self.config, self.settings = config, settings or VllmSettings()
+        quiet_vllm(self.settings.log_level)
+        self._model = model_source(config, self.settings)  # tiny-random-v1: a cached folder, made once
         self.stream_guard = False  # whether loops are stopped on the stream (decided when vLLM starts)
         self._ids = itertools.count()
         self._running: dict[str, Timeline | None] = {}
@@ -105,7 +108,10 @@ class VllmEngine:
         from rtprune.engines.vllm.plugin import engine_kwargs
 
         kwargs = engine_kwargs(
-            self.config.model, self.config.mode, dtype=self._dtype(), **self.settings.engine_kwargs()
+            self._model,
+            self.config.mode,
+            dtype=self._dtype(),
+            **self.settings.engine_kwargs(cpu=runs_on_cpu(self.config)),
         )
         kwargs.setdefault("seed", self.config.seed)
         # The confidence's meaning (rtprune.engines.vllm.stream): the model's log-probs before processors.
