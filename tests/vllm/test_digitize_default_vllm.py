@@ -70,7 +70,10 @@ def test_the_model_folder_was_made_once_in_the_cache(run):
     assert folder.name.startswith(f"{TINY_V1}-vllm-") and (folder / "model.safetensors").is_file()
 
 
-def test_vllm_info_lines_stay_out_of_the_jobs_output(run):
+def test_vllm_info_lines_and_known_noise_stay_out_of_the_jobs_output(run):
+    from rtprune.engines.vllm.plugin.noise import KNOWN_NOISE
+
     stdout = run[1]
     assert "documents" in stdout  # the job's own summary is there
     assert not re.search(r"\bINFO \d\d-\d\d \d\d:\d\d:\d\d", stdout), stdout[-3000:]
+    assert not [part for part in KNOWN_NOISE if part in stdout], stdout[-3000:]

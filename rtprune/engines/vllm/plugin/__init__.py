@@ -2,10 +2,10 @@
 
 Installed with this package, the entry point `vllm.general_plugins: rtprune = rtprune.engines.vllm.plugin:register`
 runs in every vLLM process (front end, engine core, workers; `vllm serve` and ray.data.llm too) and
-registers ARCHITECTURE (lazily, by "module:Class"); in vLLM's child processes it also makes them end when
-their parent dies (lifeline.py). A v1 checkpoint selects it with
-`hf_overrides={"architectures": [ARCHITECTURE]}` (`vllm serve DIR --hf-overrides '{"architectures":
-["RtpruneDeepseekOCRForCausalLM"]}'`).
+registers ARCHITECTURE (lazily, by "module:Class") and drops vLLM's known-noise warnings at its default
+log level (noise.py); in vLLM's child processes it also makes them end when their parent dies
+(lifeline.py). A v1 checkpoint selects it with `hf_overrides={"architectures": [ARCHITECTURE]}`
+(`vllm serve DIR --hf-overrides '{"architectures": ["RtpruneDeepseekOCRForCausalLM"]}'`).
 
 API (importing this package does not import vLLM):
   ARCHITECTURE                          our architecture name.
@@ -48,8 +48,10 @@ def register() -> None:
     from vllm import ModelRegistry
 
     from rtprune.engines.vllm.plugin.lifeline import watch_parent
+    from rtprune.engines.vllm.plugin.noise import drop_known_noise
 
     watch_parent()
+    drop_known_noise()
 
     if ARCHITECTURE not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(ARCHITECTURE, MODEL_CLASS)
