@@ -1,6 +1,6 @@
 """vLLM's known-noise warnings, dropped when vLLM logs at WARNING (the engine's default, VllmSettings.log_level):
 lines every CPU or eager start prints that say nothing a user can act on (the engine chose them, or they
-describe vLLM's own fallbacks). At INFO or DEBUG (VLLM_LOGGING_LEVEL, or engine.vllm.log_level) nothing is
+describe vLLM's own fallbacks). At INFO or DEBUG (VLLM_LOGGING_LEVEL, or pools.ocr_vllm.log_level) nothing is
 dropped. Installed by the plugin's register(), which runs in every vLLM process."""
 
 from __future__ import annotations
