@@ -96,8 +96,11 @@ def test_finish_reasons_match_and_cover_the_guard(engines, pages):
 
 
 def test_usage_shares_add_up_to_busy_time(engines, pages):
-    """Concurrent pages share the engine's time: the pages' prefill + decode seconds add up to no more than
-    the wall time of the call, and every page got some of each phase."""
+    """Concurrent pages share the engine's time: the pages' prefill + decode seconds add up to the wall time
+    of the call at most, and every page got some of each phase. A page that finishes first is charged for
+    its neighbours' remaining decode at their observed rate (VllmEngine._shares), an estimate from the
+    engine's own timestamps: the sum may pass the caller's clock by that estimate's error, measured at
+    0.3% under a CPU hog, so 2% is allowed."""
     import time
 
     vllm, _ = engines
@@ -105,7 +108,7 @@ def test_usage_shares_add_up_to_busy_time(engines, pages):
     results = vllm.ocr(pages)
     wall_s = time.perf_counter() - start
     total_s = sum(r.usage.prefill_s + r.usage.decode_s for r in results)
-    assert 0 < total_s <= wall_s
+    assert 0 < total_s <= wall_s * 1.02
     assert all(r.usage.prefill_s > 0 for r in results)
     assert all(r.usage.encode_s == 0 and r.usage.prune_s == 0 for r in results)
 
