@@ -5,8 +5,8 @@ does) to read PDFs from and write pages to a local S3 server (moto). Token authe
 token of the cluster's own.
 
 - plain: the embedded default (relative ./out) is refused with its message; a job with S3 output
-  commits every page exactly once; render actors ran on the head, OCR actors on the GPU node (the head
-  has no GPU, and the OCR stage asks for one).
+  commits every page exactly once; OCR actors ran on the GPU node (the head has no GPU, and the OCR stage
+  asks for one).
 - worker killed: the GPU node's raylet is killed once the first document is committed; a new GPU node
   joins; the job goes on through Ray Data's actor restarts (or, if it fails, is submitted again) and every
   page is committed exactly once.
@@ -72,8 +72,10 @@ def _check_run(r: dict) -> None:
     assert r["problems"] == [], r["problems"]  # every page of every document exactly once, all rows
     assert r["rows"] == r["pages_expected"]
     assert r["statuses"] == {"ok": r["pages_expected"]}
-    # Render actors on the head; OCR actors only on the nodes that hold the GPU.
-    assert r["render_nodes"] and set(r["render_nodes"]) == {r["head_node"]}, r
+    # OCR actors only on the nodes that hold the GPU. Render actors ask for CPUs only, and Ray places them
+    # on any node with a free one: on the head, or on the GPU node while the head's CPUs are taken by the
+    # job's read tasks (seen in a quiet run), so where they ran is not asserted.
+    assert r["render_nodes"] and set(r["render_nodes"]) <= {r["head_node"], *r["gpu_nodes"]}, r
     assert r["ocr_nodes"] and set(r["ocr_nodes"]) <= set(r["gpu_nodes"]), r
     assert r["head_node"] not in r["gpu_nodes"]
 
@@ -294,7 +296,7 @@ def _placement(cluster: LocalCluster, job_ids: list[str]) -> dict:
 def _committed(s3, output: str, docs: dict[str, int]) -> dict:
     from pipeline.config import StorageConfig
     from pipeline.store.fs import filesystem
-    from pipeline.store.output import read_committed
+    from pipeline.store.read import read_committed
     from tests.reliability.pipeline_harness import exactly_once_problems
 
     storage = StorageConfig(endpoint_url=s3.url, key=s3.access.key, secret=s3.access.secret)
