@@ -24,6 +24,11 @@ _COLUMNS: list[tuple[str, Callable[[CostRow], str]]] = [
     ("util", lambda r: _pct(r.utilisation)),
     ("$ direct", lambda r: _money(r.cost_direct_usd)),
     ("$ loaded", lambda r: _money(r.cost_fully_loaded_usd)),
+    ("tables", lambda r: f"{r.tables:,}"),
+    ("formulas", lambda r: f"{r.formulas:,}"),
+    ("figures", lambda r: f"{r.figures:,}"),
+    ("re-read", lambda r: f"{r.pages_adaptive:,}"),
+    ("$ re-read", lambda r: _money(r.adaptive_cost_usd)),
 ]
 
 

@@ -4,6 +4,7 @@ PAGES_SCHEMA, priced with the shipped pricing table the way the pipeline prices 
 from __future__ import annotations
 
 import math
+import re
 import struct
 
 import pyarrow as pa
@@ -376,3 +377,31 @@ def test_cli_reports_a_missing_node_type_as_an_error(tmp_path, capsys):
         == 2
     )
     assert "m7i.xlarge" in capsys.readouterr().err
+
+
+def test_the_printed_tables_show_the_layout_counts_and_the_adaptive_re_reads():
+    """The columns the run summary counts reach both printed forms of the report (terminal and Markdown)."""
+    from pipeline.cost.report_text import format_markdown, format_text
+
+    rows, summary = _run("r1", "2025-11-03T01:00:00Z", 8, 0)
+    for i, row in enumerate(rows):
+        row.update(n_tables=i % 2, n_formulas=2, n_figures=3 * (i < 3))
+    rows[0].update(adaptive_rerun="kept_unpruned", adaptive_rerun_gpu_s=0.4)
+    table = build_tables(pa.Table.from_pylist(rows, schema=PAGES_SCHEMA), [summary], [["run"]])[0]
+    for text, cells in ((format_text(table), _text_cells), (format_markdown(table), _markdown_cells)):
+        shown = dict(zip(cells(text.splitlines()[0]), cells(text.splitlines()[-1]), strict=True))
+        assert [shown[c].strip("*") for c in ("tables", "formulas", "figures", "re-read")] == [
+            "4",
+            "16",
+            "9",
+            "1",
+        ]
+        assert float(shown["$ re-read"].strip("*")) == pytest.approx(0.4 * PRICING.gpu_usd_per_s, abs=1e-4)
+
+
+def _text_cells(line: str) -> list[str]:
+    return re.split(r"\s{2,}", line.strip())  # columns are two spaces apart; headers hold single spaces
+
+
+def _markdown_cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip("|").split("|")]
