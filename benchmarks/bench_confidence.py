@@ -24,9 +24,7 @@ GPU (real v1 sizes, random weights, bf16):
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_vllm import FIXTURE, PAGE_PX, model_folder, output_lengths
+from benchmarks.bench_vllm import FIXTURE, model_folder, prepare_run
 from rtprune.api import PruneConfig
 from rtprune.engines.contract import EngineConfig
 
@@ -152,15 +150,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # results appear as they are measured, also in a log file
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    from benchmarks.bench_prefill import synthetic_page
-
-    images = [synthetic_page(PAGE_PX, seed=args.seed + i) for i in range(args.pages)]
-    lengths = output_lengths(args.pages, args.min_tokens, args.max_tokens, args.seed)
+    images, lengths = prepare_run(args)
     print(
         f"{args.pages} pages, mode {args.mode}, {args.dtype}, threads {args.threads or torch.get_num_threads()}; "
         f"part 1: {sum(lengths)} forced output tokens; part 2: guard {args.ngram}/{args.window}, cap "

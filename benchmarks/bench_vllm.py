@@ -255,19 +255,27 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # results appear as they are measured, also in a log file
+def prepare_run(args: argparse.Namespace) -> tuple[list, list[int]]:
+    """Line-buffered output (results appear as they are measured, also in a log file), the CPU threads
+    asked for, no core pinning (a shared machine); -> the pages (synthetic, seeded) and their forced output
+    lengths."""
+    sys.stdout.reconfigure(line_buffering=True)
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     from benchmarks.bench_prefill import synthetic_page
+
+    images = [synthetic_page(PAGE_PX, seed=args.seed + i) for i in range(args.pages)]
+    return images, output_lengths(args.pages, args.min_tokens, args.max_tokens, args.seed)
+
+
+def main() -> None:
+    args = parse_args()
+    images, lengths = prepare_run(args)
     from rtprune.engines.vllm.engine import VllmEngine
     from rtprune.engines.vllm.settings import VllmSettings
 
-    images = [synthetic_page(PAGE_PX, seed=args.seed + i) for i in range(args.pages)]
-    lengths = output_lengths(args.pages, args.min_tokens, args.max_tokens, args.seed)
     prune = PruneConfig(retention=args.retention) if args.retention < 1 else PruneConfig(method="none")
     print(
         f"{args.pages} pages {PAGE_PX[0]}x{PAGE_PX[1]} px, mode {args.mode}, {args.dtype}, threads "
