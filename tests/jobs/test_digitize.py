@@ -26,15 +26,7 @@ pytest.importorskip("rtprune.engines.hf.engine")
 ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
-
-POOLS = {
-    "render_actors": 1,
-    "render_num_cpus": 0.5,
-    "ocr_num_gpus": 1,
-    "ocr_num_cpus": 0.5,
-    "ocr_batch_size": 4,
-    "ocr_sub_batch_size": 2,
-}
+from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
 
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:

@@ -27,17 +27,10 @@ pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")
 
 from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
+from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
 from reliability.hostile_names import hostile_names  # noqa: E402
 from reliability.s3_server import MotoS3  # noqa: E402
 
-POOLS = {
-    "render_actors": 1,
-    "render_num_cpus": 0.5,
-    "ocr_num_gpus": 1,
-    "ocr_num_cpus": 0.5,
-    "ocr_batch_size": 4,
-    "ocr_sub_batch_size": 2,
-}
 HEALTHY = {"caf\u00e9 menu.pdf": 1, "report.pdf": 2, "deep/it's `odd`.pdf": 3}
 
 

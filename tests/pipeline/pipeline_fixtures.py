@@ -27,6 +27,15 @@ ENGINE_OVERRIDES = {"model": _tiny_model(), "mode": "tiny", "max_new_tokens": 8}
 # policy's default unpruned retry would double the OCR work of every pipeline test that is not about the
 # policy (test_page_policy.py and test_e2e_recovery.py keep the default). The text-layer fallback stays on.
 PAGE_POLICY_ONE_ATTEMPT = {"greedy_retry": False}
+# One render actor and one OCR actor on a logical GPU, in small batches: the pipeline tests' pools.
+SMALL_POOLS = {
+    "render_actors": 1,
+    "render_num_cpus": 0.5,
+    "ocr_num_gpus": 1,
+    "ocr_num_cpus": 0.5,
+    "ocr_batch_size": 4,
+    "ocr_sub_batch_size": 2,
+}
 
 
 @pytest.fixture(scope="module")

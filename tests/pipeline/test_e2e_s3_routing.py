@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")
 pymupdf = pytest.importorskip("pymupdf")
 
-from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT  # noqa: E402
+from pipeline_fixtures import ENGINE_OVERRIDES, PAGE_POLICY_ONE_ATTEMPT, SMALL_POOLS  # noqa: E402
 
 USAGE = ("gpu_s", "encode_s", "prefill_s", "decode_s", "visual_tokens", "prompt_tokens", "output_tokens")
 
@@ -53,14 +53,7 @@ def _cfg(s3_server, run_id: str) -> PipelineConfig:
             "routing": {"mode": "text_layer"},
             "engine": ENGINE_OVERRIDES,
             "page_policy": PAGE_POLICY_ONE_ATTEMPT,
-            "pools": {
-                "render_actors": 1,
-                "render_num_cpus": 0.5,
-                "ocr_num_gpus": 1,
-                "ocr_num_cpus": 0.5,
-                "ocr_batch_size": 4,
-                "ocr_sub_batch_size": 2,
-            },
+            "pools": SMALL_POOLS,
         }
     )
 

@@ -32,16 +32,9 @@ from .s3_server import REGION, MotoS3
 pytest.importorskip("rtprune.engines.hf.engine")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
+from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
 
 ROOT = Path(__file__).absolute().parents[2]
-POOLS = {
-    "render_actors": 1,
-    "render_num_cpus": 0.5,
-    "ocr_num_gpus": 1,
-    "ocr_num_cpus": 0.5,
-    "ocr_batch_size": 4,
-    "ocr_sub_batch_size": 2,
-}
 INDEX_WRITE = r"/out/_index/g\d"  # an index file of a new generation: the compaction's first write
 
 
