@@ -27,6 +27,7 @@ ROOT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
 from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
+from pipeline_fixtures import job_env  # noqa: E402
 
 
 def _cfg(tmp_path: Path, **extra) -> PipelineConfig:
@@ -141,8 +142,7 @@ def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray,
 @pytest.mark.slow
 def test_embedded_default_job_runs_from_an_empty_folder(tmp_path):
     """The README's one command: no config, no cluster; samples are generated and OCR'd into ./out."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     command = [
         sys.executable,
         "-m",
@@ -165,8 +165,7 @@ def test_a_fatal_error_ends_the_job_with_one_redacted_line(tmp_path):
     """An unreachable pre-signed input stops the run; its signature must not reach the job's output."""
     signature = "f00dfeedsignature" + os.urandom(4).hex()
     url = f"https://127.0.0.1:9/in/doc.pdf?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature={signature}"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     command = [
         sys.executable,
         "-m",

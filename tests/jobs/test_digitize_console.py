@@ -3,7 +3,6 @@ Ray Data's resource dumps or the warnings nobody can act on; Ray Data's own outp
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,10 @@ from pipeline.samples import sample_pdf_bytes
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")
 
-ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import PAGE_POLICY_ONE_ATTEMPT as ONE_ATTEMPT  # noqa: E402
 from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
+from pipeline_fixtures import job_env  # noqa: E402
 
 NOISE = [
     "logging_progress",
@@ -43,8 +42,7 @@ def _run_job(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
         "page_policy": ONE_ATTEMPT,
     }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     command = [
         sys.executable,
         "-m",

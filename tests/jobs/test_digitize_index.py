@@ -4,7 +4,6 @@ compaction loses nothing and makes the next run redo nothing; --plan-only report
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -22,9 +21,9 @@ from pipeline.store.read import read_committed, read_summaries
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")
 
-ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
+from pipeline_fixtures import job_env  # noqa: E402
 
 
 class Killed(BaseException):
@@ -92,8 +91,7 @@ def test_run_killed_between_commits_and_compaction_neither_redoes_nor_loses(loca
 def test_plan_only_prints_the_plan_and_writes_nothing(tmp_path):
     for i in range(3):
         _write(tmp_path, f"p{i}.pdf", 1 + i, seed=i)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     command = [
         sys.executable,
         "-m",

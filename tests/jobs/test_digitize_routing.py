@@ -5,7 +5,6 @@ routing did, and a rerun does nothing."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -21,8 +20,8 @@ from pipeline.store.read import read_committed
 pytestmark = pytest.mark.ray
 pytest.importorskip("rtprune.engines.hf.engine")
 
-ROOT = Path(__file__).absolute().parents[2]
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
+from pipeline_fixtures import job_env  # noqa: E402
 
 OCR_USAGE = ("gpu_s", "encode_s", "prune_s", "prefill_s", "decode_s", "visual_tokens", "output_tokens")
 
@@ -84,8 +83,7 @@ def test_embedded_default_with_routing(local_ray, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_readme_command_routes_every_sample_page(tmp_path):
     """./ocr digitize routing.mode=text_layer on the embedded default: every sample page is born-digital."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     command = [
         sys.executable,
         "-m",

@@ -3,10 +3,14 @@ on loopback."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+CHECKOUT = Path(__file__).absolute().parents[2]  # the checkout under test (symlinks kept)
 
 
 def _tiny_model() -> str:
@@ -78,3 +82,11 @@ def s3_server():
         "e2e-secret-" + secrets.token_hex(12),
     )
     server.stop()
+
+
+def job_env() -> dict[str, str]:
+    """The environment of a job started as its own process from the tests: this checkout first on the path,
+    and no RAY_ADDRESS (the job starts its own local Ray, as on a user's machine)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), env.get("PYTHONPATH", "")])
+    return env

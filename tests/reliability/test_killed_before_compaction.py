@@ -33,8 +33,8 @@ pytest.importorskip("rtprune.engines.hf.engine")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 from pipeline_fixtures import ENGINE_OVERRIDES as ENGINE  # noqa: E402
 from pipeline_fixtures import SMALL_POOLS as POOLS  # noqa: E402
+from pipeline_fixtures import job_env  # noqa: E402
 
-ROOT = Path(__file__).absolute().parents[2]
 INDEX_WRITE = r"/out/_index/g\d"  # an index file of a new generation: the compaction's first write
 
 
@@ -53,8 +53,7 @@ def _start(tmp_path: Path, run_id: str, storage: dict) -> subprocess.Popen:
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = job_env()
     return subprocess.Popen(
         [
             sys.executable,
