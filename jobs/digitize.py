@@ -22,6 +22,7 @@ from typing import Any
 from jobs.cli import ConfigError, JobParser, job_main, load_typed_config
 from pipeline.config import PipelineConfig
 from pipeline.driver.console import ConsoleHandler, ConsoleProgress, DropMessages, add_filter_once
+from pipeline.driver.local_ray import init_local_ray
 from pipeline.locations import output_refusal
 from pipeline.redact import escape_controls, redact_text, redact_uri
 from pipeline.store import paths
@@ -105,7 +106,7 @@ def _init_ray(cfg: PipelineConfig, num_cpus: int | None, num_gpus: int | None) -
     # Without NVIDIA devices the GPUs are logical: exactly what the OCR pool asks for, engine on CPU.
     gpus_needed = None if shutil.which("nvidia-smi") else math.ceil(p.ocr_max_actors * p.ocr_num_gpus)
     cpus_needed = math.ceil(p.render_actors * p.render_num_cpus + p.ocr_max_actors * p.ocr_num_cpus) + 1
-    ray.init(
+    init_local_ray(  # a start that times out on a busy machine is tried again
         address="local",
         num_cpus=num_cpus or max(os.cpu_count() or 1, cpus_needed),
         num_gpus=num_gpus if num_gpus is not None else gpus_needed,

@@ -45,7 +45,7 @@ def session_ray():
     (tests/pipeline/pipeline_fixtures.py) or reliability's pipeline_harness.local_ray(). A pipeline run
     leaves nothing behind in it: its actors end with the run."""
     pytest.importorskip("ray")
-    from ray_start import init_local_ray
+    from pipeline.driver.local_ray import init_local_ray
 
     ray = init_local_ray(
         address="local",

@@ -76,7 +76,7 @@ def local_ray(num_cpus: int = 8, num_gpus: int = 2) -> Iterator[Any]:
         DataContext.get_current().enable_progress_bars = False
         yield ray
         return
-    from ray_start import init_local_ray
+    from pipeline.driver.local_ray import init_local_ray
 
     init_local_ray(
         address="local",

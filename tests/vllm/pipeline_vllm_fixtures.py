@@ -82,7 +82,8 @@ def local_ray(num_cpus: int = 8, num_gpus: int = 2, grace_s: float = 120.0) -> I
     vLLM's engine processes) to end; `leftovers` lists the ones that did not (they are then killed)."""
     import ray
     from ray.data import DataContext
-    from ray_start import init_local_ray
+
+    from pipeline.driver.local_ray import init_local_ray
 
     run = RayRun(marker=uuid.uuid4().hex)
     env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), **VLLM_CPU_ENV, RUN_MARKER: run.marker}
