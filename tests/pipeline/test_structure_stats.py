@@ -8,7 +8,8 @@ import json
 from pipeline.config import RenderConfig
 from pipeline.cost.accounting import RunInfo, price_pages, summarize
 from pipeline.cost.pricing import load_pricing
-from pipeline.cost.report import build_tables, format_text
+from pipeline.cost.report import build_tables
+from pipeline.cost.report_text import format_text
 from pipeline.driver.commit import SUMMARY_COLUMNS
 from pipeline.schema import PAGES_SCHEMA, conform
 from pipeline.stages.rasterizer import render_pdf
