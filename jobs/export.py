@@ -33,7 +33,7 @@ def describe(result: ExportResult, dest: str) -> str:
         f"{result.unchanged} unchanged), {result.pages_ok} pages ok, {result.pages_failed} failed\n"
         f"jsonl: {len(result.shards)} shard(s) in {dest}/jsonl/{result.export_id}/; "
         f"markdown: {result.markdown_files} file(s) in {dest}/markdown/ with {result.viewer_files} viewer(s) "
-        f"and {result.figure_files} figure(s); "
+        f"and {result.figure_files} figure(s), {result.page_image_files} page image(s); "
         f"manifest: {dest}/_export/{result.export_id}.json"
     )
 

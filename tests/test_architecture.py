@@ -37,7 +37,8 @@ ALLOWED: dict[str, set[str]] = {
         "rtprune.engines.vllm",
     },
     "pipeline.cost": {"pipeline", "pipeline.stages", "rtprune.engines"},
-    "pipeline.export": {"pipeline", "pipeline.store"},
+    # pipeline.stages: the page images of the viewer are rendered by the render stage's isolated children
+    "pipeline.export": {"pipeline", "pipeline.store", "pipeline.stages"},
     "pipeline.driver": {"pipeline", "pipeline.store", "pipeline.stages", "pipeline.cost", "rtprune.engines"},
     "jobs": {
         "jobs",

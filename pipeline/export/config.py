@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.config import StorageConfig, uri_without_credentials
+from pipeline.config import RenderConfig, StorageConfig, uri_without_credentials
 
 
 class ExportConfig(BaseModel):
@@ -26,6 +26,20 @@ class ExportConfig(BaseModel):
     # Beside each Markdown file, an HTML viewer of the document (its pages' layouts drawn beside their
     # Markdown; docs/structured_pages.md): one more small file per document.
     viewer: bool = True
+    # In each viewer, every page's image under its blocks: the page rendered again from its source PDF
+    # (pipeline/export/page_images.py), only when the source still has the content hash the run read, so
+    # the image is of the bytes the model saw. One JPEG per page beside the figures, one source read per
+    # document, ~60 ms of CPU and ~80 kB per page of text (benchmarks/bench_page_images.py). Off: the viewer draws each page as a blank sheet of its size,
+    # and sources are never read.
+    page_images: bool = True
+    # Width of a page image in pixels: twice the viewer's sheet, sharp on high-density screens.
+    page_image_width_px: int = Field(default=960, ge=64, le=4096)
+    # Documents rendered at once, each in its own child process.
+    page_image_workers: int = Field(default=2, ge=1, le=64)
+    # Caps on reading and rendering a source for its page images (bytes, pages, time, memory): set them as
+    # the digitize job's render settings, so a document it read gets its images. dpi, page_format and
+    # text_layer_max_chars are not used here.
+    render: RenderConfig = Field(default_factory=RenderConfig)
     # Uncompressed bytes per JSONL shard (a record larger than this gets a shard of its own). Larger
     # shards mean fewer files for downstream readers; smaller ones less memory here and finer parallelism.
     shard_max_bytes: int = Field(default=128 * 1024 * 1024, ge=1)

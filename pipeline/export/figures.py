@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import posixpath
+from typing import TypeVar
 
 from pipeline.export.records import Document
 from pipeline.store.output import Output
 from pipeline.store.retry import retry
 
+K = TypeVar("K")
 _COPY_BATCH = 64  # figures read and written at once (object stores transfer them concurrently)
 
 
@@ -35,7 +37,7 @@ def figure_copies(doc: Document, markdown_path: str) -> dict[str, str]:
     }
 
 
-def relative_to(copies: dict[str, str], file_path: str) -> dict[str, str]:
+def relative_to(copies: dict[K, str], file_path: str) -> dict[K, str]:
     """The copies' paths as links from the exported file at `file_path` (both under the export root)."""
     base = posixpath.dirname(file_path)
     return {key: posixpath.relpath(path, base or ".") for key, path in copies.items()}

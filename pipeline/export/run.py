@@ -27,6 +27,7 @@ from pipeline.export.figures import (
     figure_folder,
     relative_to,
 )
+from pipeline.export.page_images import DocumentImages, write_page_images
 from pipeline.export.records import (
     Document,
     Page,
@@ -91,6 +92,7 @@ class ExportResult:
     markdown_removed: int = 0  # stale Markdown files of documents changed while Markdown is off
     figure_files: int = 0  # figures copied beside the Markdown
     viewer_files: int = 0  # HTML viewers written beside the Markdown
+    page_image_files: int = 0  # page images written for the viewers
 
 
 def latest_versions(pages: pa.Table) -> list[Version]:
@@ -272,7 +274,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     docs = {d.doc_id: d for d in read_documents(pages, [v for v in versions if v.doc_id in wanted])}
     del pages  # the documents to export are all that is needed from here on
     md_docs = [docs[v.doc_id] for v in work.markdown]
-    copies = _write_documents(source, dest, md_docs, names, state, cfg.viewer)
+    copies, images = _write_documents(source, dest, md_docs, names, state, cfg)
     _remove_stale(dest, work.stale)  # before the commit: the state still names them, and a rerun redoes it
     added = datetime.now(UTC).isoformat(timespec="seconds")
     exported = [docs[v.doc_id] for v in work.records]
@@ -294,6 +296,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
         len(work.stale),
         sum(len(c) for c in copies.values()),
         len(names) if cfg.viewer else 0,
+        sum(len(i.paths) for i in images.values()),
     )
     commit_state(
         dest, seq, _next_state(state, work, names, shards, eid), _manifest(cfg, result, added, shards)
@@ -318,6 +321,7 @@ def _manifest(cfg: ExportConfig, result: ExportResult, added: str, shards: list[
         "markdown_removed": result.markdown_removed,
         "figure_files": result.figure_files,
         "viewer_files": result.viewer_files,
+        "page_image_files": result.page_image_files,
         "compression": cfg.compression,
     }
 
@@ -342,25 +346,48 @@ def _write_documents(
     docs: list[Document],
     names: dict[str, str],
     state: ExportState,
-    viewer: bool,
-) -> dict[str, dict[str, str]]:
-    """Each document's figures (copied first: the files below link to them), Markdown and viewer; returns
-    doc_id -> {figure key: its copy's path under dest} (empty without Markdown: nothing is copied)."""
+    cfg: ExportConfig,
+) -> tuple[dict[str, dict[str, str]], dict[str, DocumentImages]]:
+    """Each document's figures and page images (written first: the files below link to them), Markdown
+    and viewer; returns doc_id -> {figure key: its copy's path under dest} (empty without Markdown: nothing
+    is copied) and doc_id -> its page images (none without viewers or with page_images off)."""
     docs = [d for d in docs if d.doc_id in names]
     copies = {d.doc_id: figure_copies(d, names[d.doc_id]) for d in docs}
     clear_folders(dest, [figure_folder(names[d.doc_id]) for d in docs if d.doc_id in state.documents])
     copy_figures(source, dest, {k: v for c in copies.values() for k, v in c.items()})
+    images = _page_images(docs, names, dest, cfg)
     files = {}
     for d in docs:
         md = names[d.doc_id]
         links = relative_to(copies[d.doc_id], md)
         files[md] = markdown(d, links).encode()
-        if viewer:
-            files[viewer_path(md)] = viewer_html(d, relative_to(copies[d.doc_id], viewer_path(md))).encode()
+        if cfg.viewer:
+            html_path = viewer_path(md)
+            shown = images.get(d.doc_id, DocumentImages(note=_IMAGES_OFF))
+            files[html_path] = viewer_html(
+                d,
+                relative_to(copies[d.doc_id], html_path),
+                relative_to(shown.paths, html_path),
+                shown.note,
+            ).encode()
         elif d.doc_id in state.documents and dest.fs.exists(dest.path(viewer_path(md))):
             dest.fs.rm_file(dest.path(viewer_path(md)))  # a viewer of an older version is not current
     _put_many(dest, files)
-    return copies
+    return copies, images
+
+
+_IMAGES_OFF = "page images are off (page_images: false)"
+
+
+def _page_images(
+    docs: list[Document], names: dict[str, str], dest: Output, cfg: ExportConfig
+) -> dict[str, DocumentImages]:
+    """The documents' page images, when their viewers are written and page images are on."""
+    if not (cfg.viewer and cfg.page_images):
+        return {}
+    return write_page_images(
+        docs, names, dest, cfg.storage, cfg.render, cfg.page_image_width_px, cfg.page_image_workers
+    )
 
 
 def _next_state(

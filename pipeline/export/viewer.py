@@ -1,9 +1,10 @@
-"""The HTML viewer of one exported document: per page, the page's layout drawn to scale (each block's box in
-its kind's colour, figures shown in their boxes) beside the page's Markdown rendered block by block.
+"""The HTML viewer of one exported document: per page, the page's image with its layout drawn over it to
+scale (each block's box in its kind's colour) beside the page's Markdown rendered block by block.
 
 A static file that works opened from the export folder (file://): no server, no network, no JavaScript;
-figures are the copies beside the document's Markdown. The page image itself is not stored by the
-pipeline (docs/structured_pages.md says why), so the page is drawn as a sheet of its size in PDF points.
+page images and figures are the files beside the document's Markdown. A page without an image (its source
+gone or changed, or page images off: pipeline/export/page_images.py) is drawn as a blank sheet of its size,
+with each figure shown in its box, and the header says why.
 Every text (names, errors, the model's output) is HTML-escaped, and a Content-Security-Policy forbids
 scripts outright, so a page whose text holds `<script>` shows it and never runs it.
 """
@@ -44,7 +45,8 @@ header h1 {{ font-size: 18px; margin: 0 0 4px; white-space: nowrap; overflow: hi
 section.page {{ display: flex; align-items: flex-start; gap: {GAP_PX}px; padding: {GAP_PX}px; margin: 0; }}
 .sheet {{ position: relative; flex: none; width: {SHEET_PX}px; background: #fff; }}
 .box {{ position: absolute; box-sizing: border-box; border: {BOX_BORDER_PX}px solid; display: block; }}
-.box img {{ position: absolute; inset: 0; width: 100%; height: 100%; }}
+.box img, .sheet img.page {{ position: absolute; inset: 0; width: 100%; height: 100%; }}
+.note {{ color: #8a5a00; }}
 .content {{ flex: 1; min-width: 0; background: #fff; padding: 8px {GAP_PX}px; overflow-wrap: anywhere; }}
 .content img.figure {{ max-width: 100%; }}
 .content .block {{ border-left: 4px solid; padding-left: 8px; margin: 6px 0; }}
@@ -69,15 +71,17 @@ def sheet_height_px(page: Page) -> float:
     return SHEET_PX * ratio
 
 
-def _sheet(page: Page, figures: dict[str, str]) -> str:
-    boxes = []
+def _sheet(page: Page, figures: dict[str, str], page_image: str | None) -> str:
+    """The page's image (a blank sheet without one) with every block's box over it; on a blank sheet each
+    figure is shown in its box."""
+    boxes = [f'<img class="page" src="{_e(page_image)}" alt="">'] if page_image else []
     for block in page.blocks:
         if len(block["box_model"]) != 4:
             continue
         colour = KIND_COLOURS.get(block["kind"], KIND_COLOURS["other"])
         title = html.escape(f"{block['label']}: {block['text'][:300]}", quote=True)
-        src = figures.get(block["figure"])
-        image = f'<img src="{html.escape(src, quote=True)}" alt="">' if src else ""
+        src = None if page_image else figures.get(block["figure"])
+        image = f'<img src="{_e(src)}" alt="">' if src else ""
         anchor = f"p{page.index}-b{block['order']}"
         boxes.append(
             f'<a class="box" href="#{anchor}" title="{title}" '
@@ -108,15 +112,23 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def viewer_html(doc: Document, figures: dict[str, str]) -> str:
+def viewer_html(
+    doc: Document,
+    figures: dict[str, str],
+    page_images: dict[int, str] | None = None,
+    images_note: str = "",
+) -> str:
     """The document's viewer page. `figures`: figure key (a block's `figure`) -> its src relative to the
-    HTML file; blocks whose figure is not in it show their box only."""
+    HTML file; blocks whose figure is not in it show their box only. `page_images`: page index -> its
+    image's src relative to the HTML file; `images_note`: why pages have no image (shown in the header)."""
+    page_images = page_images or {}
     name = doc.source_uri.rstrip("/").rsplit("/", 1)[-1] or doc.source_uri
     legend = "".join(f'<span style="border-color:{c}">{k}</span>' for k, c in KIND_COLOURS.items())
+    note = f' &middot; <span class="note">page images: {_e(images_note)}</span>' if images_note else ""
     pages = []
     for page in doc.pages:
         label = "Document" if page.index < 0 else f"Page {page.index + 1} of {doc.page_count}"
-        sheet = _sheet(page, figures) if page.index >= 0 else ""
+        sheet = _sheet(page, figures, page_images.get(page.index)) if page.index >= 0 else ""
         pages.append(
             f'<section class="page" id="p{page.index}">{sheet}<div class="content">'
             f"<h2>{_e(label)}</h2>{_content(page, figures)}</div></section>"
@@ -126,6 +138,6 @@ def viewer_html(doc: Document, figures: dict[str, str]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{_e(name)}</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>{_e(name)}</h1><div>{_e(doc.source_uri)} &middot; {doc.pages_ok} pages ok, "
-        f"{doc.pages_failed} failed &middot; model {_e(doc.model_id)}</div>"
+        f"{doc.pages_failed} failed &middot; model {_e(doc.model_id)}{note}</div>"
         f'<div class="legend">{legend}</div></header>\n' + "\n".join(pages) + "\n</body></html>\n"
     )

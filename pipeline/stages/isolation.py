@@ -115,12 +115,15 @@ class IsolatedRenderer:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(
-            target=_child_main, args=(child, self._cfg, self._render_fn), daemon=True
-        )
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        proc = self._ctx.Process(target=_child_main, args=(child, self._cfg, self._render_fn), daemon=True)
+        try:
+            proc.start()
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._proc, self._conn = proc, parent  # only a started child is ever killed or joined
         # The document timeout starts after the child is ready: a slow start on a busy node is not the
         # document's fault.
         try:

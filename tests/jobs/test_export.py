@@ -217,6 +217,9 @@ def test_export_matches_the_committed_pages(output, tmp_path):
     assert len(names) == 4 and all(re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{20}\.md", n) for n in names)
     viewers = sorted(p.name for p in (tmp_path / "export" / "markdown").glob("*.html"))
     assert viewers == [n.removesuffix(".md") + ".html" for n in names]  # one viewer beside each
+    # Each read page drawn from its source under its blocks: 6 images, none for the unreadable document.
+    images = sorted((tmp_path / "export" / "markdown").glob("*/p*.jpg"))
+    assert result.page_image_files == len(images) == 6 and manifest["page_image_files"] == 6
     assert any(n.startswith("cafe-menu-") for n in names) and any(n.startswith("it-s-odd-") for n in names)
 
 
