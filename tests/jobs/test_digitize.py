@@ -52,6 +52,8 @@ def _pages(table) -> Counter:
     return Counter(zip(table["source_uri"].to_pylist(), table["page_index"].to_pylist(), strict=True))
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_second_run_processes_only_new_and_changed_documents(local_ray, tmp_path):
     from pipeline.driver.run import run_pipeline
 
@@ -93,6 +95,8 @@ def _session(p: psutil.Process) -> int:
         return -1
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_run_killed_after_first_commit_then_rerun_has_every_page_once(local_ray, tmp_path):
     from pipeline.driver.run import run_pipeline
 

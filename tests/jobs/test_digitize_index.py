@@ -48,6 +48,8 @@ def _write(tmp_path: Path, name: str, pages: int, seed: int = 0) -> None:
     (tmp_path / "in" / name).write_bytes(sample_pdf_bytes(pages, seed=seed))
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_run_killed_between_commits_and_compaction_neither_redoes_nor_loses(local_ray, tmp_path, monkeypatch):
     pages = {"a.pdf": 1, "b.pdf": 2, "c.pdf": 1}
     for i, (name, n) in enumerate(pages.items()):

@@ -80,6 +80,7 @@ def _check_run(r: dict) -> None:
     assert r["head_node"] not in r["gpu_nodes"]
 
 
+@pytest.mark.ci
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_job_submitted_to_a_two_node_cluster_commits_every_page_once(tmp_path):

@@ -15,7 +15,11 @@ from pipeline.schema import PAGES_SCHEMA
 from pipeline.stages.routed_render import TEXT_SOURCE_ROUTED
 from pipeline.store.read import read_committed
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 pytest.importorskip("rtprune.engines.hf.engine")
 pymupdf = pytest.importorskip("pymupdf")
 

@@ -18,7 +18,11 @@ from pipeline.store import paths
 from pipeline.store.output import Output
 from pipeline.store.read import read_committed
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 pytest.importorskip("rtprune.engines.hf.engine")
 
 FIGURES = {"a_figure.pdf": 1, "b_manual.pdf": 7, "c_plain.pdf": 0}  # image blocks with a box per document

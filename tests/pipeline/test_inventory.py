@@ -16,7 +16,11 @@ from pipeline.store.listing import doc_id_for
 from pipeline.store.output import Output, commit_part
 from pipeline.store.plan import plan_run
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 
 ROWS = [("bkt", f"in/doc%20{i}.pdf", str(1000 + i), "2026-01-01T00:00:00.000Z", f"e{i}") for i in range(30)]
 ROWS += [("bkt", "in/readme.txt", "5", "2026-01-01T00:00:00.000Z", "t")]

@@ -86,7 +86,10 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.parametrize("round_", range(3))
+# Rounds 1 and 2 race again (slow): the default run races once per store.
+@pytest.mark.parametrize(
+    "round_", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
 def test_two_runs_at_once_one_proceeds_the_other_refuses_naming_it(place, tmp_path, round_):
     output, storage = place
     go = tmp_path / f"go-{round_}"

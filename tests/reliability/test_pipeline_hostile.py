@@ -15,7 +15,11 @@ import pytest
 from .hostile_pdfs import Case, healthy_cases, hostile_cases, matches_reason
 from .pipeline_harness import exactly_once_problems, local_ray, pipeline_config, rows_by_doc, write_inputs
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 
 RENDER_TIMEOUT_S = 4.0
 # CPU seconds of all the run's processes (model load included, Ray's start not): the time bombs may take

@@ -18,7 +18,11 @@ from tests.fixture_entries import unlistable_folder
 from .hostile_pdfs import healthy_pdf
 from .pipeline_harness import config_dict, run_job, short_tmpdir
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 
 FORGED = "bad\n07:51:22 pipeline committed part 000099: 8 documents\x1b[31m.pdf"
 

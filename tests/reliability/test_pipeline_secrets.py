@@ -17,7 +17,11 @@ from .hostile_pdfs import encrypted_pdf, healthy_pdf
 from .pipeline_harness import config_dict, run_job, short_tmpdir
 from .s3_server import MotoS3
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.ci,
+]  # a minute or more: CI runs it (-m "slow and ci")
 
 
 @pytest.fixture(scope="module")

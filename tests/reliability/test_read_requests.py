@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+import pytest
+
 from pipeline.config import StorageConfig
 from pipeline.cost.accounting import price_pages
 from pipeline.cost.pricing import load_pricing
@@ -75,6 +77,8 @@ def _sorted(table):
     return table.sort_by([("run_id", "ascending"), ("doc_id", "ascending"), ("page_index", "ascending")])
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_read_committed_after_compaction_reads_the_index_not_the_ledger():
     commits, pending = 60, 3
     with MotoS3() as moto, FaultProxy(moto.url) as proxy:

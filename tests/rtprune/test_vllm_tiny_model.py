@@ -58,6 +58,8 @@ def test_the_name_follows_the_seed_and_the_config(made):
     assert folder_name(config | {"image_token_id": 816}, 0) != made[1].name
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_two_processes_making_it_at_once_both_get_the_one_folder(tmp_path):
     code = (
         "import sys\n"

@@ -12,9 +12,11 @@ from rtprune.api import PruneConfig  # noqa: E402
 from rtprune.engines.vllm.pages import PageBatchError, PageError  # noqa: E402
 from tests.vllm.engine_fixtures import FIXTURE, engine_config, model_dir, text_page, vllm_engine  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"
-)
+pytestmark = [
+    pytest.mark.slow,  # a vLLM engine start of its own: CI runs it (-m "slow and ci")
+    pytest.mark.ci,
+    pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"),
+]
 
 MAX_MODEL_LEN = 700  # a 1400 x 1400 Gundam page (3x3 crops, 1203 visual tokens) does not fit
 

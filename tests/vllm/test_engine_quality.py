@@ -25,9 +25,11 @@ from tests.vllm.engine_fixtures import (  # noqa: E402
     vllm_engine,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"
-)
+pytestmark = [
+    pytest.mark.slow,  # a vLLM engine start of its own: CI runs it (-m "slow and ci")
+    pytest.mark.ci,
+    pytest.mark.skipif(not (FIXTURE / "model.safetensors").is_file(), reason=f"no fixture at {FIXTURE}"),
+]
 
 SIZES = [(600, 500), (1300, 700), (700, 1400), (640, 640), (640, 640), (640, 640)]
 PRUNINGS = {"keep-all": PruneConfig(method="none"), "r0.6": PruneConfig(retention=0.6)}
