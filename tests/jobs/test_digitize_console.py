@@ -59,7 +59,6 @@ def _run_job(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_the_console_shows_progress_and_failed_rows_and_no_ray_noise(tmp_path):
     done = _run_job(tmp_path)
     console = done.stdout + done.stderr

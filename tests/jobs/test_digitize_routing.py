@@ -46,6 +46,8 @@ def _page_counts(table) -> Counter:
     return Counter(zip(names, table["page_index"].to_pylist(), strict=True))
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_embedded_default_with_routing(local_ray, tmp_path, monkeypatch):
     from jobs.digitize import human_summary
     from pipeline.driver.console import ConsoleProgress

@@ -20,9 +20,8 @@ from .pipeline_harness import config_dict, run_job, short_tmpdir
 
 pytestmark = [
     pytest.mark.ray,
-    pytest.mark.slow,
-    pytest.mark.ci,
-]  # a minute or more: CI runs it (-m "slow and ci")
+    pytest.mark.slow,  # a minute or more; tests/pipeline/test_listing_entries.py covers the listing without Ray
+]
 
 FORGED = "bad\n07:51:22 pipeline committed part 000099: 8 documents\x1b[31m.pdf"
 

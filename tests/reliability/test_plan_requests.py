@@ -116,7 +116,6 @@ def _check(objects: int, commits: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_planning_requests_do_not_grow_with_the_history():
     _check(objects=2_000, commits=200)
 

@@ -78,7 +78,6 @@ def _sorted(table):
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_read_committed_after_compaction_reads_the_index_not_the_ledger():
     commits, pending = 60, 3
     with MotoS3() as moto, FaultProxy(moto.url) as proxy:
