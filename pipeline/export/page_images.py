@@ -18,7 +18,6 @@ the digitize job's render stage: a PDF that hangs or exhausts MuPDF costs its ow
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,11 +29,13 @@ from pipeline.export.figures import figure_folder
 from pipeline.export.records import Document
 from pipeline.redact import describe_error
 from pipeline.stages.isolation import IsolatedRenderer
-from pipeline.stages.rasterizer import RenderedPage, RenderOutcome, is_out_of_memory, open_pdf
-from pipeline.store.fs import filesystem, read_bytes
+from pipeline.stages.rasterizer import RenderedPage, RenderOutcome, is_out_of_memory, open_pdf, page_zoom
+from pipeline.stages.render import read_document
+from pipeline.stages.rows import PageFailure
+from pipeline.store.fs import filesystem
 from pipeline.store.listing import content_hash_of
 from pipeline.store.output import Output
-from pipeline.store.retry import retry, with_deadline
+from pipeline.store.retry import retry
 
 _JPEG_QUALITY = 75  # a page of text at 960 px: ~80 kB, sharp enough to read beside its boxes
 
@@ -53,21 +54,13 @@ def page_image_path(markdown_path: str, index: int) -> str:
     return f"{figure_folder(markdown_path)}/p{index + 1:04d}.jpg"
 
 
-def page_zoom_for_width(width_pt: float, height_pt: float, width_px: int, max_pixels: int) -> float:
-    """Zoom that makes the page `width_px` wide, reduced so its pixels stay within max_pixels."""
-    zoom = width_px / width_pt
-    pixels = (width_pt * zoom) * (height_pt * zoom)
-    if pixels > max_pixels:
-        zoom *= math.sqrt(max_pixels / pixels) * 0.999
-    return zoom
-
-
 def _preview_page(doc, index: int, cfg: RenderConfig, width_px: int) -> RenderedPage:
     import pymupdf
 
     try:
         page = doc[index]
-        zoom = page_zoom_for_width(page.rect.width, page.rect.height, width_px, cfg.max_pixels_per_page)
+        w, h = page.rect.width, page.rect.height  # the dpi that makes the page width_px wide, within the cap
+        zoom = page_zoom(w, h, width_px / w * 72.0, cfg.max_pixels_per_page)
         pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
         return RenderedPage(pix.width, pix.height, pix.tobytes("jpg", jpg_quality=_JPEG_QUALITY), zoom * 72)
     except Exception as exc:  # one broken page leaves its own sheet blank
@@ -88,23 +81,14 @@ def preview_pdf(data: bytes, cfg: RenderConfig, width_px: int) -> RenderOutcome:
 
 
 def _source_bytes(doc: Document, storage: StorageConfig, cfg: RenderConfig) -> bytes | str:
-    """The source's bytes when it still holds the committed version, else why not."""
+    """The source's bytes when it still holds the committed version, else why not. Read as the render
+    stage reads a document (its byte cap, retries and deadline)."""
     fs, path = filesystem(doc.source_uri, storage)
     info = retry(lambda: fs.info(path))
     if content_hash_of(info) != doc.content_hash:
         return "the source changed since it was read"
-    if int(info.get("size") or 0) > cfg.max_bytes:
-        return f"the source is larger than render.max_bytes ({cfg.max_bytes} bytes)"
-    data = with_deadline(
-        lambda: retry(lambda: read_bytes(doc.source_uri, storage, cfg.max_bytes)),
-        cfg.document_read_timeout_s,
-        "render.document_read_timeout_s",
-    )
-    return (
-        data
-        if len(data) <= cfg.max_bytes
-        else f"the source is larger than render.max_bytes ({cfg.max_bytes} bytes)"
-    )
+    data = read_document(doc.source_uri, int(info.get("size") or 0), storage, cfg)
+    return f"the source could not be read: {data.reason}" if isinstance(data, PageFailure) else data
 
 
 def _document_images(

@@ -49,7 +49,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or bool(_ALLOC_FAILED.search(str(exc)))
 
 
-def page_zoom(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
+def page_zoom(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
     """Zoom factor for `dpi`, reduced so width_px * height_px stays within max_pixels."""
     zoom = dpi / 72.0
     pixels = (width_pt * zoom) * (height_pt * zoom)

@@ -29,15 +29,17 @@ from pipeline.store.fs import read_bytes
 from pipeline.store.retry import retry, with_deadline
 
 
-def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> bytes | PageFailure:
+def read_document(
+    uri: str, size_bytes: int, storage: StorageConfig, cfg: RenderConfig
+) -> bytes | PageFailure:
     """The document's bytes, or why it was not read: over the byte cap (the render stage's limit), a
     storage error or no answer within render.document_read_timeout_s (the read's). The cap holds while
     reading too: the listing's size may be stale (the file grew) or meaningless (a device lists as 0 bytes)."""
-    if doc["size_bytes"] > cfg.max_bytes:  # refuse before reading: the cap bounds actor memory
-        return PageFailure("render", f"too large: {doc['size_bytes']} bytes > max_bytes {cfg.max_bytes}")
+    if size_bytes > cfg.max_bytes:  # refuse before reading: the cap bounds actor memory
+        return PageFailure("render", f"too large: {size_bytes} bytes > max_bytes {cfg.max_bytes}")
     try:
         data = with_deadline(
-            lambda: retry(lambda: read_bytes(doc["uri"], storage, cfg.max_bytes)),
+            lambda: retry(lambda: read_bytes(uri, storage, cfg.max_bytes)),
             cfg.document_read_timeout_s,
             "render.document_read_timeout_s",
         )
@@ -47,7 +49,7 @@ def _read(doc: dict[str, Any], storage: StorageConfig, cfg: RenderConfig) -> byt
         return PageFailure(
             "render",
             f"too large: more than max_bytes {cfg.max_bytes} (read stopped there; the listing said "
-            f"{doc['size_bytes']} bytes)",
+            f"{size_bytes} bytes)",
         )
     return data
 
@@ -64,7 +66,7 @@ def render_document(
     one rasterized), or an equal share when the child measured none (routing off)."""
     if doc.get("error"):  # the listing already knows it cannot be read: say so at the stage that found it
         return [mark_error(new_row(stamp, doc, -1, -1), "list", doc["error"])]
-    data = _read(doc, storage, cfg)
+    data = read_document(doc["uri"], doc["size_bytes"], storage, cfg)
     if isinstance(data, PageFailure):
         return [mark_error(new_row(stamp, doc, -1, -1), data)]
     start = time.perf_counter()
